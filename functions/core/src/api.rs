@@ -1,0 +1,266 @@
+//! The HTTP edge shared by the functions: the error type that maps each failure to a
+//! status code and a JSON body a person can act on (logging the whole cause chain, and
+//! telling the client nothing internal), the JSON shape of a build, request-body
+//! limits and API-token checks.
+
+use std::fmt::Write as _;
+
+use axum::{
+    Json,
+    body::Body,
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Serialize;
+
+use crate::{
+    config::Secret,
+    model::{Build, Params},
+    reports::ReportError,
+    store::StoreError,
+    time::rfc3339,
+};
+
+/// Request bodies larger than this are refused with 413.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error(
+        "missing or wrong API token: send `Authorization: Bearer <token>` with the value of SPARKY_API_TOKEN"
+    )]
+    Unauthorized,
+    #[error("the request body is larger than {} bytes", MAX_BODY)]
+    TooLarge,
+    #[error("the database is busy; retry in a moment")]
+    Busy,
+    #[error("internal error; the server log has the details")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(error.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_busy() {
+            ApiError::Busy
+        } else {
+            ApiError::internal(e)
+        }
+    }
+}
+
+impl From<ReportError> for ApiError {
+    fn from(e: ReportError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<std::io::Error> for ApiError {
+    fn from(e: std::io::Error) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+/// `error: cause: cause ...`, for logs.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %error_chain(cause.as_ref()), "request failed");
+            }
+            ApiError::Busy => tracing::warn!("database busy; answered 503"),
+            _ => {}
+        }
+        let mut response = (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// Reads a request body of at most [`MAX_BODY`] bytes.
+pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(ApiError::TooLarge);
+    }
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::TooLarge),
+        Err(e) if e.source().is_some_and(|s| s.is::<LengthLimitError>()) => Err(ApiError::TooLarge),
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "could not read the request body: {e}"
+        ))),
+    }
+}
+
+/// With a token configured, the request must carry `Authorization: Bearer <token>`.
+/// The comparison takes the same time wherever the first difference is.
+pub fn check_token(expected: Option<&Secret>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// Compares two byte strings without stopping at the first difference.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    // Only the length leaks, and a token's length is no secret worth keeping.
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+/// A build in the API's JSON.
+#[derive(Debug, Serialize)]
+pub struct BuildJson {
+    pub id: i64,
+    pub project: String,
+    pub status: &'static str,
+    pub trigger: &'static str,
+    pub params: Params,
+    pub description: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub exit_code: Option<i32>,
+    pub duration_ms: Option<i64>,
+    pub attempt: u32,
+    pub error: Option<String>,
+    pub cancel_requested: bool,
+    pub scm_url: Option<String>,
+    pub scm_branch: Option<String>,
+    pub scm_sha: Option<String>,
+    pub parent_build: Option<i64>,
+    pub log_size: Option<u64>,
+    pub url: String,
+    pub log_url: String,
+}
+
+impl From<&Build> for BuildJson {
+    fn from(b: &Build) -> Self {
+        BuildJson {
+            id: b.id,
+            project: b.project.clone(),
+            status: b.status.as_str(),
+            trigger: b.trigger.as_str(),
+            params: b.params.clone(),
+            description: b.description.clone(),
+            created_at: rfc3339(b.created_at),
+            started_at: b.started_at.map(rfc3339),
+            finished_at: b.finished_at.map(rfc3339),
+            exit_code: b.exit_code,
+            duration_ms: b.started_at.zip(b.finished_at).map(|(s, f)| f - s),
+            attempt: b.attempt,
+            error: b.error.clone(),
+            cancel_requested: b.cancel_requested,
+            scm_url: b.scm.url.clone(),
+            scm_branch: b.scm.branch.clone(),
+            scm_sha: b.scm.sha.clone(),
+            parent_build: b.parent_build,
+            log_size: b.log_size,
+            url: build_url(b.id),
+            log_url: format!("{}/log", build_url(b.id)),
+        }
+    }
+}
+
+/// The page of a build, relative to the server's root.
+pub fn build_url(id: i64) -> String {
+    format!("/builds/{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compares_tokens() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret1"));
+        assert!(!constant_time_eq(b"", b"x"));
+        let mut headers = HeaderMap::new();
+        let token = Secret::new("t0k");
+        assert!(check_token(None, &headers).is_ok());
+        assert!(matches!(
+            check_token(Some(&token), &headers),
+            Err(ApiError::Unauthorized)
+        ));
+        headers.insert(
+            header::AUTHORIZATION,
+            http::HeaderValue::from_static("Bearer t0k"),
+        );
+        assert!(check_token(Some(&token), &headers).is_ok());
+    }
+
+    #[tokio::test]
+    async fn refuses_bodies_over_the_limit() {
+        let big = Body::from(vec![b'x'; MAX_BODY + 1]);
+        assert!(matches!(
+            read_body(&HeaderMap::new(), big).await,
+            Err(ApiError::TooLarge)
+        ));
+        let ok = read_body(&HeaderMap::new(), Body::from("{}"))
+            .await
+            .expect("small body");
+        assert_eq!(&ok[..], b"{}");
+    }
+}

@@ -1,0 +1,134 @@
+//! The state every function receives ([`Ctx`]), and how a function tells dispatch
+//! that the queue changed ([`Poke`]): a direct call in `sparky up`, a fire-and-forget
+//! CloudEvent to `SPARKY_DISPATCH_URL` when the functions run as separate services.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Config,
+    config::JournalMode,
+    events::{CloudEvent, DISPATCH_POKE},
+    hub::Hub,
+    project::Projects,
+    reports::{FolderStore, ReportStore},
+    store::{Store, StoreError},
+};
+
+/// Tells dispatch to look at the queue now. A lost poke only delays builds until the
+/// next sweep, so implementations never block or fail the caller.
+pub trait Poke: Send + Sync + 'static {
+    fn poke(&self);
+}
+
+/// In one process: wakes the local dispatch loop.
+impl Poke for Notify {
+    fn poke(&self) {
+        self.notify_one();
+    }
+}
+
+/// Across processes: a `dev.sparky.dispatch.poke` CloudEvent to dispatch, sent in the
+/// background with a short timeout.
+pub struct HttpPoke {
+    url: String,
+    client: reqwest::Client,
+    source: String,
+}
+
+impl HttpPoke {
+    pub fn new(dispatch_url: &str, client: reqwest::Client, source: &str) -> Self {
+        HttpPoke {
+            url: format!("{dispatch_url}/events/dispatch"),
+            client,
+            source: source.into(),
+        }
+    }
+}
+
+impl Poke for HttpPoke {
+    fn poke(&self) {
+        let event = CloudEvent::new(DISPATCH_POKE, &self.source, serde_json::Value::Null);
+        let request = self
+            .client
+            .post(&self.url)
+            .headers(event.headers())
+            .timeout(Duration::from_secs(2));
+        let url = self.url.clone();
+        tokio::spawn(async move {
+            if let Err(error) = request.send().await {
+                tracing::warn!(%url, %error, "could not poke dispatch; the next sweep will pick the build up");
+            }
+        });
+    }
+}
+
+/// No dispatch to tell (a function started without `SPARKY_DISPATCH_URL`): builds
+/// start on dispatch's next sweep.
+pub struct NoPoke;
+
+impl Poke for NoPoke {
+    fn poke(&self) {}
+}
+
+/// What every function works with.
+#[derive(Clone)]
+pub struct Ctx {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub reports: Arc<dyn ReportStore>,
+    pub projects: Projects,
+    pub hub: Hub,
+    pub dispatch: Arc<dyn Poke>,
+    pub http: reqwest::Client,
+    /// Fires when the process is shutting down.
+    pub shutdown: CancellationToken,
+}
+
+/// Why the shared state could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("could not create {path}")]
+    CreateDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Ctx {
+    /// Opens the state under `config.root` (creating folders and the database as
+    /// needed). `default_journal` applies when the config does not say.
+    pub async fn open(
+        config: Config,
+        default_journal: JournalMode,
+        dispatch: Arc<dyn Poke>,
+        shutdown: CancellationToken,
+    ) -> Result<Ctx, OpenError> {
+        for dir in [config.root.clone(), config.reports_dir(), config.work_dir()] {
+            tokio::fs::create_dir_all(&dir)
+                .await
+                .map_err(|source| OpenError::CreateDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+        }
+        let store =
+            Store::open(config.db_path(), config.journal.unwrap_or(default_journal)).await?;
+        let reports: Arc<dyn ReportStore> = Arc::new(FolderStore::new(config.reports_dir()));
+        Ok(Ctx {
+            projects: Projects::new(config.projects_dir()),
+            config: Arc::new(config),
+            store,
+            reports,
+            hub: Hub::default(),
+            dispatch,
+            http: reqwest::Client::new(),
+            shutdown,
+        })
+    }
+}

@@ -1,0 +1,29 @@
+//! sparky-core: what Sparky's four functions (trigger, dispatch, run, render-ui) share.
+//!
+//! # Layout
+//! - [`config`]: every environment variable Sparky reads, read in one place.
+//! - [`model`]: builds, statuses and trigger kinds.
+//! - [`store`]: the SQLite build store; all SQL lives here.
+//! - [`reports`]: report storage by object-style key (folder backend), chunked logs.
+//! - [`project`]: `projects/NAME/sparky.yaml`, its validation and build parameters.
+//! - [`ctx`]: the state every function receives, and the links between functions
+//!   (poking dispatch, delivering a build to run).
+//! - [`events`]: CloudEvents as Knative delivers them.
+//! - [`hub`]: in-process notifications (log grew, status changed, cancel asked).
+//! - [`api`]: JSON shapes of the HTTP API and the error type of the HTTP edge.
+//! - [`serve`]: serving a router on a listener, health and metrics routes, telemetry.
+
+pub mod api;
+pub mod config;
+pub mod ctx;
+pub mod events;
+pub mod hub;
+pub mod model;
+pub mod project;
+pub mod reports;
+pub mod serve;
+pub mod store;
+pub mod time;
+
+pub use config::Config;
+pub use ctx::Ctx;

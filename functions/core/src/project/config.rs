@@ -1,0 +1,360 @@
+//! `sparky.yaml`: parsing and checking. Unknown keys are errors (a typo such as
+//! `timout:` must not be silently ignored), and every error names the file, the line
+//! where it can tell, and the problem.
+
+use std::{collections::BTreeMap, fmt, time::Duration};
+
+use serde::Deserialize;
+
+use super::params::{Var, VarKind};
+
+/// Defaults (see the README's sparky.yaml reference).
+pub const DEFAULT_KEEP_BUILDS: u32 = 100;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// What a project runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Script {
+    /// A bash script from `script:`.
+    Inline(String),
+    /// The executable `job` file beside sparky.yaml.
+    JobFile,
+}
+
+/// Where a project's code comes from, and what Git events build it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScmConfig {
+    pub url: String,
+    /// A glob on branch names; `None` means every branch.
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(default)]
+    pub poll: bool,
+    #[serde(default)]
+    pub tags: bool,
+    /// The name of an environment variable holding this project's webhook secret.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+}
+
+/// A checked sparky.yaml.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectConfig {
+    pub description: Option<String>,
+    pub script: Script,
+    pub crontab: Option<String>,
+    pub timezone: Option<String>,
+    pub scm: Option<ScmConfig>,
+    pub allow_manual_run: bool,
+    pub disabled: bool,
+    pub keep_builds: u32,
+    pub timeout: Duration,
+    pub concurrency: u32,
+    pub retries: u32,
+    pub env: BTreeMap<String, String>,
+    pub vars: Vec<Var>,
+    pub downstream: Vec<String>,
+}
+
+/// A sparky.yaml that can't be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ProjectError {
+    /// The file, relative to the state root, e.g. `projects/app/sparky.yaml`.
+    pub file: String,
+    pub line: Option<usize>,
+    pub problem: String,
+}
+
+impl fmt::Display for ProjectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}, line {line}: {}", self.file, self.problem),
+            None => write!(f, "{}: {}", self.file, self.problem),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    description: Option<String>,
+    script: Option<String>,
+    crontab: Option<String>,
+    timezone: Option<String>,
+    scm: Option<ScmConfig>,
+    allow_manual_run: Option<bool>,
+    #[serde(default)]
+    disabled: bool,
+    keep_builds: Option<u32>,
+    timeout: Option<Scalar>,
+    concurrency: Option<u32>,
+    retries: Option<u32>,
+    #[serde(default)]
+    env: BTreeMap<String, Scalar>,
+    #[serde(default)]
+    vars: Vec<RawVar>,
+    #[serde(default)]
+    downstream: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVar {
+    name: String,
+    #[serde(rename = "type", default)]
+    kind: VarKind,
+    description: Option<String>,
+    #[serde(default)]
+    values: Vec<Scalar>,
+    default: Option<Scalar>,
+}
+
+/// A YAML scalar of any type, kept as the text a job would see.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Text(String),
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+}
+
+impl Scalar {
+    fn into_text(self) -> String {
+        match self {
+            Scalar::Text(s) => s,
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+        }
+    }
+}
+
+impl ProjectConfig {
+    /// Parses and checks `source`, the text of `file`; `has_job` tells whether an
+    /// executable `job` file sits beside it.
+    pub fn parse(file: &str, source: &str, has_job: bool) -> Result<ProjectConfig, ProjectError> {
+        let raw: Raw = if source.trim().is_empty() {
+            serde_yaml_ng::from_str("{}")
+        } else {
+            serde_yaml_ng::from_str(source)
+        }
+        .map_err(|e| ProjectError {
+            file: file.into(),
+            line: e.location().map(|l| l.line()),
+            problem: yaml_problem(&e),
+        })?;
+        let fail = |key: &str, problem: String| ProjectError {
+            file: file.into(),
+            line: line_of(source, key),
+            problem,
+        };
+
+        let script = match (raw.script, has_job) {
+            (Some(s), _) if !s.trim().is_empty() => Script::Inline(s),
+            (_, true) => Script::JobFile,
+            _ => {
+                return Err(fail(
+                    "script",
+                    "nothing to run: add `script:` or an executable `job` file beside sparky.yaml"
+                        .into(),
+                ));
+            }
+        };
+        let timeout = match raw.timeout {
+            None => DEFAULT_TIMEOUT,
+            Some(Scalar::Int(secs)) if secs > 0 => Duration::from_secs(secs as u64),
+            Some(Scalar::Text(text)) => humantime::parse_duration(&text).map_err(|e| {
+                fail(
+                    "timeout",
+                    format!("timeout {text:?} is not a duration like 90s, 30m or 2h ({e})"),
+                )
+            })?,
+            Some(_) => {
+                return Err(fail(
+                    "timeout",
+                    "timeout must be a duration like 90s, 30m or 2h".into(),
+                ));
+            }
+        };
+        if timeout.is_zero() {
+            return Err(fail("timeout", "timeout must be longer than zero".into()));
+        }
+        let concurrency = raw.concurrency.unwrap_or(1);
+        if concurrency == 0 {
+            return Err(fail("concurrency", "concurrency must be at least 1".into()));
+        }
+        let keep_builds = raw.keep_builds.unwrap_or(DEFAULT_KEEP_BUILDS);
+        if keep_builds == 0 {
+            return Err(fail("keep_builds", "keep_builds must be at least 1".into()));
+        }
+        let mut env = BTreeMap::new();
+        for (name, value) in raw.env {
+            if !valid_env_name(&name) {
+                return Err(fail(
+                    "env",
+                    format!("env: {name:?} is not a valid variable name"),
+                ));
+            }
+            env.insert(name, value.into_text());
+        }
+        let vars = raw
+            .vars
+            .into_iter()
+            .map(|var| check_var(var).map_err(|problem| fail("vars", problem)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for name in &raw.downstream {
+            if !super::valid_name(name) {
+                return Err(fail(
+                    "downstream",
+                    format!("downstream: {name:?} is not a project name"),
+                ));
+            }
+        }
+        if let Some(scm) = &raw.scm
+            && scm.url.trim().is_empty()
+        {
+            return Err(fail("scm", "scm.url is empty".into()));
+        }
+        Ok(ProjectConfig {
+            description: raw.description,
+            script,
+            crontab: raw.crontab,
+            timezone: raw.timezone,
+            scm: raw.scm,
+            allow_manual_run: raw.allow_manual_run.unwrap_or(true),
+            disabled: raw.disabled,
+            keep_builds,
+            timeout,
+            concurrency,
+            retries: raw.retries.unwrap_or(0),
+            env,
+            vars,
+            downstream: raw.downstream,
+        })
+    }
+}
+
+fn check_var(raw: RawVar) -> Result<Var, String> {
+    let name = raw.name;
+    if !valid_env_name(&name) {
+        return Err(format!(
+            "vars: {name:?} is not a valid name (letters, digits, `_`; not first a digit)"
+        ));
+    }
+    let values: Vec<String> = raw.values.into_iter().map(Scalar::into_text).collect();
+    let default = raw.default.map(Scalar::into_text);
+    let default = match raw.kind {
+        VarKind::Select => {
+            if values.is_empty() {
+                return Err(format!("vars: {name} is a select without `values`"));
+            }
+            match default {
+                Some(d) if !values.contains(&d) => {
+                    return Err(format!(
+                        "vars: {name}'s default {d:?} is not one of its values"
+                    ));
+                }
+                Some(d) => d,
+                None => values[0].clone(),
+            }
+        }
+        VarKind::Checkbox => match default.as_deref() {
+            None | Some("false") => "false".into(),
+            Some("true") => "true".into(),
+            Some(other) => {
+                return Err(format!(
+                    "vars: {name}'s default {other:?} is not true or false"
+                ));
+            }
+        },
+        VarKind::Text | VarKind::Textarea => default.unwrap_or_default(),
+    };
+    Ok(Var {
+        name,
+        kind: raw.kind,
+        description: raw.description,
+        values,
+        default,
+    })
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`: a name a shell can use as a variable.
+pub fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// serde's message without the location suffix (the line is reported separately).
+fn yaml_problem(e: &serde_yaml_ng::Error) -> String {
+    let text = e.to_string();
+    match text.find(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// The 1-based line where top-level `key:` is written, if it is.
+fn line_of(source: &str, key: &str) -> Option<usize> {
+    source
+        .lines()
+        .position(|line| {
+            line.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with(':'))
+        })
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "projects/app/sparky.yaml";
+
+    #[test]
+    fn parses_every_key_with_defaults() {
+        let config = ProjectConfig::parse(
+            FILE,
+            "description: Build it\nscript: |\n  cargo test\ntimeout: 30m\nconcurrency: 2\n\
+             env: { RUST_LOG: info, N: 3 }\nvars:\n  - { name: target, type: select, values: [staging, prod] }\n\
+             downstream: [deploy]\ncrontab: '*/5 * * * *'\nscm: { url: 'https://x/y.git', branch: main }\n",
+            false,
+        )
+        .expect("valid");
+        assert_eq!(config.script, Script::Inline("cargo test\n".into()));
+        assert_eq!(config.timeout, Duration::from_secs(1800));
+        assert_eq!(config.concurrency, 2);
+        assert_eq!(config.env.get("N").map(String::as_str), Some("3"));
+        assert_eq!(config.vars[0].default, "staging");
+        assert!(config.allow_manual_run);
+        assert_eq!(config.keep_builds, 100);
+        assert_eq!(config.retries, 0);
+        assert_eq!(config.scm.map(|s| s.branch), Some(Some("main".into())));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_problem() {
+        let err = ProjectError::to_string(
+            &ProjectConfig::parse(FILE, "script: echo\ntimout: 5m\n", false).unwrap_err(),
+        );
+        assert!(
+            err.starts_with("projects/app/sparky.yaml, line 2: unknown field `timout`"),
+            "{err}"
+        );
+        let err = ProjectConfig::parse(FILE, "script: echo\ntimeout: soon\n", false).unwrap_err();
+        assert_eq!(err.line, Some(2));
+        assert!(err.problem.contains("\"soon\""), "{err}");
+        let err = ProjectConfig::parse(FILE, "script: [unclosed\n", false).unwrap_err();
+        assert!(err.line.is_some(), "{err}");
+        let err = ProjectConfig::parse(FILE, "description: nothing\n", false).unwrap_err();
+        assert!(err.problem.contains("nothing to run"), "{err}");
+        assert!(
+            ProjectConfig::parse(FILE, "", true).is_ok(),
+            "a job file is enough"
+        );
+    }
+}

@@ -1,0 +1,48 @@
+//! Projects: folders `projects/NAME/` holding `sparky.yaml` (and optionally an
+//! executable `job`). Configs are read on every use, so edits apply without a restart;
+//! a broken config is an error naming the file, the line and the problem, kept beside
+//! the project so that the other projects go on working.
+//!
+//! - [`config`]: the `sparky.yaml` keys and their checks.
+//! - [`params`]: build parameters (`vars`) and how requests are checked against them.
+//! - [`catalog`]: finding projects on disk, and the example project.
+
+pub mod catalog;
+pub mod config;
+pub mod params;
+
+pub use catalog::{Project, Projects};
+pub use config::{ProjectConfig, ProjectError, Script};
+pub use params::{ParamError, Var, VarKind};
+
+/// Whether `name` may name a project: `[A-Za-z0-9][A-Za-z0-9._-]*`, at most 100 bytes.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 100
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_names() {
+        for good in ["hello", "A1", "app.v2", "my_app-3"] {
+            assert!(valid_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            ".hidden",
+            "-x",
+            "a/b",
+            "..",
+            "a b",
+            "é",
+            &"x".repeat(101),
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+}

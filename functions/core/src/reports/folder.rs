@@ -1,0 +1,239 @@
+//! The folder backend: each key is a file below a root folder. A put writes a
+//! temporary file and renames it into place, so readers never see a partial object,
+//! which keeps this backend's behaviour the same as an object store's.
+
+use std::{
+    io,
+    ops::Range,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio_util::io::ReaderStream;
+
+use super::{ByteStream, Key, ObjectMeta, ReportError, ReportStore, key::TEMP_PREFIX};
+
+/// Reports in a folder.
+#[derive(Debug)]
+pub struct FolderStore {
+    root: PathBuf,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl FolderStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        FolderStore { root: root.into() }
+    }
+
+    fn path(&self, key: &Key) -> PathBuf {
+        self.root.join(key.as_str())
+    }
+}
+
+fn io_err(key: &str) -> impl FnOnce(io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        key: key.into(),
+        source,
+    }
+}
+
+#[async_trait::async_trait]
+impl ReportStore for FolderStore {
+    async fn put(&self, key: &Key, body: Bytes) -> Result<(), ReportError> {
+        let path = self.path(key);
+        let dir = path.parent().unwrap_or(&self.root);
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(io_err(key.as_str()))?;
+        let temp = dir.join(format!(
+            "{TEMP_PREFIX}{}-{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let write = async {
+            let mut file = tokio::fs::File::create(&temp).await?;
+            file.write_all(&body).await?;
+            file.flush().await?;
+            tokio::fs::rename(&temp, &path).await
+        };
+        if let Err(e) = write.await {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(io_err(key.as_str())(e));
+        }
+        Ok(())
+    }
+
+    async fn get(
+        &self,
+        key: &Key,
+        range: Option<Range<u64>>,
+    ) -> Result<Option<ByteStream>, ReportError> {
+        let mut file = match tokio::fs::File::open(self.path(key)).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(key.as_str())(e)),
+        };
+        let stream: ByteStream = match range {
+            None => Box::pin(ReaderStream::with_capacity(file, 64 * 1024)),
+            Some(range) => {
+                file.seek(io::SeekFrom::Start(range.start))
+                    .await
+                    .map_err(io_err(key.as_str()))?;
+                let len = range.end.saturating_sub(range.start);
+                Box::pin(ReaderStream::with_capacity(file.take(len), 64 * 1024))
+            }
+        };
+        Ok(Some(stream))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, ReportError> {
+        // Only the folder holding the prefix's last `/` can contain matches.
+        let dir_part = prefix.rfind('/').map_or("", |i| &prefix[..i]);
+        let mut found = Vec::new();
+        let mut pending = vec![(self.root.join(dir_part), dir_part.to_string())];
+        while let Some((dir, key_dir)) = pending.pop() {
+            let mut entries = match tokio::fs::read_dir(&dir).await {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err(prefix)(e)),
+            };
+            while let Some(entry) = entries.next_entry().await.map_err(io_err(prefix))? {
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue;
+                };
+                if name.starts_with(TEMP_PREFIX) {
+                    continue;
+                }
+                let key = if key_dir.is_empty() {
+                    name
+                } else {
+                    format!("{key_dir}/{name}")
+                };
+                let kind = entry.file_type().await.map_err(io_err(prefix))?;
+                if kind.is_dir() {
+                    if key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) {
+                        pending.push((entry.path(), key));
+                    }
+                } else if kind.is_file() && key.starts_with(prefix) {
+                    let size = entry.metadata().await.map_err(io_err(prefix))?.len();
+                    found.push(ObjectMeta { key, size });
+                }
+            }
+        }
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(found)
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, ReportError> {
+        let objects = self.list(prefix).await?;
+        let mut dirs = Vec::new();
+        for object in &objects {
+            let path = self.root.join(&object.key);
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&object.key)(e)),
+            }
+            if let Some(parent) = path.parent() {
+                dirs.push(parent.to_path_buf());
+            }
+        }
+        // Remove folders left empty, deepest first, never the root itself.
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        dirs.dedup();
+        for dir in dirs {
+            remove_empty_up_to(&dir, &self.root).await;
+        }
+        Ok(objects.len() as u64)
+    }
+
+    fn describe(&self) -> String {
+        format!("folder {}", self.root.display())
+    }
+}
+
+async fn remove_empty_up_to(dir: &Path, root: &Path) {
+    let mut current = Some(dir);
+    while let Some(dir) = current {
+        if dir == root || !dir.starts_with(root) || tokio::fs::remove_dir(dir).await.is_err() {
+            break;
+        }
+        current = dir.parent();
+    }
+}
+
+/// Collects a stream into memory (tests and small objects).
+pub async fn collect(stream: ByteStream) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut stream = stream;
+    while let Some(piece) = stream.next().await {
+        out.extend_from_slice(&piece?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_get_list_delete() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FolderStore::new(dir.path());
+        let key = |k: &str| Key::new(k).expect("key");
+        store
+            .put(&key("p/a/1"), Bytes::from_static(b"hello world"))
+            .await
+            .expect("put");
+        store
+            .put(&key("p/a/2"), Bytes::from_static(b"x"))
+            .await
+            .expect("put");
+        store
+            .put(&key("p/ab/3"), Bytes::from_static(b"y"))
+            .await
+            .expect("put");
+        store
+            .put(&key("q/1"), Bytes::from_static(b"z"))
+            .await
+            .expect("put");
+        let whole = store
+            .get(&key("p/a/1"), None)
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(collect(whole).await.expect("read"), b"hello world");
+        let part = store
+            .get(&key("p/a/1"), Some(6..100))
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(collect(part).await.expect("read"), b"world");
+        assert!(
+            store
+                .get(&key("p/none"), None)
+                .await
+                .expect("get")
+                .is_none()
+        );
+        let keys = |list: Vec<ObjectMeta>| list.into_iter().map(|o| o.key).collect::<Vec<_>>();
+        assert_eq!(
+            keys(store.list("p/a").await.expect("list")),
+            ["p/a/1", "p/a/2", "p/ab/3"]
+        );
+        assert_eq!(
+            keys(store.list("p/a/").await.expect("list")),
+            ["p/a/1", "p/a/2"]
+        );
+        assert_eq!(store.delete_prefix("p/a/").await.expect("delete"), 2);
+        assert_eq!(keys(store.list("").await.expect("list")), ["p/ab/3", "q/1"]);
+        assert!(
+            !dir.path().join("p/a").exists(),
+            "empty folders are removed"
+        );
+    }
+}

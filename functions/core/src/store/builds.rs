@@ -1,0 +1,239 @@
+//! Queueing, reading and pruning builds.
+
+use std::collections::HashMap;
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{Store, StoreError};
+use crate::model::{Build, BuildStatus, NewBuild, Params, ScmRef, TriggerKind};
+
+/// The columns [`build_from_row`] reads, in order.
+pub(super) const COLUMNS: &str = "id, project, status, trigger_kind, params, description, \
+     scm_url, scm_branch, scm_sha, parent_build, attempt, created_at, started_at, finished_at, \
+     exit_code, error, cancel_requested, log_size";
+
+/// The result of queueing: the build, and whether this call created it (`false` when
+/// an idempotency key matched an earlier build).
+#[derive(Debug)]
+pub struct Inserted {
+    pub build: Build,
+    pub created: bool,
+}
+
+/// One page of a project's history, newest first.
+#[derive(Debug)]
+pub struct BuildPage {
+    pub builds: Vec<Build>,
+    /// Pass as `before` to get the next page; `None` on the last page.
+    pub next_before: Option<i64>,
+}
+
+pub(super) fn build_from_row(row: &Row<'_>) -> rusqlite::Result<Build> {
+    let text_err = |index: usize, message: String| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            message.into(),
+        )
+    };
+    let status: String = row.get(2)?;
+    let trigger: String = row.get(3)?;
+    let params: String = row.get(4)?;
+    Ok(Build {
+        id: row.get(0)?,
+        project: row.get(1)?,
+        status: status
+            .parse()
+            .map_err(|e: crate::model::UnknownName| text_err(2, e.to_string()))?,
+        trigger: trigger
+            .parse()
+            .map_err(|e: crate::model::UnknownName| text_err(3, e.to_string()))?,
+        params: serde_json::from_str::<Params>(&params).map_err(|e| text_err(4, e.to_string()))?,
+        description: row.get(5)?,
+        scm: ScmRef {
+            url: row.get(6)?,
+            branch: row.get(7)?,
+            sha: row.get(8)?,
+        },
+        parent_build: row.get(9)?,
+        attempt: row.get(10)?,
+        created_at: row.get(11)?,
+        started_at: row.get(12)?,
+        finished_at: row.get(13)?,
+        exit_code: row.get(14)?,
+        error: row.get(15)?,
+        cancel_requested: row.get(16)?,
+        log_size: row.get::<_, Option<i64>>(17)?.map(|n| n.max(0) as u64),
+    })
+}
+
+pub(super) fn get(conn: &rusqlite::Connection, id: i64) -> Result<Option<Build>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM builds WHERE id = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id], build_from_row)
+        .optional()?)
+}
+
+impl Store {
+    /// Queues a build, committed before this returns. With an idempotency key that was
+    /// used before, returns the earlier build instead (`created: false`).
+    #[tracing::instrument(skip_all, fields(project = %new.project))]
+    pub async fn queue_build(&self, new: NewBuild, now: i64) -> Result<Inserted, StoreError> {
+        self.write(move |tx| {
+            if let Some(key) = &new.idempotency_key {
+                let sql = format!("SELECT {COLUMNS} FROM builds WHERE idempotency_key = ?1");
+                let earlier = tx
+                    .prepare_cached(&sql)?
+                    .query_row([key], build_from_row)
+                    .optional()?;
+                if let Some(build) = earlier {
+                    return Ok(Inserted {
+                        build,
+                        created: false,
+                    });
+                }
+            }
+            let params = serde_json::to_string(&new.params)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            tx.prepare_cached(
+                "INSERT INTO builds (project, status, trigger_kind, params, description, scm_url, \
+                 scm_branch, scm_sha, parent_build, idempotency_key, created_at) \
+                 VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                new.project,
+                new.trigger.unwrap_or(TriggerKind::Api).as_str(),
+                params,
+                new.description,
+                new.scm.url,
+                new.scm.branch,
+                new.scm.sha,
+                new.parent_build,
+                new.idempotency_key,
+                now,
+            ])?;
+            let id = tx.last_insert_rowid();
+            let build = get(tx, id)?
+                .ok_or_else(|| StoreError::Corrupt("inserted build vanished".into()))?;
+            Ok(Inserted {
+                build,
+                created: true,
+            })
+        })
+        .await
+    }
+
+    /// One build by id.
+    pub async fn build(&self, id: i64) -> Result<Option<Build>, StoreError> {
+        self.call(move |conn| get(conn, id)).await
+    }
+
+    /// A project's builds, newest first, `limit` at a time, older than `before` if given.
+    pub async fn project_builds(
+        &self,
+        project: &str,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<BuildPage, StoreError> {
+        let project = project.to_string();
+        self.call(move |conn| {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM builds WHERE project = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+            );
+            let mut builds = conn
+                .prepare_cached(&sql)?
+                .query_map(params![project, before.unwrap_or(i64::MAX), limit + 1], build_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            let next_before = if builds.len() > limit as usize {
+                builds.truncate(limit as usize);
+                builds.last().map(|b| b.id)
+            } else {
+                None
+            };
+            Ok(BuildPage { builds, next_before })
+        })
+        .await
+    }
+
+    /// Each project's newest build.
+    pub async fn last_builds(&self) -> Result<HashMap<String, Build>, StoreError> {
+        self.call(|conn| {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM builds WHERE id IN (SELECT max(id) FROM builds GROUP BY project)"
+            );
+            let builds = conn
+                .prepare_cached(&sql)?
+                .query_map([], build_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(builds.into_iter().map(|b| (b.project.clone(), b)).collect())
+        })
+        .await
+    }
+
+    /// Every build not yet finished, oldest first.
+    pub async fn live_builds(&self) -> Result<Vec<Build>, StoreError> {
+        self.call(|conn| {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM builds WHERE status IN ('queued', 'dispatched', 'running') \
+                 ORDER BY id ASC"
+            );
+            let builds = conn
+                .prepare_cached(&sql)?
+                .query_map([], build_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(builds)
+        })
+        .await
+    }
+
+    /// How many builds are in each status (for `/metrics`).
+    pub async fn status_counts(&self) -> Result<HashMap<BuildStatus, u64>, StoreError> {
+        self.call(|conn| {
+            let mut counts = HashMap::new();
+            let mut stmt =
+                conn.prepare_cached("SELECT status, count(*) FROM builds GROUP BY status")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let status: String = row.get(0)?;
+                if let Ok(status) = status.parse() {
+                    counts.insert(status, row.get::<_, i64>(1)?.max(0) as u64);
+                }
+            }
+            Ok(counts)
+        })
+        .await
+    }
+
+    /// Ids of `project`'s finished builds beyond the newest `keep`, oldest first.
+    pub async fn builds_to_prune(&self, project: &str, keep: u32) -> Result<Vec<i64>, StoreError> {
+        let project = project.to_string();
+        self.call(move |conn| {
+            let ids = conn
+                .prepare_cached(
+                    "SELECT id FROM builds WHERE project = ?1 \
+                     AND status NOT IN ('queued', 'dispatched', 'running') \
+                     AND id NOT IN (SELECT id FROM builds WHERE project = ?1 ORDER BY id DESC LIMIT ?2) \
+                     ORDER BY id ASC",
+                )?
+                .query_map(params![project, keep], |r| r.get(0))?
+                .collect::<Result<Vec<i64>, _>>()?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    /// Deletes the rows of builds whose reports and working directories are gone.
+    pub async fn delete_builds(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            let mut stmt = tx.prepare_cached(
+                "DELETE FROM builds WHERE id = ?1 AND status NOT IN ('queued', 'dispatched', 'running')",
+            )?;
+            for id in ids {
+                stmt.execute([id])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}

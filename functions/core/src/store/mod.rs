@@ -1,0 +1,210 @@
+//! The build store: SQLite, shared by every function (and, on Kubernetes, by every pod
+//! through a ReadWriteMany volume). All of Sparky's SQL lives in this module.
+//!
+//! Rules that make one file safe for several processes (see DESIGN.md):
+//! an explicit journal mode (`wal` on one host, `delete` on a shared volume),
+//! `synchronous=FULL`, a busy timeout, short write transactions begun with
+//! `BEGIN IMMEDIATE`, and numbered migrations applied under a write lock.
+//! rusqlite is blocking, so every call runs on tokio's blocking pool.
+//!
+//! - [`builds`]: queueing, reading and pruning builds.
+//! - [`queue`]: the build lifecycle: claim, start, lease, finish, cancel, sweep.
+
+mod builds;
+mod queue;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+
+pub use builds::{BuildPage, Inserted};
+pub use queue::{CancelOutcome, Claim, Limits, Renewal, SweepOutcome};
+
+use crate::config::JournalMode;
+
+/// Numbered migrations; `PRAGMA user_version` records how many are applied.
+const MIGRATIONS: &[&str] = &[include_str!("sql/0001_builds.sql")];
+
+/// How long a statement waits for another process's lock before giving up with `Busy`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections kept open for reuse.
+const POOL_SIZE: usize = 8;
+
+/// What went wrong talking to the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process held the lock past the busy timeout; the caller may retry.
+    #[error("the database is busy")]
+    Busy,
+    #[error("database error")]
+    Sqlite(#[source] rusqlite::Error),
+    #[error("stored data is malformed: {0}")]
+    Corrupt(String),
+    #[error("could not open the database at {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database worker failed")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        if is_busy(&e) {
+            StoreError::Busy
+        } else {
+            StoreError::Sqlite(e)
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// A handle to the build store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    journal: JournalMode,
+    pool: Mutex<Vec<Connection>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub async fn open(path: impl Into<PathBuf>, journal: JournalMode) -> Result<Store, StoreError> {
+        let path = path.into();
+        let store = Store {
+            inner: Arc::new(Inner {
+                path,
+                journal,
+                pool: Mutex::new(Vec::new()),
+            }),
+        };
+        store.call(|conn| migrate(conn)).await?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool.
+    async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.pool.lock().ok().and_then(|mut pool| pool.pop());
+            let mut conn = match pooled {
+                Some(conn) => conn,
+                None => connect(&inner.path, inner.journal)?,
+            };
+            let result = f(&mut conn);
+            // A connection left inside a transaction (a failed commit) is not reused.
+            if conn.is_autocommit()
+                && let Ok(mut pool) = inner.pool.lock()
+                && pool.len() < POOL_SIZE
+            {
+                pool.push(conn);
+            }
+            result
+        })
+        .await?
+    }
+
+    /// Runs `f` inside a short write transaction begun with `BEGIN IMMEDIATE`, so that
+    /// the write lock is taken up front and concurrent writers queue on the busy timeout
+    /// instead of failing half-way.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+        .await
+    }
+}
+
+fn connect(path: &Path, journal: JournalMode) -> Result<Connection, StoreError> {
+    let open = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(open)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open)?;
+    let mode = match journal {
+        JournalMode::Wal => "WAL",
+        JournalMode::Delete => "DELETE",
+    };
+    // Switching the journal mode needs a moment without other writers; the busy
+    // handler does not cover it, so retry briefly when several processes start at once.
+    let mut attempts = 0;
+    loop {
+        match conn.query_row(&format!("PRAGMA journal_mode = {mode}"), [], |r| {
+            r.get::<_, String>(0)
+        }) {
+            Ok(_) => break,
+            Err(e) if attempts < 50 && is_busy(&e) => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(open(e)),
+        }
+    }
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(open)?;
+    Ok(conn)
+}
+
+impl StoreError {
+    pub fn is_busy(&self) -> bool {
+        matches!(self, StoreError::Busy)
+    }
+}
+
+/// Applies the migrations not yet recorded in `user_version`, under the write lock,
+/// so that pods starting together apply each one exactly once.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let applied = tx
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?
+        .max(0) as usize;
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "the database has schema version {applied}, newer than this Sparky knows ({}); upgrade Sparky",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (index + 1) as i64)?;
+        tracing::info!(migration = index + 1, "applied database migration");
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
