@@ -1,0 +1,210 @@
+//! The build API: trigger, cancel, rebuild. Each answers JSON, or — when the request
+//! came from one of the UI's forms — a `303 See Other` to the build's page.
+
+use axum::{
+    Json,
+    body::Body,
+    extract::{Path, State},
+    response::{IntoResponse, Redirect, Response},
+};
+use http::{HeaderMap, StatusCode, header};
+use serde_json::json;
+use sparky_core::{
+    Ctx,
+    api::{ApiError, BuildJson, build_url, check_token, constant_time_eq},
+    model::{Build, NewBuild, TriggerKind},
+    project::{Project, ProjectConfig, params},
+    store::{CancelOutcome, Inserted},
+    time::now_ms,
+};
+
+use crate::request::{self, TriggerRequest};
+
+/// `POST /api/v1/projects/{project}/builds`
+#[tracing::instrument(skip_all, fields(project = %name))]
+pub async fn trigger(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let request = request::read(&headers, body).await?;
+    authorize(&ctx, &headers, &request)?;
+    let key = request::idempotency_key(&headers)?;
+    let project = ctx
+        .projects
+        .get(&name)
+        .await?
+        .ok_or_else(|| unknown_project(&name))?;
+    let config = manual_runs_allowed(&project)?;
+    let params = params::resolve(&config.vars, request.params)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let new = NewBuild {
+        project: project.name.clone(),
+        trigger: Some(TriggerKind::Api),
+        params,
+        description: request.description,
+        idempotency_key: key,
+        ..NewBuild::default()
+    };
+    let inserted = ctx.queue_build(new).await?;
+    if inserted.build.project != project.name {
+        return Err(ApiError::Unprocessable(format!(
+            "this Idempotency-Key was already used for build {} of project {}",
+            inserted.build.id, inserted.build.project
+        )));
+    }
+    Ok(created(inserted, request.from_form))
+}
+
+/// `POST /api/v1/builds/{id}/cancel`
+#[tracing::instrument(skip_all, fields(build_id = id))]
+pub async fn cancel(
+    State(ctx): State<Ctx>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let request = read_action(&headers, body).await?;
+    authorize(&ctx, &headers, &request)?;
+    let outcome = ctx.store.request_cancel(id, now_ms()).await?;
+    let state = match outcome {
+        CancelOutcome::NotFound => {
+            return Err(ApiError::NotFound(format!("there is no build {id}")));
+        }
+        CancelOutcome::AlreadyFinished(status) => {
+            return Err(ApiError::Conflict(format!(
+                "build {id} already finished ({status})"
+            )));
+        }
+        CancelOutcome::Canceled => {
+            ctx.hub
+                .publish(sparky_core::hub::HubEvent::StatusChanged(id));
+            ctx.dispatch.poke();
+            "canceled"
+        }
+        CancelOutcome::Requested => {
+            ctx.hub
+                .publish(sparky_core::hub::HubEvent::CancelRequested(id));
+            "cancel_requested"
+        }
+    };
+    tracing::info!(outcome = state, "cancel requested");
+    if request.from_form {
+        return Ok(Redirect::to(&build_url(id)).into_response());
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "status": state, "url": build_url(id) })),
+    )
+        .into_response())
+}
+
+/// `POST /api/v1/builds/{id}/rebuild`: a new build of the same project with the
+/// same parameters.
+#[tracing::instrument(skip_all, fields(build_id = id))]
+pub async fn rebuild(
+    State(ctx): State<Ctx>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let request = read_action(&headers, body).await?;
+    authorize(&ctx, &headers, &request)?;
+    let key = request::idempotency_key(&headers)?;
+    let old: Build = ctx
+        .store
+        .build(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("there is no build {id}")))?;
+    let project = ctx
+        .projects
+        .get(&old.project)
+        .await?
+        .ok_or_else(|| unknown_project(&old.project))?;
+    manual_runs_allowed(&project)?;
+    let new = NewBuild {
+        project: old.project.clone(),
+        trigger: Some(TriggerKind::Rebuild),
+        params: old.params.clone(),
+        description: Some(format!("Rebuild of #{id}")),
+        scm: old.scm.clone(),
+        idempotency_key: key,
+        ..NewBuild::default()
+    };
+    let inserted = ctx.queue_build(new).await?;
+    Ok(created(inserted, request.from_form))
+}
+
+/// Cancel and rebuild take no parameters; a form may carry the token.
+async fn read_action(headers: &HeaderMap, body: Body) -> Result<TriggerRequest, ApiError> {
+    let request = request::read(headers, body).await?;
+    if let Some(name) = request.params.keys().next() {
+        return Err(ApiError::BadRequest(format!(
+            "unexpected field `{name}`: this call takes no parameters"
+        )));
+    }
+    Ok(request)
+}
+
+/// With `SPARKY_API_TOKEN` set, build-changing calls need the token: as
+/// `Authorization: Bearer`, or as the `_token` field of a UI form.
+fn authorize(ctx: &Ctx, headers: &HeaderMap, request: &TriggerRequest) -> Result<(), ApiError> {
+    match (&ctx.config.api_token, &request.form_token) {
+        (Some(expected), Some(given)) if !headers.contains_key(header::AUTHORIZATION) => {
+            if constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
+                Ok(())
+            } else {
+                Err(ApiError::Unauthorized)
+            }
+        }
+        (expected, _) => check_token(expected.as_ref(), headers),
+    }
+}
+
+fn unknown_project(name: &str) -> ApiError {
+    ApiError::NotFound(format!(
+        "there is no project {name:?} (no projects/{name}/sparky.yaml)"
+    ))
+}
+
+/// The project's config, if it may be triggered by hand.
+fn manual_runs_allowed(project: &Project) -> Result<&ProjectConfig, ApiError> {
+    let config = project.config.as_ref().map_err(|e| {
+        ApiError::Conflict(format!(
+            "project {} can't run until its config is fixed: {e}",
+            project.name
+        ))
+    })?;
+    if config.disabled {
+        return Err(ApiError::Conflict(format!(
+            "project {} is disabled (disabled: true in its sparky.yaml)",
+            project.name
+        )));
+    }
+    if !config.allow_manual_run {
+        return Err(ApiError::Conflict(format!(
+            "project {} does not allow manual runs (allow_manual_run: false in its sparky.yaml)",
+            project.name
+        )));
+    }
+    Ok(config)
+}
+
+/// `201 Created` with the new build (or `200 OK` with the earlier one when an
+/// idempotency key matched); a form gets `303 See Other` to the build's page.
+fn created(inserted: Inserted, from_form: bool) -> Response {
+    let url = build_url(inserted.build.id);
+    if from_form {
+        return Redirect::to(&url).into_response();
+    }
+    let status = if inserted.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let build = BuildJson::from(&inserted.build);
+    let body =
+        json!({ "id": build.id, "project": build.project, "status": build.status, "url": url });
+    (status, [(header::LOCATION, url)], Json(body)).into_response()
+}

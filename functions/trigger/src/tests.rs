@@ -1,0 +1,273 @@
+//! The trigger router, called in-process against a real store in a temp folder.
+
+use axum::body::Body;
+use http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use sparky_core::{Config, Ctx, config::Secret, model::BuildStatus};
+use tower::ServiceExt;
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    ctx: Ctx,
+}
+
+async fn harness(configure: impl FnOnce(&mut Config)) -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::for_root(dir.path());
+    configure(&mut config);
+    let ctx = Ctx::open_standalone(config).await.expect("open");
+    Harness { _dir: dir, ctx }
+}
+
+impl Harness {
+    fn project(&self, name: &str, yaml: &str) {
+        let dir = self.ctx.projects.dir().join(name);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("sparky.yaml"), yaml).expect("write");
+    }
+
+    async fn post(
+        &self,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Body>,
+    ) -> (StatusCode, http::HeaderMap, Value) {
+        let mut request = Request::post(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = crate::router(self.ctx.clone())
+            .oneshot(request.body(body.into()).expect("request"))
+            .await
+            .expect("response");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("JSON body")
+        };
+        (status, headers, json)
+    }
+}
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+#[tokio::test]
+async fn triggers_a_build_with_params_and_defaults() {
+    let h = harness(|_| {}).await;
+    h.project(
+        "app",
+        "script: echo hi\nvars:\n  - { name: target, type: select, values: [staging, prod] }\n  - { name: note }\n",
+    );
+    let (status, headers, body) = h
+        .post(
+            "/api/v1/projects/app/builds",
+            &[JSON],
+            r#"{"params": {"target": "prod"}, "description": "ship"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(headers[header::LOCATION], "/builds/1");
+    assert_eq!(
+        body,
+        serde_json::json!({"id": 1, "project": "app", "status": "queued", "url": "/builds/1"})
+    );
+    let build = h.ctx.store.build(1).await.expect("read").expect("stored");
+    assert_eq!(build.params.get("target").map(String::as_str), Some("prod"));
+    assert_eq!(build.params.get("note").map(String::as_str), Some(""));
+    assert_eq!(build.description.as_deref(), Some("ship"));
+
+    let (status, _, _) = h.post("/api/v1/projects/app/builds", &[], "").await;
+    assert_eq!(status, StatusCode::CREATED, "no body at all is fine");
+}
+
+#[tokio::test]
+async fn refuses_bad_requests_with_json_errors_and_queues_nothing() {
+    let h = harness(|_| {}).await;
+    h.project(
+        "app",
+        "script: echo\nvars:\n  - { name: target, type: select, values: [staging, prod] }\n",
+    );
+    h.project("off", "script: echo\ndisabled: true\n");
+    h.project("auto", "script: echo\nallow_manual_run: false\n");
+    h.project("broken", "script: echo\nconcurrency: lots\n");
+    let cases: &[(&str, &str, StatusCode, &str)] = &[
+        (
+            "/api/v1/projects/nope/builds",
+            "",
+            StatusCode::NOT_FOUND,
+            "no project \"nope\"",
+        ),
+        (
+            "/api/v1/projects/..%2Fetc/builds",
+            "",
+            StatusCode::NOT_FOUND,
+            "no project",
+        ),
+        (
+            "/api/v1/projects/off/builds",
+            "",
+            StatusCode::CONFLICT,
+            "disabled",
+        ),
+        (
+            "/api/v1/projects/auto/builds",
+            "",
+            StatusCode::CONFLICT,
+            "allow_manual_run: false",
+        ),
+        (
+            "/api/v1/projects/broken/builds",
+            "",
+            StatusCode::CONFLICT,
+            "projects/broken/sparky.yaml, line 2",
+        ),
+        (
+            "/api/v1/projects/app/builds",
+            "{\"params\": ",
+            StatusCode::BAD_REQUEST,
+            "malformed JSON",
+        ),
+        (
+            "/api/v1/projects/app/builds",
+            "{\"parms\": {}}",
+            StatusCode::BAD_REQUEST,
+            "unknown field `parms`",
+        ),
+        (
+            "/api/v1/projects/app/builds",
+            r#"{"params": {"target": "moon"}}"#,
+            StatusCode::BAD_REQUEST,
+            "params.target",
+        ),
+        (
+            "/api/v1/projects/app/builds",
+            r#"{"params": {"color": "red"}}"#,
+            StatusCode::BAD_REQUEST,
+            "params.color",
+        ),
+    ];
+    for (uri, body, expected, message) in cases {
+        let (status, _, json) = h.post(uri, &[JSON], *body).await;
+        assert_eq!(status, *expected, "{uri} {body}: {json}");
+        let error = json["error"].as_str().unwrap_or_default();
+        assert!(error.contains(message), "{uri} {body}: {error}");
+    }
+    let huge = format!("{{\"description\": \"{}\"}}", "x".repeat(1024 * 1024));
+    let (status, _, json) = h.post("/api/v1/projects/app/builds", &[JSON], huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        json["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("larger than"))
+    );
+    assert!(h.ctx.store.live_builds().await.expect("live").is_empty());
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_returns_the_same_build() {
+    let h = harness(|_| {}).await;
+    h.project("app", "script: echo\n");
+    let key = ("idempotency-key", "deploy-42");
+    let (first, _, a) = h.post("/api/v1/projects/app/builds", &[key], "").await;
+    let (again, headers, b) = h.post("/api/v1/projects/app/builds", &[key], "").await;
+    assert_eq!((first, again), (StatusCode::CREATED, StatusCode::OK));
+    assert_eq!(a, b);
+    assert_eq!(headers[header::LOCATION], "/builds/1");
+    assert_eq!(h.ctx.store.live_builds().await.expect("live").len(), 1);
+}
+
+#[tokio::test]
+async fn cancels_and_rebuilds() {
+    let h = harness(|_| {}).await;
+    h.project("app", "script: echo\nvars: [{ name: N, default: '1' }]\n");
+    h.post(
+        "/api/v1/projects/app/builds",
+        &[JSON],
+        r#"{"params": {"N": 7}}"#,
+    )
+    .await;
+    let (status, _, body) = h.post("/api/v1/builds/1/cancel", &[], "").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(body["status"], "canceled");
+    let build = h.ctx.store.build(1).await.expect("read").expect("stored");
+    assert_eq!(build.status, BuildStatus::Canceled);
+    let (status, _, body) = h.post("/api/v1/builds/1/cancel", &[], "").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _, _) = h.post("/api/v1/builds/99/cancel", &[], "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, headers, body) = h.post("/api/v1/builds/1/rebuild", &[], "").await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(headers[header::LOCATION], "/builds/2");
+    assert_eq!(body["status"], "queued");
+    let rebuilt = h.ctx.store.build(2).await.expect("read").expect("stored");
+    assert_eq!(rebuilt.params.get("N").map(String::as_str), Some("7"));
+    assert_eq!(rebuilt.trigger.as_str(), "rebuild");
+}
+
+#[tokio::test]
+async fn forms_land_on_the_build_page() {
+    let h = harness(|_| {}).await;
+    h.project(
+        "app",
+        "script: echo\nvars: [{ name: fast, type: checkbox, default: true }]\n",
+    );
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let (status, headers, _) = h
+        .post(
+            "/api/v1/projects/app/builds",
+            &[form],
+            "fast=false&description=from+the+form",
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/builds/1");
+    let build = h.ctx.store.build(1).await.expect("read").expect("stored");
+    assert_eq!(build.params.get("fast").map(String::as_str), Some("false"));
+    assert_eq!(build.description.as_deref(), Some("from the form"));
+}
+
+#[tokio::test]
+async fn a_configured_token_is_required() {
+    let h = harness(|c| c.api_token = Some(Secret::new("s3cret"))).await;
+    h.project("app", "script: echo\n");
+    let (status, _, body) = h.post("/api/v1/projects/app/builds", &[], "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Authorization: Bearer"))
+    );
+    let (status, _, _) = h
+        .post(
+            "/api/v1/projects/app/builds",
+            &[("authorization", "Bearer wrong")],
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = h.post("/api/v1/builds/1/cancel", &[], "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = h
+        .post(
+            "/api/v1/projects/app/builds",
+            &[("authorization", "Bearer s3cret")],
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let (status, _, _) = h
+        .post("/api/v1/projects/app/builds", &[form], "_token=s3cret")
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
