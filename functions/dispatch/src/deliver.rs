@@ -1,0 +1,78 @@
+//! Handing a claimed build to run.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use sparky_core::{
+    Ctx,
+    events::{BUILD_RUN, CloudEvent},
+    store::Claim,
+};
+
+/// Sends a claimed build to run. Never blocks: delivery happens in the background,
+/// and a build that is never started is recovered by the lease sweep.
+pub trait Deliver: Send + Sync + 'static {
+    fn deliver(&self, claim: Claim);
+}
+
+/// Delivers a `dev.sparky.build.run` CloudEvent to `SPARKY_RUN_URL` — run itself, or a
+/// Knative Broker — and holds the request open until run answers, as the Broker does.
+pub struct HttpDeliver {
+    ctx: Ctx,
+    url: String,
+}
+
+impl HttpDeliver {
+    pub fn new(ctx: Ctx, run_url: &str) -> Self {
+        HttpDeliver {
+            ctx,
+            url: format!("{run_url}/events/run"),
+        }
+    }
+}
+
+impl Deliver for HttpDeliver {
+    fn deliver(&self, claim: Claim) {
+        let event = CloudEvent::new(
+            BUILD_RUN,
+            "/sparky/dispatch",
+            serde_json::json!({ "build_id": claim.build_id }),
+        );
+        let request = self
+            .ctx
+            .http
+            .post(&self.url)
+            .headers(event.headers())
+            .body(event.data.to_string())
+            .timeout(Duration::from_secs(7 * 24 * 3600));
+        let ctx = self.ctx.clone();
+        let url = self.url.clone();
+        tokio::spawn(async move {
+            let build_id = claim.build_id;
+            match request.send().await {
+                Ok(response) if response.status().is_success() => {
+                    // Run streams heartbeats while the build runs; read to the end.
+                    let mut body = response.bytes_stream();
+                    while let Some(piece) = body.next().await {
+                        if piece.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Ok(response) => {
+                    tracing::warn!(build_id, %url, status = %response.status(), "run refused the build");
+                }
+                Err(error) if error.is_connect() => {
+                    // Run never saw it: hand it back now rather than wait for the lease.
+                    tracing::warn!(build_id, %url, %error, "could not reach run; build goes back to the queue");
+                    if let Err(e) = ctx.store.requeue_undelivered(build_id).await {
+                        tracing::error!(build_id, error = %e, "could not requeue; the lease sweep will");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(build_id, %url, %error, "delivery to run failed; the lease decides");
+                }
+            }
+        });
+    }
+}

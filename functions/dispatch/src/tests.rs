@@ -1,0 +1,71 @@
+//! Dispatch passes against a real store in a temp folder.
+
+use std::sync::{Arc, Mutex};
+
+use sparky_core::{
+    Config, Ctx,
+    model::{BuildStatus, NewBuild},
+    store::Claim,
+};
+
+use crate::{Deliver, dispatch_once};
+
+#[derive(Default)]
+struct Collect(Mutex<Vec<i64>>);
+
+impl Deliver for Collect {
+    fn deliver(&self, claim: Claim) {
+        if let Ok(mut got) = self.0.lock() {
+            got.push(claim.build_id);
+        }
+    }
+}
+
+fn project(ctx: &Ctx, name: &str, yaml: &str) {
+    let dir = ctx.projects.dir().join(name);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("sparky.yaml"), yaml).expect("write");
+}
+
+async fn queue(ctx: &Ctx, name: &str) -> i64 {
+    ctx.queue_build(NewBuild {
+        project: name.into(),
+        ..NewBuild::default()
+    })
+    .await
+    .expect("queue")
+    .build
+    .id
+}
+
+#[tokio::test]
+async fn dispatches_within_limits_and_drops_what_cannot_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::for_root(dir.path());
+    config.max_running = 3;
+    let ctx = Ctx::open_standalone(config).await.expect("open");
+    project(&ctx, "a", "script: echo\nconcurrency: 2\n");
+    project(&ctx, "b", "script: echo\n");
+    project(&ctx, "off", "script: echo\n");
+    let a = [
+        queue(&ctx, "a").await,
+        queue(&ctx, "a").await,
+        queue(&ctx, "a").await,
+    ];
+    let b = queue(&ctx, "b").await;
+    let off = queue(&ctx, "off").await;
+    let gone = queue(&ctx, "gone").await;
+    project(&ctx, "off", "script: echo\ndisabled: true\n");
+
+    let sent = Arc::new(Collect::default());
+    let report = dispatch_once(&ctx, sent.as_ref()).await.expect("pass");
+    assert_eq!(report.dispatched, vec![a[0], a[1], b]);
+    assert_eq!(report.dropped, vec![gone, off]);
+    assert_eq!(sent.0.lock().expect("lock").clone(), vec![a[0], a[1], b]);
+    let dropped = ctx.store.build(off).await.expect("read").expect("row");
+    assert_eq!(dropped.status, BuildStatus::Canceled);
+    assert!(dropped.error.unwrap_or_default().contains("disabled"));
+
+    let again = dispatch_once(&ctx, sent.as_ref()).await.expect("pass");
+    assert!(again.dispatched.is_empty(), "limits are full: {again:?}");
+}
