@@ -179,6 +179,11 @@ impl Config {
     pub fn work_dir(&self) -> PathBuf {
         self.work.clone().unwrap_or_else(|| self.root.join("work"))
     }
+    /// Everything one build keeps on disk: `workspace/` (its working directory),
+    /// `artifacts/` and its script.
+    pub fn build_work_dir(&self, build_id: i64) -> PathBuf {
+        self.work_dir().join(build_id.to_string())
+    }
 }
 
 fn trim_slash(url: String) -> String {

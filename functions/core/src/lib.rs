@@ -11,6 +11,7 @@
 //! - [`events`]: CloudEvents as Knative delivers them.
 //! - [`hub`]: in-process notifications (log grew, status changed, cancel asked).
 //! - [`api`]: JSON shapes of the HTTP API and the error type of the HTTP edge.
+//! - [`retention`]: `keep_builds`, pruning old builds with their reports.
 //! - [`serve`]: serving a router on a listener, health and metrics routes, telemetry.
 
 pub mod api;
@@ -21,6 +22,7 @@ pub mod hub;
 pub mod model;
 pub mod project;
 pub mod reports;
+pub mod retention;
 pub mod serve;
 pub mod store;
 pub mod time;

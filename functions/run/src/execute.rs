@@ -1,0 +1,215 @@
+//! One build from start to end: take it (`dispatched -> running`, a duplicate delivery
+//! is a no-op), prepare a fresh working directory, start the job, supervise it, store
+//! the rest of its log, record the result, prune old builds and poke dispatch so that
+//! the next build starts at once.
+
+use std::{os::unix::process::ExitStatusExt, time::Duration};
+
+use sparky_core::{
+    Ctx,
+    api::error_chain,
+    hub::HubEvent,
+    model::{Build, BuildStatus},
+    project::ProjectConfig,
+    reports::log::LogWriter,
+    store::StoreError,
+    time::{human_duration, now_ms},
+};
+
+use crate::{
+    job::{self, BuildDirs},
+    supervise::{Ending, Stop, Watch, supervise},
+};
+
+/// How a build's result is recorded.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    status: BuildStatus,
+    exit_code: Option<i32>,
+    error: Option<String>,
+}
+
+impl Outcome {
+    fn failed(error: String) -> Self {
+        Outcome {
+            status: BuildStatus::Failed,
+            exit_code: None,
+            error: Some(error),
+        }
+    }
+}
+
+/// Runs build `build_id` if it is still dispatched. Returns its terminal status, or
+/// `None` when there was nothing to do (not dispatched any more) or the result was
+/// not ours to record (the lease was lost).
+#[tracing::instrument(skip_all, fields(build_id))]
+pub async fn execute(
+    ctx: &Ctx,
+    build_id: i64,
+    stop_on_shutdown: bool,
+) -> Result<Option<BuildStatus>, StoreError> {
+    let owner = format!("{}/{build_id}", ctx.config.instance);
+    let lease_ms = ctx.config.lease.as_millis() as i64;
+    let Some(build) = ctx
+        .store
+        .start(build_id, owner.clone(), now_ms(), lease_ms)
+        .await?
+    else {
+        tracing::info!("not dispatched any more; nothing to run");
+        ctx.hub.publish(HubEvent::StatusChanged(build_id));
+        return Ok(None);
+    };
+    ctx.hub.publish(HubEvent::StatusChanged(build_id));
+    tracing::info!(project = %build.project, "build started");
+
+    let mut log = LogWriter::new(ctx.reports.clone(), &build.project, build.id);
+    let mut keep_builds = None;
+    let outcome = match ctx.projects.get(&build.project).await {
+        Ok(Some(project)) => match &project.config {
+            Ok(config) => {
+                keep_builds = Some(config.keep_builds);
+                run_job(
+                    ctx,
+                    &build,
+                    &project,
+                    config,
+                    &owner,
+                    stop_on_shutdown,
+                    &mut log,
+                )
+                .await
+            }
+            Err(e) => Some(Outcome::failed(format!(
+                "the project's config is broken: {e}"
+            ))),
+        },
+        Ok(None) => Some(Outcome::failed(format!(
+            "project {} no longer exists",
+            build.project
+        ))),
+        Err(e) => Some(Outcome::failed(format!("could not read the project: {e}"))),
+    };
+    let Some(outcome) = outcome else {
+        store_rest_of_log(ctx, build_id, &mut log).await;
+        tracing::warn!("the lease was lost while the build ran; the sweep recorded it");
+        return Ok(None);
+    };
+    if let Some(error) = &outcome.error {
+        log.append(format!("\n[sparky] {error}\n").as_bytes());
+    }
+    store_rest_of_log(ctx, build_id, &mut log).await;
+    let recorded = ctx
+        .store
+        .finish(
+            build_id,
+            owner,
+            outcome.status,
+            outcome.exit_code,
+            outcome.error,
+            log.size(),
+            now_ms(),
+        )
+        .await?;
+    ctx.hub.publish(HubEvent::StatusChanged(build_id));
+    ctx.dispatch.poke();
+    if !recorded {
+        tracing::warn!("the build was taken over before it finished; result not recorded");
+        return Ok(None);
+    }
+    tracing::info!(status = %outcome.status, exit_code = ?outcome.exit_code, "build finished");
+    if let Some(keep) = keep_builds
+        && let Err(error) = ctx.prune(&build.project, keep).await
+    {
+        tracing::warn!(error = %error_chain(&error), "pruning old builds failed");
+    }
+    Ok(Some(outcome.status))
+}
+
+/// Starts and supervises the job. `None` when the lease was lost.
+async fn run_job(
+    ctx: &Ctx,
+    build: &Build,
+    project: &sparky_core::project::Project,
+    config: &ProjectConfig,
+    owner: &str,
+    stop_on_shutdown: bool,
+    log: &mut LogWriter,
+) -> Option<Outcome> {
+    let dirs = BuildDirs::new(&ctx.config.build_work_dir(build.id));
+    if let Err(e) = dirs.prepare().await {
+        return Some(Outcome::failed(format!(
+            "could not prepare the working directory: {e}"
+        )));
+    }
+    let api_url = ctx.config.api_url.clone().unwrap_or_default();
+    let env = job::job_env(build, config, &dirs, &api_url);
+    let job = match job::spawn(project, config, &dirs, &env).await {
+        Ok(job) => job,
+        Err(e) => return Some(Outcome::failed(format!("could not start the job: {e}"))),
+    };
+    let watch = Watch {
+        ctx,
+        build_id: build.id,
+        owner,
+        timeout: config.timeout,
+        stop_on_shutdown,
+    };
+    let ending = supervise(watch, job, log).await;
+    outcome(ending)
+}
+
+fn outcome(ending: Ending) -> Option<Outcome> {
+    let exit_code = ending
+        .status
+        .map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
+    let (status, error) = match ending.stop {
+        Some(Stop::LeaseLost) => return None,
+        Some(Stop::TimedOut(limit)) => (
+            BuildStatus::TimedOut,
+            Some(format!(
+                "timed out after {}; the job's processes were killed",
+                human(limit)
+            )),
+        ),
+        Some(Stop::Canceled) => (
+            BuildStatus::Canceled,
+            Some("canceled; the job's processes were killed".into()),
+        ),
+        Some(Stop::Shutdown) => (
+            BuildStatus::Canceled,
+            Some("canceled: Sparky shut down while the build ran".into()),
+        ),
+        None if exit_code == Some(0) => (BuildStatus::Succeeded, None),
+        None => (BuildStatus::Failed, None),
+    };
+    Some(Outcome {
+        status,
+        exit_code,
+        error,
+    })
+}
+
+fn human(d: Duration) -> String {
+    human_duration(d.as_millis() as i64)
+}
+
+/// Stores what is still buffered, trying a few times before giving up.
+async fn store_rest_of_log(ctx: &Ctx, build_id: i64, log: &mut LogWriter) {
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1..=5 {
+        match log.flush().await {
+            Ok(()) => {
+                ctx.hub.publish(HubEvent::LogGrew(build_id));
+                return;
+            }
+            Err(error) if attempt < 5 => {
+                tracing::warn!(build_id, attempt, error = %error_chain(&error), "storing the log's end failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(error) => {
+                tracing::error!(build_id, error = %error_chain(&error), "the log's end could not be stored");
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Starting a job: bash running the project's script (or its executable `job` file)
+//! in a fresh working directory, in its own process group, with stdout and stderr
+//! sharing one pipe so that they interleave in the order they were written.
+
+use std::{
+    collections::BTreeMap,
+    io,
+    path::{Path, PathBuf},
+    process::Stdio,
+};
+
+use nix::{
+    sys::signal::{Signal, killpg},
+    unistd::Pid,
+};
+use sparky_core::{
+    model::Build,
+    project::{Project, ProjectConfig, Script},
+};
+use tokio::{net::unix::pipe, process::Child};
+
+/// Variables of Sparky's own environment that jobs must not see.
+const HIDDEN_FROM_JOBS: &[&str] = &["SPARKY_WEBHOOK_SECRET"];
+
+/// A started job: the child (its process group has the same id) and the read end of
+/// its output pipe.
+pub struct Job {
+    pub child: Child,
+    pub pgid: Pid,
+    pub output: pipe::Receiver,
+}
+
+/// Where a build's files go.
+pub struct BuildDirs {
+    pub workspace: PathBuf,
+    pub artifacts: PathBuf,
+    pub script: PathBuf,
+}
+
+impl BuildDirs {
+    pub fn new(build_dir: &Path) -> Self {
+        BuildDirs {
+            workspace: build_dir.join("workspace"),
+            artifacts: build_dir.join("artifacts"),
+            script: build_dir.join("script.sh"),
+        }
+    }
+
+    /// Creates the folders, emptying what a previous attempt left.
+    pub async fn prepare(&self) -> io::Result<()> {
+        for dir in [&self.workspace, &self.artifacts] {
+            match tokio::fs::remove_dir_all(dir).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The environment a job gets on top of Sparky's own: `SPARKY_*`, `SCM_*` where known,
+/// the project's `env`, then its parameters (which win).
+pub fn job_env(
+    build: &Build,
+    config: &ProjectConfig,
+    dirs: &BuildDirs,
+    api_url: &str,
+) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    let mut set = |k: &str, v: &str| {
+        env.insert(k.to_string(), v.to_string());
+    };
+    set("SPARKY_PROJECT", &build.project);
+    set("SPARKY_BUILD_ID", &build.id.to_string());
+    set("SPARKY_TRIGGER", build.trigger.as_str());
+    set("SPARKY_API", api_url);
+    set("SPARKY_ARTIFACTS", &dirs.artifacts.to_string_lossy());
+    set("SPARKY_WORKSPACE", &dirs.workspace.to_string_lossy());
+    set("CI", "true");
+    if let Some(parent) = build.parent_build {
+        set("SPARKY_PARENT_BUILD", &parent.to_string());
+    }
+    for (name, value) in [
+        ("SCM_URL", &build.scm.url),
+        ("SCM_BRANCH", &build.scm.branch),
+        ("SCM_SHA", &build.scm.sha),
+    ] {
+        if let Some(value) = value {
+            set(name, value);
+        }
+    }
+    env.extend(config.env.clone());
+    env.extend(build.params.clone());
+    env
+}
+
+/// Starts the job. Scripts run as `bash -eo pipefail script.sh`: the first failing
+/// command fails the build, as in most CI systems.
+pub async fn spawn(
+    project: &Project,
+    config: &ProjectConfig,
+    dirs: &BuildDirs,
+    env: &BTreeMap<String, String>,
+) -> io::Result<Job> {
+    let mut command = match &config.script {
+        Script::Inline(script) => {
+            tokio::fs::write(&dirs.script, script).await?;
+            let mut command = tokio::process::Command::new("bash");
+            command.arg("-eo").arg("pipefail").arg(&dirs.script);
+            command
+        }
+        Script::JobFile => tokio::process::Command::new(project.job_file()),
+    };
+    let (reader, writer) = io::pipe()?;
+    command
+        .current_dir(&dirs.workspace)
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(writer.try_clone()?)
+        .stderr(writer)
+        .process_group(0);
+    for name in HIDDEN_FROM_JOBS {
+        command.env_remove(name);
+    }
+    let child = command.spawn()?;
+    // The command holds the pipe's write ends; drop it so that the pipe reaches EOF
+    // once the job's processes are gone.
+    drop(command);
+    let pid = child
+        .id()
+        .ok_or_else(|| io::Error::other("the job exited before it could be tracked"))?;
+    let output = pipe::Receiver::from_owned_fd(reader.into())?;
+    Ok(Job {
+        child,
+        pgid: Pid::from_raw(pid as i32),
+        output,
+    })
+}
+
+/// Sends `signal` to every process in the job's group (a group already gone is fine).
+pub fn signal_group(pgid: Pid, signal: Signal) {
+    match killpg(pgid, signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(error) => {
+            tracing::warn!(pgid = pgid.as_raw(), %error, "could not signal the job's process group")
+        }
+    }
+}

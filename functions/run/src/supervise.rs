@@ -1,0 +1,162 @@
+//! Watching a running job until it ends: its output goes to the log (stored in chunks
+//! at least every 200 ms while it flows, so the UI can follow it), its lease is renewed,
+//! and it is stopped — the whole process group — on timeout, cancel or shutdown.
+//!
+//! Cancel requests arrive through the hub in the same process; from another process
+//! they can only be seen in the store (a pod running a build can't be addressed), so a
+//! cheap read every [`WATCH_EVERY`] catches those.
+
+use std::{process::ExitStatus, time::Duration};
+
+use nix::sys::signal::Signal;
+use sparky_core::{Ctx, api::error_chain, hub::HubEvent, reports::log::LogWriter, time::now_ms};
+use tokio::{
+    io::AsyncReadExt,
+    time::{Instant, MissedTickBehavior, interval, sleep_until},
+};
+
+use crate::job::{Job, signal_group};
+
+/// Stored chunks grow at most this big.
+pub const CHUNK_BYTES: usize = 1024 * 1024;
+/// Buffered output is stored at least this often.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// How often the store is asked whether the build was canceled.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
+/// Between SIGTERM and SIGKILL.
+const TERM_GRACE: Duration = Duration::from_millis(1000);
+/// After the job exits, how long leftover output may take to arrive.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+/// Why Sparky stopped a job before it ended by itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stop {
+    TimedOut(Duration),
+    Canceled,
+    /// The process is shutting down.
+    Shutdown,
+    /// The build is no longer ours: its lease expired and the sweep took it.
+    LeaseLost,
+}
+
+/// How a job ended.
+#[derive(Debug)]
+pub struct Ending {
+    pub status: Option<ExitStatus>,
+    pub stop: Option<Stop>,
+}
+
+/// What a supervisor needs to know about the build.
+pub struct Watch<'a> {
+    pub ctx: &'a Ctx,
+    pub build_id: i64,
+    pub owner: &'a str,
+    pub timeout: Duration,
+    /// Stop the job when the process shuts down (`sparky up`); otherwise let it finish
+    /// (a `serve run` pod drains its requests).
+    pub stop_on_shutdown: bool,
+}
+
+/// Runs until the job has exited and its output is stored (or abandoned after the
+/// drain limit).
+pub async fn supervise(watch: Watch<'_>, mut job: Job, log: &mut LogWriter) -> Ending {
+    let ctx = watch.ctx;
+    let lease = ctx.config.lease;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut hub = ctx.hub.subscribe();
+    let mut flush_tick = interval(FLUSH_EVERY);
+    flush_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut watch_tick = interval(WATCH_EVERY);
+    watch_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let deadline = Instant::now() + watch.timeout;
+    let mut next_renewal = Instant::now() + lease / 3;
+    let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
+    let mut kill_at = far;
+    let mut drain_until = far;
+    let mut pipe_open = true;
+    let mut status: Option<ExitStatus> = None;
+    let mut stop: Option<Stop> = None;
+
+    let begin_stop = |why: Stop, stop: &mut Option<Stop>, kill_at: &mut Instant| {
+        if stop.is_none() {
+            tracing::info!(build_id = watch.build_id, reason = ?why, "stopping the job");
+            *stop = Some(why);
+            signal_group(job.pgid, Signal::SIGTERM);
+            *kill_at = Instant::now() + TERM_GRACE;
+        }
+    };
+
+    while status.is_none() || pipe_open {
+        tokio::select! {
+            read = job.output.read(&mut buf), if pipe_open => match read {
+                Ok(0) => pipe_open = false,
+                Ok(n) => {
+                    log.append(&buf[..n]);
+                    if log.buffered() >= CHUNK_BYTES {
+                        flush(ctx, watch.build_id, log).await;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(build_id = watch.build_id, %error, "reading the job's output failed");
+                    pipe_open = false;
+                }
+            },
+            exited = job.child.wait(), if status.is_none() => {
+                status = Some(exited.unwrap_or_else(|error| {
+                    tracing::error!(build_id = watch.build_id, %error, "waiting for the job failed");
+                    std::os::unix::process::ExitStatusExt::from_raw(255 << 8)
+                }));
+                // Whatever the job left running in its group goes with it.
+                signal_group(job.pgid, Signal::SIGKILL);
+                drain_until = Instant::now() + DRAIN_LIMIT;
+            }
+            _ = sleep_until(deadline), if stop.is_none() && status.is_none() => {
+                begin_stop(Stop::TimedOut(watch.timeout), &mut stop, &mut kill_at);
+            }
+            _ = sleep_until(kill_at), if status.is_none() => {
+                signal_group(job.pgid, Signal::SIGKILL);
+                kill_at = far;
+            }
+            _ = sleep_until(drain_until), if pipe_open => {
+                tracing::warn!(build_id = watch.build_id, "output still open after the job exited; stopped reading");
+                pipe_open = false;
+            }
+            _ = flush_tick.tick() => flush(ctx, watch.build_id, log).await,
+            _ = watch_tick.tick(), if status.is_none() && stop.is_none() => {
+                if Instant::now() >= next_renewal {
+                    next_renewal = Instant::now() + lease / 3;
+                    match ctx.store.renew(watch.build_id, watch.owner.into(), now_ms(), lease.as_millis() as i64).await {
+                        Ok(r) if !r.still_ours => begin_stop(Stop::LeaseLost, &mut stop, &mut kill_at),
+                        Ok(r) if r.cancel_requested => begin_stop(Stop::Canceled, &mut stop, &mut kill_at),
+                        Ok(_) => {}
+                        Err(error) => tracing::warn!(build_id = watch.build_id, error = %error_chain(&error), "lease renewal failed"),
+                    }
+                } else if let Ok(true) = ctx.store.cancel_requested(watch.build_id).await {
+                    begin_stop(Stop::Canceled, &mut stop, &mut kill_at);
+                }
+            }
+            event = hub.recv() => {
+                if let Ok(HubEvent::CancelRequested(id)) = event && id == watch.build_id {
+                    begin_stop(Stop::Canceled, &mut stop, &mut kill_at);
+                }
+            }
+            _ = ctx.shutdown.cancelled(), if watch.stop_on_shutdown && stop.is_none() && status.is_none() => {
+                begin_stop(Stop::Shutdown, &mut stop, &mut kill_at);
+            }
+        }
+    }
+    Ending { status, stop }
+}
+
+/// Stores buffered output as a chunk; on failure it stays buffered for the next try.
+async fn flush(ctx: &Ctx, build_id: i64, log: &mut LogWriter) {
+    if log.buffered() == 0 {
+        return;
+    }
+    match log.flush().await {
+        Ok(()) => ctx.hub.publish(HubEvent::LogGrew(build_id)),
+        Err(error) => {
+            tracing::warn!(build_id, error = %error_chain(&error), "storing a log chunk failed; will retry")
+        }
+    }
+}
