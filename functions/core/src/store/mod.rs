@@ -95,7 +95,7 @@ impl Store {
                 pool: Mutex::new(Vec::new()),
             }),
         };
-        store.call(|conn| migrate(conn)).await?;
+        store.call(migrate).await?;
         Ok(store)
     }
 
