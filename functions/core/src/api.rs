@@ -70,11 +70,7 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        if e.is_busy() {
-            ApiError::Busy
-        } else {
-            ApiError::internal(e)
-        }
+        if e.is_busy() { ApiError::Busy } else { ApiError::internal(e) }
     }
 }
 
@@ -111,15 +107,9 @@ impl IntoResponse for ApiError {
             ApiError::Busy => tracing::warn!("database busy; answered 503"),
             _ => {}
         }
-        let mut response = (
-            status,
-            Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response();
+        let mut response = (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+            response.headers_mut().insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
         }
         response
     }
@@ -127,10 +117,8 @@ impl IntoResponse for ApiError {
 
 /// Reads a request body of at most [`MAX_BODY`] bytes.
 pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return Err(ApiError::TooLarge);
     }
@@ -138,9 +126,7 @@ pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiErro
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(ApiError::TooLarge),
         Err(e) if e.source().is_some_and(|s| s.is::<LengthLimitError>()) => Err(ApiError::TooLarge),
-        Err(e) => Err(ApiError::BadRequest(format!(
-            "could not read the request body: {e}"
-        ))),
+        Err(e) => Err(ApiError::BadRequest(format!("could not read the request body: {e}"))),
     }
 }
 
@@ -240,27 +226,16 @@ mod tests {
         let mut headers = HeaderMap::new();
         let token = Secret::new("t0k");
         assert!(check_token(None, &headers).is_ok());
-        assert!(matches!(
-            check_token(Some(&token), &headers),
-            Err(ApiError::Unauthorized)
-        ));
-        headers.insert(
-            header::AUTHORIZATION,
-            http::HeaderValue::from_static("Bearer t0k"),
-        );
+        assert!(matches!(check_token(Some(&token), &headers), Err(ApiError::Unauthorized)));
+        headers.insert(header::AUTHORIZATION, http::HeaderValue::from_static("Bearer t0k"));
         assert!(check_token(Some(&token), &headers).is_ok());
     }
 
     #[tokio::test]
     async fn refuses_bodies_over_the_limit() {
         let big = Body::from(vec![b'x'; MAX_BODY + 1]);
-        assert!(matches!(
-            read_body(&HeaderMap::new(), big).await,
-            Err(ApiError::TooLarge)
-        ));
-        let ok = read_body(&HeaderMap::new(), Body::from("{}"))
-            .await
-            .expect("small body");
+        assert!(matches!(read_body(&HeaderMap::new(), big).await, Err(ApiError::TooLarge)));
+        let ok = read_body(&HeaderMap::new(), Body::from("{}")).await.expect("small body");
         assert_eq!(&ok[..], b"{}");
     }
 }

@@ -121,18 +121,15 @@ impl Config {
             config.listen = listen;
         }
         if let Some(port) = get("PORT") {
-            config.port = parse("PORT", &port, |v| {
-                v.parse::<u16>().map_err(|e| e.to_string())
-            })?;
+            config.port = parse("PORT", &port, |v| v.parse::<u16>().map_err(|e| e.to_string()))?;
         }
         if let Some(mode) = get("SPARKY_SQLITE_JOURNAL") {
-            config.journal = Some(parse("SPARKY_SQLITE_JOURNAL", &mode, |v| {
-                match v.to_ascii_lowercase().as_str() {
+            config.journal =
+                Some(parse("SPARKY_SQLITE_JOURNAL", &mode, |v| match v.to_ascii_lowercase().as_str() {
                     "wal" => Ok(JournalMode::Wal),
                     "delete" => Ok(JournalMode::Delete),
                     _ => Err("expected `wal` or `delete`".into()),
-                }
-            })?);
+                })?);
         }
         config.reports = get("SPARKY_REPORTS").map(PathBuf::from);
         config.work = get("SPARKY_WORK").map(PathBuf::from);
@@ -148,9 +145,8 @@ impl Config {
         config.api_url = get("SPARKY_API_URL").map(trim_slash);
         config.api_token = get("SPARKY_API_TOKEN").map(Secret::new);
         if let Some(lease) = get("SPARKY_LEASE") {
-            config.lease = parse("SPARKY_LEASE", &lease, |v| {
-                humantime::parse_duration(v).map_err(|e| e.to_string())
-            })?;
+            config.lease =
+                parse("SPARKY_LEASE", &lease, |v| humantime::parse_duration(v).map_err(|e| e.to_string()))?;
         }
         if let Some(format) = get("SPARKY_LOG_FORMAT") {
             config.log_format = parse("SPARKY_LOG_FORMAT", &format, |v| match v {
@@ -172,9 +168,7 @@ impl Config {
         self.root.join("projects")
     }
     pub fn reports_dir(&self) -> PathBuf {
-        self.reports
-            .clone()
-            .unwrap_or_else(|| self.root.join("reports"))
+        self.reports.clone().unwrap_or_else(|| self.root.join("reports"))
     }
     pub fn work_dir(&self) -> PathBuf {
         self.work.clone().unwrap_or_else(|| self.root.join("work"))
@@ -195,11 +189,7 @@ fn parse<T>(
     value: &str,
     f: impl FnOnce(&str) -> Result<T, String>,
 ) -> Result<T, ConfigError> {
-    f(value).map_err(|problem| ConfigError {
-        variable,
-        value: value.into(),
-        problem,
-    })
+    f(value).map_err(|problem| ConfigError { variable, value: value.into(), problem })
 }
 
 #[cfg(test)]
@@ -207,10 +197,7 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -235,15 +222,9 @@ mod tests {
     #[test]
     fn rejects_bad_values_naming_the_variable() {
         let err = Config::from_vars(vars(&[("SPARKY_MAX_RUNNING", "0")])).unwrap_err();
-        assert!(
-            err.to_string().starts_with("SPARKY_MAX_RUNNING=\"0\""),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("SPARKY_MAX_RUNNING=\"0\""), "{err}");
         let err = Config::from_vars(vars(&[("SPARKY_SQLITE_JOURNAL", "memory")])).unwrap_err();
-        assert!(
-            err.to_string().contains("expected `wal` or `delete`"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("expected `wal` or `delete`"), "{err}");
     }
 
     #[test]

@@ -43,22 +43,14 @@ pub struct HttpPoke {
 
 impl HttpPoke {
     pub fn new(dispatch_url: &str, client: reqwest::Client, source: &str) -> Self {
-        HttpPoke {
-            url: format!("{dispatch_url}/events/dispatch"),
-            client,
-            source: source.into(),
-        }
+        HttpPoke { url: format!("{dispatch_url}/events/dispatch"), client, source: source.into() }
     }
 }
 
 impl Poke for HttpPoke {
     fn poke(&self) {
         let event = CloudEvent::new(DISPATCH_POKE, &self.source, serde_json::Value::Null);
-        let request = self
-            .client
-            .post(&self.url)
-            .headers(event.headers())
-            .timeout(Duration::from_secs(2));
+        let request = self.client.post(&self.url).headers(event.headers()).timeout(Duration::from_secs(2));
         let url = self.url.clone();
         tokio::spawn(async move {
             if let Err(error) = request.send().await {
@@ -112,16 +104,19 @@ impl Ctx {
         dispatch: Arc<dyn Poke>,
         shutdown: CancellationToken,
     ) -> Result<Ctx, OpenError> {
+        let mut config = config;
+        // Jobs run in their own working directories: every path they are given, and
+        // every path Sparky uses while they run, must not depend on the current one.
+        let absolute = |path: std::path::PathBuf| std::path::absolute(&path).unwrap_or(path);
+        config.root = absolute(config.root);
+        config.reports = config.reports.map(absolute);
+        config.work = config.work.map(absolute);
         for dir in [config.root.clone(), config.reports_dir(), config.work_dir()] {
             tokio::fs::create_dir_all(&dir)
                 .await
-                .map_err(|source| OpenError::CreateDir {
-                    path: dir.clone(),
-                    source,
-                })?;
+                .map_err(|source| OpenError::CreateDir { path: dir.clone(), source })?;
         }
-        let store =
-            Store::open(config.db_path(), config.journal.unwrap_or(default_journal)).await?;
+        let store = Store::open(config.db_path(), config.journal.unwrap_or(default_journal)).await?;
         let reports: Arc<dyn ReportStore> = Arc::new(FolderStore::new(config.reports_dir()));
         Ok(Ctx {
             projects: Projects::new(config.projects_dir()),
@@ -140,13 +135,7 @@ impl Ctx {
     /// State for in-process tests and tools: the config's journal mode (else WAL),
     /// no dispatch to poke, a fresh shutdown token.
     pub async fn open_standalone(config: Config) -> Result<Ctx, OpenError> {
-        Ctx::open(
-            config,
-            JournalMode::Wal,
-            Arc::new(NoPoke),
-            CancellationToken::new(),
-        )
-        .await
+        Ctx::open(config, JournalMode::Wal, Arc::new(NoPoke), CancellationToken::new()).await
     }
 
     /// Queues a build (committed before this returns), tells whoever watches, and

@@ -41,10 +41,8 @@ impl CloudEvent {
     pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<CloudEvent, EventError> {
         let content_type = header(headers, "content-type").unwrap_or_default();
         if content_type.starts_with("application/cloudevents+json") {
-            let mut doc: serde_json::Map<String, Value> =
-                serde_json::from_slice(body).map_err(|e| {
-                    EventError(format!("structured event body is not a JSON object: {e}"))
-                })?;
+            let mut doc: serde_json::Map<String, Value> = serde_json::from_slice(body)
+                .map_err(|e| EventError(format!("structured event body is not a JSON object: {e}")))?;
             let mut take = |name: &str| match doc.remove(name) {
                 Some(Value::String(s)) => Some(s),
                 _ => None,
@@ -65,9 +63,8 @@ impl CloudEvent {
                 data,
             });
         }
-        let need = |name: &str| {
-            header(headers, name).ok_or_else(|| EventError(format!("missing `{name}` header")))
-        };
+        let need =
+            |name: &str| header(headers, name).ok_or_else(|| EventError(format!("missing `{name}` header")));
         if need("ce-specversion")? != "1.0" {
             return Err(EventError("only CloudEvents 1.0 is understood".into()));
         }
@@ -107,10 +104,7 @@ impl CloudEvent {
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
 #[cfg(test)]
@@ -125,10 +119,7 @@ mod tests {
         assert_eq!(got, sent);
 
         let mut headers = HeaderMap::new();
-        headers.insert(
-            "content-type",
-            HeaderValue::from_static("application/cloudevents+json"),
-        );
+        headers.insert("content-type", HeaderValue::from_static("application/cloudevents+json"));
         let body = br#"{"specversion":"1.0","id":"1","source":"/ping","type":"dev.knative.sources.ping","time":"2026-11-25T08:00:00Z","data":{"x":1}}"#;
         let got = CloudEvent::parse(&headers, body).expect("structured");
         assert_eq!(got.kind, PING);

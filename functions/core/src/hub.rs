@@ -16,9 +16,7 @@ pub enum HubEvent {
 impl HubEvent {
     pub fn build_id(self) -> i64 {
         match self {
-            HubEvent::LogGrew(id) | HubEvent::StatusChanged(id) | HubEvent::CancelRequested(id) => {
-                id
-            }
+            HubEvent::LogGrew(id) | HubEvent::StatusChanged(id) | HubEvent::CancelRequested(id) => id,
         }
     }
 }
@@ -31,9 +29,7 @@ pub struct Hub {
 
 impl Default for Hub {
     fn default() -> Self {
-        Hub {
-            tx: broadcast::channel(1024).0,
-        }
+        Hub { tx: broadcast::channel(1024).0 }
     }
 }
 

@@ -44,10 +44,7 @@ impl BuildStatus {
     }
 
     pub fn is_terminal(self) -> bool {
-        !matches!(
-            self,
-            BuildStatus::Queued | BuildStatus::Dispatched | BuildStatus::Running
-        )
+        !matches!(self, BuildStatus::Queued | BuildStatus::Dispatched | BuildStatus::Running)
     }
 }
 
@@ -71,10 +68,7 @@ impl FromStr for BuildStatus {
         BuildStatus::ALL
             .into_iter()
             .find(|status| status.as_str() == s)
-            .ok_or_else(|| UnknownName {
-                what: "status",
-                value: s.into(),
-            })
+            .ok_or_else(|| UnknownName { what: "status", value: s.into() })
     }
 }
 
@@ -127,10 +121,7 @@ impl FromStr for TriggerKind {
         TriggerKind::ALL
             .into_iter()
             .find(|kind| kind.as_str() == s)
-            .ok_or_else(|| UnknownName {
-                what: "trigger",
-                value: s.into(),
-            })
+            .ok_or_else(|| UnknownName { what: "trigger", value: s.into() })
     }
 }
 

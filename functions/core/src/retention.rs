@@ -11,11 +11,7 @@ impl Ctx {
         let ids = self.store.builds_to_prune(project, keep).await?;
         let mut removed = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Err(error) = self
-                .reports
-                .delete_prefix(&Key::build_prefix(project, id))
-                .await
-            {
+            if let Err(error) = self.reports.delete_prefix(&Key::build_prefix(project, id)).await {
                 tracing::warn!(build_id = id, error = %error_chain(&error), "could not delete reports; will retry");
                 continue;
             }

@@ -18,33 +18,23 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }
 
 /// `GET /healthz` and `GET /metrics`, added once per process around its functions.
 pub fn common_routes(ctx: Ctx) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .with_state(ctx)
+    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(ctx)
 }
 
 async fn healthz() -> impl IntoResponse {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "ok\n",
-    )
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ok\n")
 }
 
 /// Prometheus text format: builds by status and the configured limits.
 async fn metrics(State(ctx): State<Ctx>) -> Result<impl IntoResponse, ApiError> {
     let counts = ctx.store.status_counts().await?;
-    let mut body = String::from(
-        "# HELP sparky_builds Builds in the store, by status.\n# TYPE sparky_builds gauge\n",
-    );
+    let mut body =
+        String::from("# HELP sparky_builds Builds in the store, by status.\n# TYPE sparky_builds gauge\n");
     for status in BuildStatus::ALL {
         let n = counts.get(&status).copied().unwrap_or(0);
         let _ = writeln!(body, "sparky_builds{{status=\"{status}\"}} {n}");
@@ -80,11 +70,7 @@ pub fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
-        LogFormat::Json => registry
-            .with(fmt::layer().json().with_writer(std::io::stderr))
-            .try_init(),
-        LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
-            .try_init(),
+        LogFormat::Json => registry.with(fmt::layer().json().with_writer(std::io::stderr)).try_init(),
+        LogFormat::Text => registry.with(fmt::layer().with_writer(std::io::stderr)).try_init(),
     };
 }

@@ -24,20 +24,14 @@ pub struct HttpDeliver {
 
 impl HttpDeliver {
     pub fn new(ctx: Ctx, run_url: &str) -> Self {
-        HttpDeliver {
-            ctx,
-            url: format!("{run_url}/events/run"),
-        }
+        HttpDeliver { ctx, url: format!("{run_url}/events/run") }
     }
 }
 
 impl Deliver for HttpDeliver {
     fn deliver(&self, claim: Claim) {
-        let event = CloudEvent::new(
-            BUILD_RUN,
-            "/sparky/dispatch",
-            serde_json::json!({ "build_id": claim.build_id }),
-        );
+        let event =
+            CloudEvent::new(BUILD_RUN, "/sparky/dispatch", serde_json::json!({ "build_id": claim.build_id }));
         let request = self
             .ctx
             .http

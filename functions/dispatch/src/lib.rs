@@ -30,9 +30,7 @@ pub struct Dispatcher {
 
 /// The dispatch function's routes.
 pub fn router(dispatcher: Dispatcher) -> Router {
-    Router::new()
-        .route("/events/dispatch", post(on_event))
-        .with_state(dispatcher)
+    Router::new().route("/events/dispatch", post(on_event)).with_state(dispatcher)
 }
 
 async fn on_event(State(d): State<Dispatcher>) -> Result<Json<PassReport>, ApiError> {

@@ -13,12 +13,7 @@ use crate::{Deliver, dispatch_once};
 pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs dispatch passes until `shutdown` fires.
-pub async fn run_loop(
-    ctx: Ctx,
-    deliver: Arc<dyn Deliver>,
-    wake: Arc<Notify>,
-    shutdown: CancellationToken,
-) {
+pub async fn run_loop(ctx: Ctx, deliver: Arc<dyn Deliver>, wake: Arc<Notify>, shutdown: CancellationToken) {
     loop {
         if let Err(error) = dispatch_once(&ctx, deliver.as_ref()).await {
             tracing::error!(error = %error_chain(&error), "dispatch pass failed");

@@ -70,10 +70,7 @@ pub async fn dispatch_once(ctx: &Ctx, deliver: &dyn Deliver) -> Result<PassRepor
             gone.push(build.id);
         }
     }
-    for (ids, why) in [
-        (gone, "its project no longer exists"),
-        (off, "its project was disabled"),
-    ] {
+    for (ids, why) in [(gone, "its project no longer exists"), (off, "its project was disabled")] {
         if ids.is_empty() {
             continue;
         }
@@ -91,15 +88,9 @@ pub async fn dispatch_once(ctx: &Ctx, deliver: &dyn Deliver) -> Result<PassRepor
         report.dropped.extend(ids);
     }
 
-    let limits = Limits {
-        global: ctx.config.max_running,
-        concurrency,
-    };
+    let limits = Limits { global: ctx.config.max_running, concurrency };
     let lease_ms = ctx.config.lease.as_millis() as i64;
-    let claims: Vec<Claim> = ctx
-        .store
-        .claim(limits, ctx.config.instance.clone(), now_ms(), lease_ms)
-        .await?;
+    let claims: Vec<Claim> = ctx.store.claim(limits, ctx.config.instance.clone(), now_ms(), lease_ms).await?;
     for claim in claims {
         tracing::debug!(build_id = claim.build_id, project = %claim.project, "dispatching");
         ctx.hub.publish(HubEvent::StatusChanged(claim.build_id));

@@ -28,14 +28,7 @@ fn project(ctx: &Ctx, name: &str, yaml: &str) {
 }
 
 async fn queue(ctx: &Ctx, name: &str) -> i64 {
-    ctx.queue_build(NewBuild {
-        project: name.into(),
-        ..NewBuild::default()
-    })
-    .await
-    .expect("queue")
-    .build
-    .id
+    ctx.queue_build(NewBuild { project: name.into(), ..NewBuild::default() }).await.expect("queue").build.id
 }
 
 #[tokio::test]
@@ -47,11 +40,7 @@ async fn dispatches_within_limits_and_drops_what_cannot_run() {
     project(&ctx, "a", "script: echo\nconcurrency: 2\n");
     project(&ctx, "b", "script: echo\n");
     project(&ctx, "off", "script: echo\n");
-    let a = [
-        queue(&ctx, "a").await,
-        queue(&ctx, "a").await,
-        queue(&ctx, "a").await,
-    ];
+    let a = [queue(&ctx, "a").await, queue(&ctx, "a").await, queue(&ctx, "a").await];
     let b = queue(&ctx, "b").await;
     let off = queue(&ctx, "off").await;
     let gone = queue(&ctx, "gone").await;

@@ -31,11 +31,7 @@ struct Outcome {
 
 impl Outcome {
     fn failed(error: String) -> Self {
-        Outcome {
-            status: BuildStatus::Failed,
-            exit_code: None,
-            error: Some(error),
-        }
+        Outcome { status: BuildStatus::Failed, exit_code: None, error: Some(error) }
     }
 }
 
@@ -50,11 +46,7 @@ pub async fn execute(
 ) -> Result<Option<BuildStatus>, StoreError> {
     let owner = format!("{}/{build_id}", ctx.config.instance);
     let lease_ms = ctx.config.lease.as_millis() as i64;
-    let Some(build) = ctx
-        .store
-        .start(build_id, owner.clone(), now_ms(), lease_ms)
-        .await?
-    else {
+    let Some(build) = ctx.store.start(build_id, owner.clone(), now_ms(), lease_ms).await? else {
         tracing::info!("not dispatched any more; nothing to run");
         ctx.hub.publish(HubEvent::StatusChanged(build_id));
         return Ok(None);
@@ -68,25 +60,11 @@ pub async fn execute(
         Ok(Some(project)) => match &project.config {
             Ok(config) => {
                 keep_builds = Some(config.keep_builds);
-                run_job(
-                    ctx,
-                    &build,
-                    &project,
-                    config,
-                    &owner,
-                    stop_on_shutdown,
-                    &mut log,
-                )
-                .await
+                run_job(ctx, &build, &project, config, &owner, stop_on_shutdown, &mut log).await
             }
-            Err(e) => Some(Outcome::failed(format!(
-                "the project's config is broken: {e}"
-            ))),
+            Err(e) => Some(Outcome::failed(format!("the project's config is broken: {e}"))),
         },
-        Ok(None) => Some(Outcome::failed(format!(
-            "project {} no longer exists",
-            build.project
-        ))),
+        Ok(None) => Some(Outcome::failed(format!("project {} no longer exists", build.project))),
         Err(e) => Some(Outcome::failed(format!("could not read the project: {e}"))),
     };
     let Some(outcome) = outcome else {
@@ -100,15 +78,7 @@ pub async fn execute(
     store_rest_of_log(ctx, build_id, &mut log).await;
     let recorded = ctx
         .store
-        .finish(
-            build_id,
-            owner,
-            outcome.status,
-            outcome.exit_code,
-            outcome.error,
-            log.size(),
-            now_ms(),
-        )
+        .finish(build_id, owner, outcome.status, outcome.exit_code, outcome.error, log.size(), now_ms())
         .await?;
     ctx.hub.publish(HubEvent::StatusChanged(build_id));
     ctx.dispatch.poke();
@@ -137,9 +107,7 @@ async fn run_job(
 ) -> Option<Outcome> {
     let dirs = BuildDirs::new(&ctx.config.build_work_dir(build.id));
     if let Err(e) = dirs.prepare().await {
-        return Some(Outcome::failed(format!(
-            "could not prepare the working directory: {e}"
-        )));
+        return Some(Outcome::failed(format!("could not prepare the working directory: {e}")));
     }
     let api_url = ctx.config.api_url.clone().unwrap_or_default();
     let env = job::job_env(build, config, &dirs, &api_url);
@@ -147,46 +115,29 @@ async fn run_job(
         Ok(job) => job,
         Err(e) => return Some(Outcome::failed(format!("could not start the job: {e}"))),
     };
-    let watch = Watch {
-        ctx,
-        build_id: build.id,
-        owner,
-        timeout: config.timeout,
-        stop_on_shutdown,
-    };
+    let watch = Watch { ctx, build_id: build.id, owner, timeout: config.timeout, stop_on_shutdown };
     let ending = supervise(watch, job, log).await;
     outcome(ending)
 }
 
 fn outcome(ending: Ending) -> Option<Outcome> {
-    let exit_code = ending
-        .status
-        .map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
+    let exit_code = ending.status.map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
     let (status, error) = match ending.stop {
         Some(Stop::LeaseLost) => return None,
         Some(Stop::TimedOut(limit)) => (
             BuildStatus::TimedOut,
-            Some(format!(
-                "timed out after {}; the job's processes were killed",
-                human(limit)
-            )),
+            Some(format!("timed out after {}; the job's processes were killed", human(limit))),
         ),
-        Some(Stop::Canceled) => (
-            BuildStatus::Canceled,
-            Some("canceled; the job's processes were killed".into()),
-        ),
-        Some(Stop::Shutdown) => (
-            BuildStatus::Canceled,
-            Some("canceled: Sparky shut down while the build ran".into()),
-        ),
+        Some(Stop::Canceled) => {
+            (BuildStatus::Canceled, Some("canceled; the job's processes were killed".into()))
+        }
+        Some(Stop::Shutdown) => {
+            (BuildStatus::Canceled, Some("canceled: Sparky shut down while the build ran".into()))
+        }
         None if exit_code == Some(0) => (BuildStatus::Succeeded, None),
         None => (BuildStatus::Failed, None),
     };
-    Some(Outcome {
-        status,
-        exit_code,
-        error,
-    })
+    Some(Outcome { status, exit_code, error })
 }
 
 fn human(d: Duration) -> String {

@@ -28,31 +28,18 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 
 /// The run function's routes.
 pub fn router(ctx: Ctx) -> Router {
-    Router::new()
-        .route("/events/run", post(on_run))
-        .with_state(ctx)
+    Router::new().route("/events/run", post(on_run)).with_state(ctx)
 }
 
 #[tracing::instrument(skip_all)]
-async fn on_run(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
+async fn on_run(State(ctx): State<Ctx>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let body = read_body(&headers, body).await?;
-    let event =
-        CloudEvent::parse(&headers, &body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let event = CloudEvent::parse(&headers, &body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if event.kind != BUILD_RUN {
-        return Err(ApiError::BadRequest(format!(
-            "expected a {BUILD_RUN} event, got {}",
-            event.kind
-        )));
+        return Err(ApiError::BadRequest(format!("expected a {BUILD_RUN} event, got {}", event.kind)));
     }
-    let build_id = event
-        .data
-        .get("build_id")
-        .and_then(|v| v.as_i64())
-        .ok_or_else(|| {
+    let build_id =
+        event.data.get("build_id").and_then(|v| v.as_i64()).ok_or_else(|| {
             ApiError::BadRequest("the event's data must be {\"build_id\": <integer>}".into())
         })?;
 
@@ -82,9 +69,5 @@ async fn on_run(
             }
         }
     });
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(heartbeats),
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(heartbeats)).into_response())
 }

@@ -82,11 +82,9 @@ pub fn job_env(
     if let Some(parent) = build.parent_build {
         set("SPARKY_PARENT_BUILD", &parent.to_string());
     }
-    for (name, value) in [
-        ("SCM_URL", &build.scm.url),
-        ("SCM_BRANCH", &build.scm.branch),
-        ("SCM_SHA", &build.scm.sha),
-    ] {
+    for (name, value) in
+        [("SCM_URL", &build.scm.url), ("SCM_BRANCH", &build.scm.branch), ("SCM_SHA", &build.scm.sha)]
+    {
         if let Some(value) = value {
             set(name, value);
         }
@@ -128,15 +126,9 @@ pub async fn spawn(
     // The command holds the pipe's write ends; drop it so that the pipe reaches EOF
     // once the job's processes are gone.
     drop(command);
-    let pid = child
-        .id()
-        .ok_or_else(|| io::Error::other("the job exited before it could be tracked"))?;
+    let pid = child.id().ok_or_else(|| io::Error::other("the job exited before it could be tracked"))?;
     let output = pipe::Receiver::from_owned_fd(reader.into())?;
-    Ok(Job {
-        child,
-        pgid: Pid::from_raw(pid as i32),
-        output,
-    })
+    Ok(Job { child, pgid: Pid::from_raw(pid as i32), output })
 }
 
 /// Sends `signal` to every process in the job's group (a group already gone is fine).

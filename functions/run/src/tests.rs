@@ -32,38 +32,18 @@ impl Harness {
 
     /// Queues and dispatches one build, ready for `execute`.
     async fn dispatched(&self, project: &str, params: &[(&str, &str)]) -> i64 {
-        let params: Params = params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let new = NewBuild {
-            project: project.into(),
-            params,
-            ..NewBuild::default()
-        };
+        let params: Params = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let new = NewBuild { project: project.into(), params, ..NewBuild::default() };
         let id = self.ctx.queue_build(new).await.expect("queue").build.id;
-        let limits = Limits {
-            global: 10,
-            concurrency: [(project.to_string(), 10)].into(),
-        };
-        self.ctx
-            .store
-            .claim(limits, "test".into(), now_ms(), 30_000)
-            .await
-            .expect("claim");
+        let limits = Limits { global: 10, concurrency: [(project.to_string(), 10)].into() };
+        self.ctx.store.claim(limits, "test".into(), now_ms(), 30_000).await.expect("claim");
         id
     }
 
     async fn log(&self, project: &str, id: i64) -> String {
-        let stored = StoredLog::open(self.ctx.reports.as_ref(), project, id)
-            .await
-            .expect("log");
-        String::from_utf8(
-            collect(stored.read_from(self.ctx.reports.clone(), 0))
-                .await
-                .expect("read"),
-        )
-        .expect("utf8")
+        let stored = StoredLog::open(self.ctx.reports.as_ref(), project, id).await.expect("log");
+        String::from_utf8(collect(stored.read_from(self.ctx.reports.clone(), 0)).await.expect("read"))
+            .expect("utf8")
     }
 }
 
@@ -82,10 +62,7 @@ async fn runs_a_script_with_its_environment_and_interleaved_output() {
     let workspace = h.ctx.config.build_work_dir(id).join("workspace");
     assert_eq!(
         log,
-        format!(
-            "out1\nerr1\nout2\napp {id} api http://sparky.test prod yes\n{}\n",
-            workspace.display()
-        )
+        format!("out1\nerr1\nout2\napp {id} api http://sparky.test prod yes\n{}\n", workspace.display())
     );
     let build = h.ctx.store.build(id).await.expect("read").expect("row");
     assert_eq!(build.exit_code, Some(0));
@@ -98,50 +75,22 @@ async fn a_failing_command_fails_the_build_with_its_exit_code() {
     let h = harness().await;
     h.project("app", "script: |\n  echo before\n  exit 3\n  echo never\n");
     let id = h.dispatched("app", &[]).await;
-    assert_eq!(
-        crate::execute(&h.ctx, id, true).await.expect("execute"),
-        Some(BuildStatus::Failed)
-    );
-    assert_eq!(
-        h.ctx
-            .store
-            .build(id)
-            .await
-            .expect("read")
-            .and_then(|b| b.exit_code),
-        Some(3)
-    );
+    assert_eq!(crate::execute(&h.ctx, id, true).await.expect("execute"), Some(BuildStatus::Failed));
+    assert_eq!(h.ctx.store.build(id).await.expect("read").and_then(|b| b.exit_code), Some(3));
     assert_eq!(h.log("app", id).await, "before\n");
 }
 
 #[tokio::test]
 async fn a_timeout_kills_the_whole_process_group() {
     let h = harness().await;
-    h.project(
-        "app",
-        "timeout: 1s\nscript: |\n  sleep 300 &\n  echo $! > child.pid\n  sleep 300\n",
-    );
+    h.project("app", "timeout: 1s\nscript: |\n  sleep 300 &\n  echo $! > child.pid\n  sleep 300\n");
     let id = h.dispatched("app", &[]).await;
     let started = Instant::now();
-    assert_eq!(
-        crate::execute(&h.ctx, id, true).await.expect("execute"),
-        Some(BuildStatus::TimedOut)
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_eq!(crate::execute(&h.ctx, id, true).await.expect("execute"), Some(BuildStatus::TimedOut));
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     let pid_file = h.ctx.config.build_work_dir(id).join("workspace/child.pid");
-    let pid: i32 = std::fs::read_to_string(pid_file)
-        .expect("pid")
-        .trim()
-        .parse()
-        .expect("number");
-    assert!(
-        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        "background child {pid} survived"
-    );
+    let pid: i32 = std::fs::read_to_string(pid_file).expect("pid").trim().parse().expect("number");
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "background child {pid} survived");
     assert!(h.log("app", id).await.contains("timed out after 1s"));
 }
 
@@ -152,24 +101,15 @@ async fn a_cancel_stops_a_running_build() {
     let id = h.dispatched("app", &[]).await;
     let ctx = h.ctx.clone();
     let run = tokio::spawn(async move { crate::execute(&ctx, id, true).await });
-    while h.ctx.store.build(id).await.expect("read").map(|b| b.status) != Some(BuildStatus::Running)
-    {
+    while h.ctx.store.build(id).await.expect("read").map(|b| b.status) != Some(BuildStatus::Running) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let asked = Instant::now();
-    h.ctx
-        .store
-        .request_cancel(id, now_ms())
-        .await
-        .expect("cancel");
+    h.ctx.store.request_cancel(id, now_ms()).await.expect("cancel");
     let status = run.await.expect("join").expect("execute");
     assert_eq!(status, Some(BuildStatus::Canceled));
-    assert!(
-        asked.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        asked.elapsed()
-    );
+    assert!(asked.elapsed() < Duration::from_secs(2), "{:?}", asked.elapsed());
 }
 
 #[tokio::test]
@@ -177,14 +117,8 @@ async fn a_duplicate_delivery_does_nothing() {
     let h = harness().await;
     h.project("app", "script: echo once\n");
     let id = h.dispatched("app", &[]).await;
-    assert_eq!(
-        crate::execute(&h.ctx, id, true).await.expect("execute"),
-        Some(BuildStatus::Succeeded)
-    );
-    assert_eq!(
-        crate::execute(&h.ctx, id, true).await.expect("execute"),
-        None
-    );
+    assert_eq!(crate::execute(&h.ctx, id, true).await.expect("execute"), Some(BuildStatus::Succeeded));
+    assert_eq!(crate::execute(&h.ctx, id, true).await.expect("execute"), None);
     assert_eq!(h.log("app", id).await, "once\n");
 }
 
@@ -194,10 +128,7 @@ async fn a_broken_config_fails_the_build_saying_why() {
     h.project("app", "script: echo\n");
     let id = h.dispatched("app", &[]).await;
     h.project("app", "script: echo\nretries: -1\n");
-    assert_eq!(
-        crate::execute(&h.ctx, id, true).await.expect("execute"),
-        Some(BuildStatus::Failed)
-    );
+    assert_eq!(crate::execute(&h.ctx, id, true).await.expect("execute"), Some(BuildStatus::Failed));
     let log = h.log("app", id).await;
     assert!(log.contains("projects/app/sparky.yaml, line 2"), "{log}");
 }
@@ -212,25 +143,11 @@ async fn keeps_only_the_newest_builds() {
         crate::execute(&h.ctx, id, true).await.expect("execute");
         ids.push(id);
     }
-    let page = h
-        .ctx
-        .store
-        .project_builds("app", 10, None)
-        .await
-        .expect("page");
-    assert_eq!(
-        page.builds.iter().map(|b| b.id).collect::<Vec<_>>(),
-        vec![ids[3], ids[2]]
-    );
+    let page = h.ctx.store.project_builds("app", 10, None).await.expect("page");
+    assert_eq!(page.builds.iter().map(|b| b.id).collect::<Vec<_>>(), vec![ids[3], ids[2]]);
     for old in &ids[..2] {
         assert!(!h.ctx.config.build_work_dir(*old).exists());
         assert!(h.log("app", *old).await.is_empty());
     }
-    assert!(
-        h.ctx
-            .config
-            .build_work_dir(ids[3])
-            .join("workspace/file.txt")
-            .exists()
-    );
+    assert!(h.ctx.config.build_work_dir(ids[3]).join("workspace/file.txt").exists());
 }

@@ -31,14 +31,10 @@ pub async fn trigger(
     let request = request::read(&headers, body).await?;
     authorize(&ctx, &headers, &request)?;
     let key = request::idempotency_key(&headers)?;
-    let project = ctx
-        .projects
-        .get(&name)
-        .await?
-        .ok_or_else(|| unknown_project(&name))?;
+    let project = ctx.projects.get(&name).await?.ok_or_else(|| unknown_project(&name))?;
     let config = manual_runs_allowed(&project)?;
-    let params = params::resolve(&config.vars, request.params)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let params =
+        params::resolve(&config.vars, request.params).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let new = NewBuild {
         project: project.name.clone(),
         trigger: Some(TriggerKind::Api),
@@ -73,19 +69,15 @@ pub async fn cancel(
             return Err(ApiError::NotFound(format!("there is no build {id}")));
         }
         CancelOutcome::AlreadyFinished(status) => {
-            return Err(ApiError::Conflict(format!(
-                "build {id} already finished ({status})"
-            )));
+            return Err(ApiError::Conflict(format!("build {id} already finished ({status})")));
         }
         CancelOutcome::Canceled => {
-            ctx.hub
-                .publish(sparky_core::hub::HubEvent::StatusChanged(id));
+            ctx.hub.publish(sparky_core::hub::HubEvent::StatusChanged(id));
             ctx.dispatch.poke();
             "canceled"
         }
         CancelOutcome::Requested => {
-            ctx.hub
-                .publish(sparky_core::hub::HubEvent::CancelRequested(id));
+            ctx.hub.publish(sparky_core::hub::HubEvent::CancelRequested(id));
             "cancel_requested"
         }
     };
@@ -93,10 +85,7 @@ pub async fn cancel(
     if request.from_form {
         return Ok(Redirect::to(&build_url(id)).into_response());
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "id": id, "status": state, "url": build_url(id) })),
-    )
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "status": state, "url": build_url(id) })))
         .into_response())
 }
 
@@ -112,16 +101,9 @@ pub async fn rebuild(
     let request = read_action(&headers, body).await?;
     authorize(&ctx, &headers, &request)?;
     let key = request::idempotency_key(&headers)?;
-    let old: Build = ctx
-        .store
-        .build(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("there is no build {id}")))?;
-    let project = ctx
-        .projects
-        .get(&old.project)
-        .await?
-        .ok_or_else(|| unknown_project(&old.project))?;
+    let old: Build =
+        ctx.store.build(id).await?.ok_or_else(|| ApiError::NotFound(format!("there is no build {id}")))?;
+    let project = ctx.projects.get(&old.project).await?.ok_or_else(|| unknown_project(&old.project))?;
     manual_runs_allowed(&project)?;
     let new = NewBuild {
         project: old.project.clone(),
@@ -163,18 +145,13 @@ fn authorize(ctx: &Ctx, headers: &HeaderMap, request: &TriggerRequest) -> Result
 }
 
 fn unknown_project(name: &str) -> ApiError {
-    ApiError::NotFound(format!(
-        "there is no project {name:?} (no projects/{name}/sparky.yaml)"
-    ))
+    ApiError::NotFound(format!("there is no project {name:?} (no projects/{name}/sparky.yaml)"))
 }
 
 /// The project's config, if it may be triggered by hand.
 fn manual_runs_allowed(project: &Project) -> Result<&ProjectConfig, ApiError> {
     let config = project.config.as_ref().map_err(|e| {
-        ApiError::Conflict(format!(
-            "project {} can't run until its config is fixed: {e}",
-            project.name
-        ))
+        ApiError::Conflict(format!("project {} can't run until its config is fixed: {e}", project.name))
     })?;
     if config.disabled {
         return Err(ApiError::Conflict(format!(
@@ -198,13 +175,8 @@ fn created(inserted: Inserted, from_form: bool) -> Response {
     if from_form {
         return Redirect::to(&url).into_response();
     }
-    let status = if inserted.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = if inserted.created { StatusCode::CREATED } else { StatusCode::OK };
     let build = BuildJson::from(&inserted.build);
-    let body =
-        json!({ "id": build.id, "project": build.project, "status": build.status, "url": url });
+    let body = json!({ "id": build.id, "project": build.project, "status": build.status, "url": url });
     (status, [(header::LOCATION, url)], Json(body)).into_response()
 }

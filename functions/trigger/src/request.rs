@@ -2,7 +2,8 @@
 //! "..."}`, or no body at all); the UI's Run form sends `application/x-www-form-urlencoded`
 //! fields, where `description` and `_token` are special and every other field is a
 //! parameter (the last value of a repeated field wins, so that a hidden `false` before
-//! a checkbox stands when the box is unticked).
+//! a checkbox stands when the box is unticked). A form-labelled body that opens with
+//! `{` is read as JSON, because that is what `curl -d '{...}'` sends.
 
 use std::collections::BTreeMap;
 
@@ -46,13 +47,12 @@ pub fn is_form(headers: &HeaderMap) -> bool {
 /// Reads and parses the body of a trigger request.
 pub async fn read(headers: &HeaderMap, body: Body) -> Result<TriggerRequest, ApiError> {
     let bytes = read_body(headers, body).await?;
-    let mut request = if is_form(headers) {
+    // `curl -d '{...}'` labels JSON as a form; a body that opens with `{` is JSON.
+    let looks_like_json = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let mut request = if is_form(headers) && !looks_like_json {
         let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
             .map_err(|e| ApiError::BadRequest(format!("malformed form body: {e}")))?;
-        let mut request = TriggerRequest {
-            from_form: true,
-            ..TriggerRequest::default()
-        };
+        let mut request = TriggerRequest { from_form: true, ..TriggerRequest::default() };
         for (name, value) in fields {
             match name.as_str() {
                 "description" => request.description = Some(value),
@@ -68,11 +68,7 @@ pub async fn read(headers: &HeaderMap, body: Body) -> Result<TriggerRequest, Api
     } else {
         let body: JsonBody = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))?;
-        TriggerRequest {
-            params: body.params,
-            description: body.description,
-            ..TriggerRequest::default()
-        }
+        TriggerRequest { params: body.params, description: body.description, ..TriggerRequest::default() }
     };
     request.description = request
         .description
@@ -88,8 +84,6 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
     };
     match value.to_str() {
         Ok(key) if !key.is_empty() && key.len() <= 200 => Ok(Some(key.to_string())),
-        _ => Err(ApiError::BadRequest(
-            "Idempotency-Key must be 1 to 200 visible ASCII characters".into(),
-        )),
+        _ => Err(ApiError::BadRequest("Idempotency-Key must be 1 to 200 visible ASCII characters".into())),
     }
 }

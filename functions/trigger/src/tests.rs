@@ -43,17 +43,9 @@ impl Harness {
             .expect("response");
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let json = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("JSON body")
-        };
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let json =
+            if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
         (status, headers, json)
     }
 }
@@ -76,10 +68,7 @@ async fn triggers_a_build_with_params_and_defaults() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(headers[header::LOCATION], "/builds/1");
-    assert_eq!(
-        body,
-        serde_json::json!({"id": 1, "project": "app", "status": "queued", "url": "/builds/1"})
-    );
+    assert_eq!(body, serde_json::json!({"id": 1, "project": "app", "status": "queued", "url": "/builds/1"}));
     let build = h.ctx.store.build(1).await.expect("read").expect("stored");
     assert_eq!(build.params.get("target").map(String::as_str), Some("prod"));
     assert_eq!(build.params.get("note").map(String::as_str), Some(""));
@@ -92,56 +81,18 @@ async fn triggers_a_build_with_params_and_defaults() {
 #[tokio::test]
 async fn refuses_bad_requests_with_json_errors_and_queues_nothing() {
     let h = harness(|_| {}).await;
-    h.project(
-        "app",
-        "script: echo\nvars:\n  - { name: target, type: select, values: [staging, prod] }\n",
-    );
+    h.project("app", "script: echo\nvars:\n  - { name: target, type: select, values: [staging, prod] }\n");
     h.project("off", "script: echo\ndisabled: true\n");
     h.project("auto", "script: echo\nallow_manual_run: false\n");
     h.project("broken", "script: echo\nconcurrency: lots\n");
     let cases: &[(&str, &str, StatusCode, &str)] = &[
-        (
-            "/api/v1/projects/nope/builds",
-            "",
-            StatusCode::NOT_FOUND,
-            "no project \"nope\"",
-        ),
-        (
-            "/api/v1/projects/..%2Fetc/builds",
-            "",
-            StatusCode::NOT_FOUND,
-            "no project",
-        ),
-        (
-            "/api/v1/projects/off/builds",
-            "",
-            StatusCode::CONFLICT,
-            "disabled",
-        ),
-        (
-            "/api/v1/projects/auto/builds",
-            "",
-            StatusCode::CONFLICT,
-            "allow_manual_run: false",
-        ),
-        (
-            "/api/v1/projects/broken/builds",
-            "",
-            StatusCode::CONFLICT,
-            "projects/broken/sparky.yaml, line 2",
-        ),
-        (
-            "/api/v1/projects/app/builds",
-            "{\"params\": ",
-            StatusCode::BAD_REQUEST,
-            "malformed JSON",
-        ),
-        (
-            "/api/v1/projects/app/builds",
-            "{\"parms\": {}}",
-            StatusCode::BAD_REQUEST,
-            "unknown field `parms`",
-        ),
+        ("/api/v1/projects/nope/builds", "", StatusCode::NOT_FOUND, "no project \"nope\""),
+        ("/api/v1/projects/..%2Fetc/builds", "", StatusCode::NOT_FOUND, "no project"),
+        ("/api/v1/projects/off/builds", "", StatusCode::CONFLICT, "disabled"),
+        ("/api/v1/projects/auto/builds", "", StatusCode::CONFLICT, "allow_manual_run: false"),
+        ("/api/v1/projects/broken/builds", "", StatusCode::CONFLICT, "projects/broken/sparky.yaml, line 2"),
+        ("/api/v1/projects/app/builds", "{\"params\": ", StatusCode::BAD_REQUEST, "malformed JSON"),
+        ("/api/v1/projects/app/builds", "{\"parms\": {}}", StatusCode::BAD_REQUEST, "unknown field `parms`"),
         (
             "/api/v1/projects/app/builds",
             r#"{"params": {"target": "moon"}}"#,
@@ -164,11 +115,7 @@ async fn refuses_bad_requests_with_json_errors_and_queues_nothing() {
     let huge = format!("{{\"description\": \"{}\"}}", "x".repeat(1024 * 1024));
     let (status, _, json) = h.post("/api/v1/projects/app/builds", &[JSON], huge).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(
-        json["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("larger than"))
-    );
+    assert!(json["error"].as_str().is_some_and(|e| e.contains("larger than")));
     assert!(h.ctx.store.live_builds().await.expect("live").is_empty());
 }
 
@@ -189,12 +136,7 @@ async fn the_same_idempotency_key_returns_the_same_build() {
 async fn cancels_and_rebuilds() {
     let h = harness(|_| {}).await;
     h.project("app", "script: echo\nvars: [{ name: N, default: '1' }]\n");
-    h.post(
-        "/api/v1/projects/app/builds",
-        &[JSON],
-        r#"{"params": {"N": 7}}"#,
-    )
-    .await;
+    h.post("/api/v1/projects/app/builds", &[JSON], r#"{"params": {"N": 7}}"#).await;
     let (status, _, body) = h.post("/api/v1/builds/1/cancel", &[], "").await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(body["status"], "canceled");
@@ -217,18 +159,10 @@ async fn cancels_and_rebuilds() {
 #[tokio::test]
 async fn forms_land_on_the_build_page() {
     let h = harness(|_| {}).await;
-    h.project(
-        "app",
-        "script: echo\nvars: [{ name: fast, type: checkbox, default: true }]\n",
-    );
+    h.project("app", "script: echo\nvars: [{ name: fast, type: checkbox, default: true }]\n");
     let form = ("content-type", "application/x-www-form-urlencoded");
-    let (status, headers, _) = h
-        .post(
-            "/api/v1/projects/app/builds",
-            &[form],
-            "fast=false&description=from+the+form",
-        )
-        .await;
+    let (status, headers, _) =
+        h.post("/api/v1/projects/app/builds", &[form], "fast=false&description=from+the+form").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(headers[header::LOCATION], "/builds/1");
     let build = h.ctx.store.build(1).await.expect("read").expect("stored");
@@ -242,32 +176,16 @@ async fn a_configured_token_is_required() {
     h.project("app", "script: echo\n");
     let (status, _, body) = h.post("/api/v1/projects/app/builds", &[], "").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(
-        body["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("Authorization: Bearer"))
-    );
-    let (status, _, _) = h
-        .post(
-            "/api/v1/projects/app/builds",
-            &[("authorization", "Bearer wrong")],
-            "",
-        )
-        .await;
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("Authorization: Bearer")));
+    let (status, _, _) =
+        h.post("/api/v1/projects/app/builds", &[("authorization", "Bearer wrong")], "").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _, _) = h.post("/api/v1/builds/1/cancel", &[], "").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _, _) = h
-        .post(
-            "/api/v1/projects/app/builds",
-            &[("authorization", "Bearer s3cret")],
-            "",
-        )
-        .await;
+    let (status, _, _) =
+        h.post("/api/v1/projects/app/builds", &[("authorization", "Bearer s3cret")], "").await;
     assert_eq!(status, StatusCode::CREATED);
     let form = ("content-type", "application/x-www-form-urlencoded");
-    let (status, _, _) = h
-        .post("/api/v1/projects/app/builds", &[form], "_token=s3cret")
-        .await;
+    let (status, _, _) = h.post("/api/v1/projects/app/builds", &[form], "_token=s3cret").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 }

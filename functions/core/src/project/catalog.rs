@@ -89,12 +89,7 @@ impl Projects {
         let file = dir.join("sparky.yaml");
         let source = match tokio::fs::read(&file).await {
             Ok(bytes) => bytes,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                ) =>
-            {
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
                 return Ok(None);
             }
             Err(e) => return Err(e),
@@ -106,17 +101,9 @@ impl Projects {
         };
         let config = match String::from_utf8(source) {
             Ok(text) => ProjectConfig::parse(&shown, &text, has_job),
-            Err(_) => Err(ProjectError {
-                file: shown,
-                line: None,
-                problem: "not UTF-8 text".into(),
-            }),
+            Err(_) => Err(ProjectError { file: shown, line: None, problem: "not UTF-8 text".into() }),
         };
-        Ok(Some(Project {
-            name: name.into(),
-            dir,
-            config,
-        }))
+        Ok(Some(Project { name: name.into(), dir, config }))
     }
 
     /// On a root without a `projects/` folder, creates it with the example project
@@ -141,26 +128,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let projects = Projects::new(dir.path().join("projects"));
         assert!(projects.create_example_if_empty().await.expect("example"));
-        assert!(
-            !projects.create_example_if_empty().await.expect("example"),
-            "only once"
-        );
+        assert!(!projects.create_example_if_empty().await.expect("example"), "only once");
         std::fs::create_dir_all(dir.path().join("projects/broken")).expect("mkdir");
-        std::fs::write(
-            dir.path().join("projects/broken/sparky.yaml"),
-            "script: echo\nconcurrency: many\n",
-        )
-        .expect("write");
+        std::fs::write(dir.path().join("projects/broken/sparky.yaml"), "script: echo\nconcurrency: many\n")
+            .expect("write");
         std::fs::create_dir_all(dir.path().join("projects/.hidden")).expect("mkdir");
         std::fs::create_dir_all(dir.path().join("projects/empty")).expect("mkdir");
         let list = projects.list().await.expect("list");
         let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["broken", "hello"]);
         let err = list[0].config.as_ref().unwrap_err().to_string();
-        assert!(
-            err.starts_with("projects/broken/sparky.yaml, line 2:"),
-            "{err}"
-        );
+        assert!(err.starts_with("projects/broken/sparky.yaml, line 2:"), "{err}");
         assert!(list[1].config.is_ok());
         assert!(projects.get("../etc").await.expect("get").is_none());
     }

@@ -157,8 +157,7 @@ impl ProjectConfig {
             _ => {
                 return Err(fail(
                     "script",
-                    "nothing to run: add `script:` or an executable `job` file beside sparky.yaml"
-                        .into(),
+                    "nothing to run: add `script:` or an executable `job` file beside sparky.yaml".into(),
                 ));
             }
         };
@@ -166,16 +165,10 @@ impl ProjectConfig {
             None => DEFAULT_TIMEOUT,
             Some(Scalar::Int(secs)) if secs > 0 => Duration::from_secs(secs as u64),
             Some(Scalar::Text(text)) => humantime::parse_duration(&text).map_err(|e| {
-                fail(
-                    "timeout",
-                    format!("timeout {text:?} is not a duration like 90s, 30m or 2h ({e})"),
-                )
+                fail("timeout", format!("timeout {text:?} is not a duration like 90s, 30m or 2h ({e})"))
             })?,
             Some(_) => {
-                return Err(fail(
-                    "timeout",
-                    "timeout must be a duration like 90s, 30m or 2h".into(),
-                ));
+                return Err(fail("timeout", "timeout must be a duration like 90s, 30m or 2h".into()));
             }
         };
         if timeout.is_zero() {
@@ -192,10 +185,7 @@ impl ProjectConfig {
         let mut env = BTreeMap::new();
         for (name, value) in raw.env {
             if !valid_env_name(&name) {
-                return Err(fail(
-                    "env",
-                    format!("env: {name:?} is not a valid variable name"),
-                ));
+                return Err(fail("env", format!("env: {name:?} is not a valid variable name")));
             }
             env.insert(name, value.into_text());
         }
@@ -206,10 +196,7 @@ impl ProjectConfig {
             .collect::<Result<Vec<_>, _>>()?;
         for name in &raw.downstream {
             if !super::valid_name(name) {
-                return Err(fail(
-                    "downstream",
-                    format!("downstream: {name:?} is not a project name"),
-                ));
+                return Err(fail("downstream", format!("downstream: {name:?} is not a project name")));
             }
         }
         if let Some(scm) = &raw.scm
@@ -239,9 +226,7 @@ impl ProjectConfig {
 fn check_var(raw: RawVar) -> Result<Var, String> {
     let name = raw.name;
     if !valid_env_name(&name) {
-        return Err(format!(
-            "vars: {name:?} is not a valid name (letters, digits, `_`; not first a digit)"
-        ));
+        return Err(format!("vars: {name:?} is not a valid name (letters, digits, `_`; not first a digit)"));
     }
     let values: Vec<String> = raw.values.into_iter().map(Scalar::into_text).collect();
     let default = raw.default.map(Scalar::into_text);
@@ -252,9 +237,7 @@ fn check_var(raw: RawVar) -> Result<Var, String> {
             }
             match default {
                 Some(d) if !values.contains(&d) => {
-                    return Err(format!(
-                        "vars: {name}'s default {d:?} is not one of its values"
-                    ));
+                    return Err(format!("vars: {name}'s default {d:?} is not one of its values"));
                 }
                 Some(d) => d,
                 None => values[0].clone(),
@@ -264,28 +247,18 @@ fn check_var(raw: RawVar) -> Result<Var, String> {
             None | Some("false") => "false".into(),
             Some("true") => "true".into(),
             Some(other) => {
-                return Err(format!(
-                    "vars: {name}'s default {other:?} is not true or false"
-                ));
+                return Err(format!("vars: {name}'s default {other:?} is not true or false"));
             }
         },
         VarKind::Text | VarKind::Textarea => default.unwrap_or_default(),
     };
-    Ok(Var {
-        name,
-        kind: raw.kind,
-        description: raw.description,
-        values,
-        default,
-    })
+    Ok(Var { name, kind: raw.kind, description: raw.description, values, default })
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`: a name a shell can use as a variable.
 pub fn valid_env_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -302,10 +275,7 @@ fn yaml_problem(e: &serde_yaml_ng::Error) -> String {
 fn line_of(source: &str, key: &str) -> Option<usize> {
     source
         .lines()
-        .position(|line| {
-            line.strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with(':'))
-        })
+        .position(|line| line.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(':')))
         .map(|i| i + 1)
 }
 
@@ -341,10 +311,7 @@ mod tests {
         let err = ProjectError::to_string(
             &ProjectConfig::parse(FILE, "script: echo\ntimout: 5m\n", false).unwrap_err(),
         );
-        assert!(
-            err.starts_with("projects/app/sparky.yaml, line 2: unknown field `timout`"),
-            "{err}"
-        );
+        assert!(err.starts_with("projects/app/sparky.yaml, line 2: unknown field `timout`"), "{err}");
         let err = ProjectConfig::parse(FILE, "script: echo\ntimeout: soon\n", false).unwrap_err();
         assert_eq!(err.line, Some(2));
         assert!(err.problem.contains("\"soon\""), "{err}");
@@ -352,9 +319,6 @@ mod tests {
         assert!(err.line.is_some(), "{err}");
         let err = ProjectConfig::parse(FILE, "description: nothing\n", false).unwrap_err();
         assert!(err.problem.contains("nothing to run"), "{err}");
-        assert!(
-            ProjectConfig::parse(FILE, "", true).is_ok(),
-            "a job file is enough"
-        );
+        assert!(ProjectConfig::parse(FILE, "", true).is_ok(), "a job file is enough");
     }
 }

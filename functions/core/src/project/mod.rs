@@ -32,16 +32,7 @@ mod tests {
         for good in ["hello", "A1", "app.v2", "my_app-3"] {
             assert!(valid_name(good), "{good}");
         }
-        for bad in [
-            "",
-            ".hidden",
-            "-x",
-            "a/b",
-            "..",
-            "a b",
-            "é",
-            &"x".repeat(101),
-        ] {
+        for bad in ["", ".hidden", "-x", "a/b", "..", "a b", "é", &"x".repeat(101)] {
             assert!(!valid_name(bad), "{bad}");
         }
     }

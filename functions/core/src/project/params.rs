@@ -72,10 +72,7 @@ pub fn resolve(vars: &[Var], given: BTreeMap<String, ParamValue>) -> Result<Para
             } else {
                 format!("unknown parameter; this project takes {}", known.join(", "))
             };
-            return Err(ParamError {
-                field: name,
-                problem,
-            });
+            return Err(ParamError { field: name, problem });
         };
         let value = value.into_text();
         let value = match var.kind {
@@ -98,17 +95,12 @@ pub fn resolve(vars: &[Var], given: BTreeMap<String, ParamValue>) -> Result<Para
             _ => value,
         };
         if value.contains('\0') {
-            return Err(ParamError {
-                field: name,
-                problem: "contains a NUL byte".into(),
-            });
+            return Err(ParamError { field: name, problem: "contains a NUL byte".into() });
         }
         resolved.insert(name, value);
     }
     for var in vars {
-        resolved
-            .entry(var.name.clone())
-            .or_insert_with(|| var.default.clone());
+        resolved.entry(var.name.clone()).or_insert_with(|| var.default.clone());
     }
     Ok(resolved)
 }
@@ -137,40 +129,24 @@ mod tests {
     }
 
     fn given(pairs: &[(&str, ParamValue)]) -> BTreeMap<String, ParamValue> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
     }
 
     #[test]
     fn fills_defaults_and_normalises_checkboxes() {
-        let params =
-            resolve(&vars(), given(&[("dry_run", ParamValue::Bool(true))])).expect("valid");
+        let params = resolve(&vars(), given(&[("dry_run", ParamValue::Bool(true))])).expect("valid");
         assert_eq!(params.get("target").map(String::as_str), Some("staging"));
         assert_eq!(params.get("dry_run").map(String::as_str), Some("true"));
-        let params = resolve(
-            &vars(),
-            given(&[("dry_run", ParamValue::Text("on".into()))]),
-        )
-        .expect("valid");
+        let params = resolve(&vars(), given(&[("dry_run", ParamValue::Text("on".into()))])).expect("valid");
         assert_eq!(params.get("dry_run").map(String::as_str), Some("true"));
     }
 
     #[test]
     fn refuses_unknown_names_and_bad_choices_naming_the_field() {
-        let err =
-            resolve(&vars(), given(&[("color", ParamValue::Text("red".into()))])).unwrap_err();
+        let err = resolve(&vars(), given(&[("color", ParamValue::Text("red".into()))])).unwrap_err();
         assert_eq!(err.field, "color");
         assert!(err.to_string().contains("takes target, dry_run"), "{err}");
-        let err = resolve(
-            &vars(),
-            given(&[("target", ParamValue::Text("moon".into()))]),
-        )
-        .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "params.target: \"moon\" is not one of staging, prod"
-        );
+        let err = resolve(&vars(), given(&[("target", ParamValue::Text("moon".into()))])).unwrap_err();
+        assert_eq!(err.to_string(), "params.target: \"moon\" is not one of staging, prod");
     }
 }

@@ -35,10 +35,7 @@ impl FolderStore {
 }
 
 fn io_err(key: &str) -> impl FnOnce(io::Error) -> ReportError + '_ {
-    move |source| ReportError::Io {
-        key: key.into(),
-        source,
-    }
+    move |source| ReportError::Io { key: key.into(), source }
 }
 
 #[async_trait::async_trait]
@@ -46,9 +43,7 @@ impl ReportStore for FolderStore {
     async fn put(&self, key: &Key, body: Bytes) -> Result<(), ReportError> {
         let path = self.path(key);
         let dir = path.parent().unwrap_or(&self.root);
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(io_err(key.as_str()))?;
+        tokio::fs::create_dir_all(dir).await.map_err(io_err(key.as_str()))?;
         let temp = dir.join(format!(
             "{TEMP_PREFIX}{}-{}",
             std::process::id(),
@@ -67,11 +62,7 @@ impl ReportStore for FolderStore {
         Ok(())
     }
 
-    async fn get(
-        &self,
-        key: &Key,
-        range: Option<Range<u64>>,
-    ) -> Result<Option<ByteStream>, ReportError> {
+    async fn get(&self, key: &Key, range: Option<Range<u64>>) -> Result<Option<ByteStream>, ReportError> {
         let mut file = match tokio::fs::File::open(self.path(key)).await {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -80,9 +71,7 @@ impl ReportStore for FolderStore {
         let stream: ByteStream = match range {
             None => Box::pin(ReaderStream::with_capacity(file, 64 * 1024)),
             Some(range) => {
-                file.seek(io::SeekFrom::Start(range.start))
-                    .await
-                    .map_err(io_err(key.as_str()))?;
+                file.seek(io::SeekFrom::Start(range.start)).await.map_err(io_err(key.as_str()))?;
                 let len = range.end.saturating_sub(range.start);
                 Box::pin(ReaderStream::with_capacity(file.take(len), 64 * 1024))
             }
@@ -108,11 +97,7 @@ impl ReportStore for FolderStore {
                 if name.starts_with(TEMP_PREFIX) {
                     continue;
                 }
-                let key = if key_dir.is_empty() {
-                    name
-                } else {
-                    format!("{key_dir}/{name}")
-                };
+                let key = if key_dir.is_empty() { name } else { format!("{key_dir}/{name}") };
                 let kind = entry.file_type().await.map_err(io_err(prefix))?;
                 if kind.is_dir() {
                     if key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) {
@@ -185,55 +170,20 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = FolderStore::new(dir.path());
         let key = |k: &str| Key::new(k).expect("key");
-        store
-            .put(&key("p/a/1"), Bytes::from_static(b"hello world"))
-            .await
-            .expect("put");
-        store
-            .put(&key("p/a/2"), Bytes::from_static(b"x"))
-            .await
-            .expect("put");
-        store
-            .put(&key("p/ab/3"), Bytes::from_static(b"y"))
-            .await
-            .expect("put");
-        store
-            .put(&key("q/1"), Bytes::from_static(b"z"))
-            .await
-            .expect("put");
-        let whole = store
-            .get(&key("p/a/1"), None)
-            .await
-            .expect("get")
-            .expect("exists");
+        store.put(&key("p/a/1"), Bytes::from_static(b"hello world")).await.expect("put");
+        store.put(&key("p/a/2"), Bytes::from_static(b"x")).await.expect("put");
+        store.put(&key("p/ab/3"), Bytes::from_static(b"y")).await.expect("put");
+        store.put(&key("q/1"), Bytes::from_static(b"z")).await.expect("put");
+        let whole = store.get(&key("p/a/1"), None).await.expect("get").expect("exists");
         assert_eq!(collect(whole).await.expect("read"), b"hello world");
-        let part = store
-            .get(&key("p/a/1"), Some(6..100))
-            .await
-            .expect("get")
-            .expect("exists");
+        let part = store.get(&key("p/a/1"), Some(6..100)).await.expect("get").expect("exists");
         assert_eq!(collect(part).await.expect("read"), b"world");
-        assert!(
-            store
-                .get(&key("p/none"), None)
-                .await
-                .expect("get")
-                .is_none()
-        );
+        assert!(store.get(&key("p/none"), None).await.expect("get").is_none());
         let keys = |list: Vec<ObjectMeta>| list.into_iter().map(|o| o.key).collect::<Vec<_>>();
-        assert_eq!(
-            keys(store.list("p/a").await.expect("list")),
-            ["p/a/1", "p/a/2", "p/ab/3"]
-        );
-        assert_eq!(
-            keys(store.list("p/a/").await.expect("list")),
-            ["p/a/1", "p/a/2"]
-        );
+        assert_eq!(keys(store.list("p/a").await.expect("list")), ["p/a/1", "p/a/2", "p/ab/3"]);
+        assert_eq!(keys(store.list("p/a/").await.expect("list")), ["p/a/1", "p/a/2"]);
         assert_eq!(store.delete_prefix("p/a/").await.expect("delete"), 2);
         assert_eq!(keys(store.list("").await.expect("list")), ["p/ab/3", "q/1"]);
-        assert!(
-            !dir.path().join("p/a").exists(),
-            "empty folders are removed"
-        );
+        assert!(!dir.path().join("p/a").exists(), "empty folders are removed");
     }
 }

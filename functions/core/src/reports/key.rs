@@ -41,12 +41,7 @@ impl fmt::Display for Key {
 }
 
 fn check(key: &str) -> Result<(), ReportError> {
-    let bad = |problem| {
-        Err(ReportError::InvalidKey {
-            key: key.into(),
-            problem,
-        })
-    };
+    let bad = |problem| Err(ReportError::InvalidKey { key: key.into(), problem });
     if key.is_empty() {
         return bad("empty");
     }
@@ -73,23 +68,10 @@ mod tests {
 
     #[test]
     fn accepts_object_paths_and_refuses_tricks() {
-        for good in [
-            "a",
-            "projects/x/builds/1/log/0000",
-            "artifacts/with space/é.txt",
-        ] {
+        for good in ["a", "projects/x/builds/1/log/0000", "artifacts/with space/é.txt"] {
             assert!(Key::new(good).is_ok(), "{good}");
         }
-        for bad in [
-            "",
-            "/abs",
-            "a//b",
-            "a/../b",
-            "..",
-            "a/",
-            "a\\b",
-            "a/.sparky-tmp-1",
-        ] {
+        for bad in ["", "/abs", "a//b", "a/../b", "..", "a/", "a\\b", "a/.sparky-tmp-1"] {
             assert!(Key::new(bad).is_err(), "{bad}");
         }
     }

@@ -24,12 +24,7 @@ pub struct LogWriter {
 
 impl LogWriter {
     pub fn new(store: Arc<dyn ReportStore>, project: &str, build_id: i64) -> Self {
-        LogWriter {
-            store,
-            prefix: Key::log_prefix(project, build_id),
-            stored: 0,
-            buffer: BytesMut::new(),
-        }
+        LogWriter { store, prefix: Key::log_prefix(project, build_id), stored: 0, buffer: BytesMut::new() }
     }
 
     /// Adds bytes to the buffer; [`LogWriter::flush`] stores them.
@@ -53,12 +48,7 @@ impl LogWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let key = Key::new(format!(
-            "{}{:0width$}",
-            self.prefix,
-            self.stored,
-            width = OFFSET_DIGITS
-        ))?;
+        let key = Key::new(format!("{}{:0width$}", self.prefix, self.stored, width = OFFSET_DIGITS))?;
         let chunk: Bytes = self.buffer.clone().freeze();
         self.store.put(&key, chunk).await?;
         self.stored += self.buffer.len() as u64;
@@ -76,11 +66,7 @@ pub struct StoredLog {
 
 impl StoredLog {
     /// Lists a build's log chunks.
-    pub async fn open(
-        store: &dyn ReportStore,
-        project: &str,
-        build_id: i64,
-    ) -> Result<Self, ReportError> {
+    pub async fn open(store: &dyn ReportStore, project: &str, build_id: i64) -> Result<Self, ReportError> {
         let prefix = Key::log_prefix(project, build_id);
         let chunks = store
             .list(&prefix)
@@ -96,9 +82,7 @@ impl StoredLog {
 
     /// Bytes stored so far.
     pub fn size(&self) -> u64 {
-        self.chunks
-            .last()
-            .map_or(0, |(offset, object)| offset + object.size)
+        self.chunks.last().map_or(0, |(offset, object)| offset + object.size)
     }
 
     /// Streams the log from byte `from` to its stored end.
@@ -148,28 +132,15 @@ mod tests {
         assert_eq!(log.buffered(), 12);
         log.flush().await.expect("flush");
         assert_eq!(log.size(), 23);
-        let stored = StoredLog::open(store.as_ref(), "app", 7)
-            .await
-            .expect("open");
+        let stored = StoredLog::open(store.as_ref(), "app", 7).await.expect("open");
         assert_eq!(stored.size(), 23);
         assert_eq!(stored.chunks.len(), 2);
-        let all = collect(stored.read_from(store.clone(), 0))
-            .await
-            .expect("read");
+        let all = collect(stored.read_from(store.clone(), 0)).await.expect("read");
         assert_eq!(all, b"first line\nsecond line\n");
-        let tail = collect(stored.read_from(store.clone(), 6))
-            .await
-            .expect("read");
+        let tail = collect(stored.read_from(store.clone(), 6)).await.expect("read");
         assert_eq!(tail, b"line\nsecond line\n");
-        let later = collect(stored.read_from(store.clone(), 18))
-            .await
-            .expect("read");
+        let later = collect(stored.read_from(store.clone(), 18)).await.expect("read");
         assert_eq!(later, b"line\n");
-        assert!(
-            collect(stored.read_from(store, 23))
-                .await
-                .expect("read")
-                .is_empty()
-        );
+        assert!(collect(stored.read_from(store, 23)).await.expect("read").is_empty());
     }
 }

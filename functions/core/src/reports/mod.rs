@@ -51,11 +51,7 @@ pub trait ReportStore: Send + Sync + 'static {
 
     /// Streams the object at `key` (the bytes in `range` only, if given; a range
     /// past the end is cut short). `None` if there is no such object.
-    async fn get(
-        &self,
-        key: &Key,
-        range: Option<Range<u64>>,
-    ) -> Result<Option<ByteStream>, ReportError>;
+    async fn get(&self, key: &Key, range: Option<Range<u64>>) -> Result<Option<ByteStream>, ReportError>;
 
     /// Every object whose key starts with `prefix`, in key order.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, ReportError>;
@@ -74,10 +70,7 @@ pub async fn get_bytes(store: &dyn ReportStore, key: &Key) -> Result<Option<Byte
     };
     let mut body = BytesMut::new();
     while let Some(piece) = stream.next().await {
-        body.extend_from_slice(&piece.map_err(|source| ReportError::Io {
-            key: key.to_string(),
-            source,
-        })?);
+        body.extend_from_slice(&piece.map_err(|source| ReportError::Io { key: key.to_string(), source })?);
     }
     Ok(Some(body.freeze()))
 }

@@ -30,11 +30,7 @@ pub struct BuildPage {
 
 pub(super) fn build_from_row(row: &Row<'_>) -> rusqlite::Result<Build> {
     let text_err = |index: usize, message: String| {
-        rusqlite::Error::FromSqlConversionFailure(
-            index,
-            rusqlite::types::Type::Text,
-            message.into(),
-        )
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, message.into())
     };
     let status: String = row.get(2)?;
     let trigger: String = row.get(3)?;
@@ -42,19 +38,11 @@ pub(super) fn build_from_row(row: &Row<'_>) -> rusqlite::Result<Build> {
     Ok(Build {
         id: row.get(0)?,
         project: row.get(1)?,
-        status: status
-            .parse()
-            .map_err(|e: crate::model::UnknownName| text_err(2, e.to_string()))?,
-        trigger: trigger
-            .parse()
-            .map_err(|e: crate::model::UnknownName| text_err(3, e.to_string()))?,
+        status: status.parse().map_err(|e: crate::model::UnknownName| text_err(2, e.to_string()))?,
+        trigger: trigger.parse().map_err(|e: crate::model::UnknownName| text_err(3, e.to_string()))?,
         params: serde_json::from_str::<Params>(&params).map_err(|e| text_err(4, e.to_string()))?,
         description: row.get(5)?,
-        scm: ScmRef {
-            url: row.get(6)?,
-            branch: row.get(7)?,
-            sha: row.get(8)?,
-        },
+        scm: ScmRef { url: row.get(6)?, branch: row.get(7)?, sha: row.get(8)? },
         parent_build: row.get(9)?,
         attempt: row.get(10)?,
         created_at: row.get(11)?,
@@ -69,10 +57,7 @@ pub(super) fn build_from_row(row: &Row<'_>) -> rusqlite::Result<Build> {
 
 pub(super) fn get(conn: &rusqlite::Connection, id: i64) -> Result<Option<Build>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM builds WHERE id = ?1");
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_row([id], build_from_row)
-        .optional()?)
+    Ok(conn.prepare_cached(&sql)?.query_row([id], build_from_row).optional()?)
 }
 
 impl Store {
@@ -83,19 +68,13 @@ impl Store {
         self.write(move |tx| {
             if let Some(key) = &new.idempotency_key {
                 let sql = format!("SELECT {COLUMNS} FROM builds WHERE idempotency_key = ?1");
-                let earlier = tx
-                    .prepare_cached(&sql)?
-                    .query_row([key], build_from_row)
-                    .optional()?;
+                let earlier = tx.prepare_cached(&sql)?.query_row([key], build_from_row).optional()?;
                 if let Some(build) = earlier {
-                    return Ok(Inserted {
-                        build,
-                        created: false,
-                    });
+                    return Ok(Inserted { build, created: false });
                 }
             }
-            let params = serde_json::to_string(&new.params)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let params =
+                serde_json::to_string(&new.params).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             tx.prepare_cached(
                 "INSERT INTO builds (project, status, trigger_kind, params, description, scm_url, \
                  scm_branch, scm_sha, parent_build, idempotency_key, created_at) \
@@ -114,12 +93,8 @@ impl Store {
                 now,
             ])?;
             let id = tx.last_insert_rowid();
-            let build = get(tx, id)?
-                .ok_or_else(|| StoreError::Corrupt("inserted build vanished".into()))?;
-            Ok(Inserted {
-                build,
-                created: true,
-            })
+            let build = get(tx, id)?.ok_or_else(|| StoreError::Corrupt("inserted build vanished".into()))?;
+            Ok(Inserted { build, created: true })
         })
         .await
     }
@@ -162,10 +137,8 @@ impl Store {
             let sql = format!(
                 "SELECT {COLUMNS} FROM builds WHERE id IN (SELECT max(id) FROM builds GROUP BY project)"
             );
-            let builds = conn
-                .prepare_cached(&sql)?
-                .query_map([], build_from_row)?
-                .collect::<Result<Vec<_>, _>>()?;
+            let builds =
+                conn.prepare_cached(&sql)?.query_map([], build_from_row)?.collect::<Result<Vec<_>, _>>()?;
             Ok(builds.into_iter().map(|b| (b.project.clone(), b)).collect())
         })
         .await
@@ -178,10 +151,8 @@ impl Store {
                 "SELECT {COLUMNS} FROM builds WHERE status IN ('queued', 'dispatched', 'running') \
                  ORDER BY id ASC"
             );
-            let builds = conn
-                .prepare_cached(&sql)?
-                .query_map([], build_from_row)?
-                .collect::<Result<Vec<_>, _>>()?;
+            let builds =
+                conn.prepare_cached(&sql)?.query_map([], build_from_row)?.collect::<Result<Vec<_>, _>>()?;
             Ok(builds)
         })
         .await
@@ -191,8 +162,7 @@ impl Store {
     pub async fn status_counts(&self) -> Result<HashMap<BuildStatus, u64>, StoreError> {
         self.call(|conn| {
             let mut counts = HashMap::new();
-            let mut stmt =
-                conn.prepare_cached("SELECT status, count(*) FROM builds GROUP BY status")?;
+            let mut stmt = conn.prepare_cached("SELECT status, count(*) FROM builds GROUP BY status")?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let status: String = row.get(0)?;

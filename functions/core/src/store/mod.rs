@@ -57,19 +57,12 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        if is_busy(&e) {
-            StoreError::Busy
-        } else {
-            StoreError::Sqlite(e)
-        }
+        if is_busy(&e) { StoreError::Busy } else { StoreError::Sqlite(e) }
     }
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-    )
+    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
 }
 
 /// A handle to the build store; cheap to clone.
@@ -88,13 +81,7 @@ impl Store {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub async fn open(path: impl Into<PathBuf>, journal: JournalMode) -> Result<Store, StoreError> {
         let path = path.into();
-        let store = Store {
-            inner: Arc::new(Inner {
-                path,
-                journal,
-                pool: Mutex::new(Vec::new()),
-            }),
-        };
+        let store = Store { inner: Arc::new(Inner { path, journal, pool: Mutex::new(Vec::new()) }) };
         store.call(migrate).await?;
         Ok(store)
     }
@@ -148,10 +135,7 @@ impl Store {
 }
 
 fn connect(path: &Path, journal: JournalMode) -> Result<Connection, StoreError> {
-    let open = |source| StoreError::Open {
-        path: path.to_path_buf(),
-        source,
-    };
+    let open = |source| StoreError::Open { path: path.to_path_buf(), source };
     let conn = Connection::open(path).map_err(open)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(open)?;
     let mode = match journal {
@@ -162,9 +146,7 @@ fn connect(path: &Path, journal: JournalMode) -> Result<Connection, StoreError> 
     // handler does not cover it, so retry briefly when several processes start at once.
     let mut attempts = 0;
     loop {
-        match conn.query_row(&format!("PRAGMA journal_mode = {mode}"), [], |r| {
-            r.get::<_, String>(0)
-        }) {
+        match conn.query_row(&format!("PRAGMA journal_mode = {mode}"), [], |r| r.get::<_, String>(0)) {
             Ok(_) => break,
             Err(e) if attempts < 50 && is_busy(&e) => {
                 attempts += 1;
@@ -173,8 +155,7 @@ fn connect(path: &Path, journal: JournalMode) -> Result<Connection, StoreError> 
             Err(e) => return Err(open(e)),
         }
     }
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-        .map_err(open)?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;").map_err(open)?;
     Ok(conn)
 }
 
@@ -188,9 +169,7 @@ impl StoreError {
 /// so that pods starting together apply each one exactly once.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let applied = tx
-        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?
-        .max(0) as usize;
+    let applied = tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?.max(0) as usize;
     if applied > MIGRATIONS.len() {
         return Err(StoreError::Corrupt(format!(
             "the database has schema version {applied}, newer than this Sparky knows ({}); upgrade Sparky",

@@ -179,10 +179,7 @@ impl Store {
                 .prepare_cached("SELECT cancel_requested FROM builds WHERE id = ?1")?
                 .query_row([build_id], |r| r.get(0))
                 .optional()?;
-            Ok(Renewal {
-                still_ours: renewed == 1,
-                cancel_requested: cancel.unwrap_or(true),
-            })
+            Ok(Renewal { still_ours: renewed == 1, cancel_requested: cancel.unwrap_or(true) })
         })
         .await
     }
@@ -220,15 +217,7 @@ impl Store {
                      finished_at = ?7, lease_owner = NULL, lease_until = NULL \
                      WHERE id = ?1 AND status = 'running' AND lease_owner = ?2",
                 )?
-                .execute(params![
-                    build_id,
-                    owner,
-                    status.as_str(),
-                    exit_code,
-                    error,
-                    log_size as i64,
-                    now
-                ])?;
+                .execute(params![build_id, owner, status.as_str(), exit_code, error, log_size as i64, now])?;
             Ok(changed == 1)
         })
         .await
@@ -237,11 +226,7 @@ impl Store {
     /// Asks for a build to stop: a queued one is canceled at once, a dispatched or
     /// running one is flagged for its runner.
     #[tracing::instrument(skip_all, fields(build_id))]
-    pub async fn request_cancel(
-        &self,
-        build_id: i64,
-        now: i64,
-    ) -> Result<CancelOutcome, StoreError> {
+    pub async fn request_cancel(&self, build_id: i64, now: i64) -> Result<CancelOutcome, StoreError> {
         self.write(move |tx| {
             let Some(build) = get(tx, build_id)? else { return Ok(CancelOutcome::NotFound) };
             match build.status {

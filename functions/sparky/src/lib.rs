@@ -1,0 +1,14 @@
+//! The one Sparky binary.
+//!
+//! # Layout
+//! - [`cli`]: the command line (`up`, `serve`, `build`, `logs`).
+//! - [`local`]: `sparky up`: all four functions in one process, a dispatch loop in
+//!   place of Knative Eventing, direct calls in place of HTTP between them.
+//! - [`service`]: `sparky serve <function>`: one function on `$PORT`, as on Knative.
+//! - [`client`]: `sparky build` and `sparky logs`: triggering and following builds
+//!   over the HTTP API.
+
+pub mod cli;
+pub mod client;
+pub mod local;
+pub mod service;

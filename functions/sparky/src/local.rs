@@ -1,0 +1,89 @@
+//! `sparky up`: all four functions in one process on one port, sharing one state
+//! folder (SQLite in WAL mode, reports in a folder). A dispatch loop woken by pokes
+//! stands in for the PingSources, and builds run as tasks of this process in place of
+//! Knative Eventing's deliveries. SIGINT/SIGTERM stop accepting requests, cancel the
+//! running builds (recording them as `canceled`) and wait for them to be recorded.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use sparky_core::{Config, Ctx, api::error_chain, config::JournalMode, serve, store::Claim};
+use sparky_dispatch::{Deliver, Dispatcher};
+use tokio::{net::TcpListener, sync::Notify};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+/// Runs a build as a task of this process.
+struct LocalDeliver {
+    ctx: Ctx,
+    builds: TaskTracker,
+}
+
+impl Deliver for LocalDeliver {
+    fn deliver(&self, claim: Claim) {
+        let ctx = self.ctx.clone();
+        self.builds.spawn(async move {
+            let id = claim.build_id;
+            if ctx.shutdown.is_cancelled() {
+                // Shutting down: leave it for the next start rather than cancel it.
+                if let Err(error) = ctx.store.requeue_undelivered(id).await {
+                    tracing::warn!(build_id = id, error = %error_chain(&error), "could not requeue");
+                }
+                return;
+            }
+            if let Err(error) = sparky_run::execute(&ctx, id, true).await {
+                tracing::error!(build_id = id, error = %error_chain(&error), "running the build failed");
+            }
+        });
+    }
+}
+
+/// All four routers in one, plus `/healthz` and `/metrics`.
+pub fn app(ctx: Ctx, deliver: Arc<dyn Deliver>) -> Router {
+    Router::new()
+        .merge(sparky_trigger::router(ctx.clone()))
+        .merge(sparky_dispatch::router(Dispatcher { ctx: ctx.clone(), deliver }))
+        .merge(sparky_run::router(ctx.clone()))
+        .merge(sparky_render_ui::router(ctx.clone()))
+        .merge(serve::common_routes(ctx))
+}
+
+/// Binds `config.listen` and runs until `shutdown` fires.
+pub async fn up(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", config.listen))?;
+    run(config, listener, shutdown).await
+}
+
+/// Runs `sparky up` on a bound listener until `shutdown` fires.
+pub async fn run(
+    mut config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr().context("reading the listen address")?;
+    config.api_url.get_or_insert_with(|| format!("http://{addr}"));
+    let root = config.root.clone();
+    let wake = Arc::new(Notify::new());
+    let ctx = Ctx::open(config, JournalMode::Wal, wake.clone(), shutdown.clone())
+        .await
+        .with_context(|| format!("could not open the state folder {}", root.display()))?;
+    if ctx.projects.create_example_if_empty().await.context("creating the example project")? {
+        tracing::info!("created the example project `hello` in {}", ctx.projects.dir().display());
+    }
+    let builds = TaskTracker::new();
+    let deliver: Arc<dyn Deliver> = Arc::new(LocalDeliver { ctx: ctx.clone(), builds: builds.clone() });
+    let dispatcher =
+        tokio::spawn(sparky_dispatch::local::run_loop(ctx.clone(), deliver.clone(), wake, shutdown.clone()));
+
+    println!("Sparky is up on http://{addr} (state in {})", root.display());
+    tracing::info!(%addr, root = %root.display(), "sparky up");
+    let served = serve::serve(listener, app(ctx, deliver), shutdown.clone()).await;
+    shutdown.cancel();
+    dispatcher.await.context("the dispatch loop panicked")?;
+    builds.close();
+    builds.wait().await;
+    tracing::info!("stopped");
+    served.context("serving HTTP")
+}
