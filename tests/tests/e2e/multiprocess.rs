@@ -1,0 +1,209 @@
+//! The four functions as separate OS processes sharing one root, as on Kubernetes:
+//! SQLite with the rollback journal, HTTP between them.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use nix::sys::signal::Signal;
+use serde_json::json;
+use sparky_tests::{Api, Sparky, free_port, kill_groups, peak_overlap, read_pids, write_project};
+
+/// Four functions on four ports; `trigger` and `ui` talk to them.
+struct Cluster {
+    root: PathBuf,
+    ports: [u16; 4],
+    envs: Vec<(String, String)>,
+    trigger: Sparky,
+    dispatch: Sparky,
+    run: Option<Sparky>,
+    _ui: Sparky,
+}
+
+const FUNCTIONS: [&str; 4] = ["trigger", "dispatch", "run", "render-ui"];
+
+impl Cluster {
+    fn start(root: &Path, extra: &[(&str, &str)]) -> Cluster {
+        let ports = [free_port(), free_port(), free_port(), free_port()];
+        let mut envs: Vec<(String, String)> = vec![
+            ("SPARKY_SQLITE_JOURNAL".into(), "delete".into()),
+            ("SPARKY_DISPATCH_URL".into(), format!("http://127.0.0.1:{}", ports[1])),
+            ("SPARKY_RUN_URL".into(), format!("http://127.0.0.1:{}", ports[2])),
+            ("SPARKY_API_URL".into(), format!("http://127.0.0.1:{}", ports[0])),
+        ];
+        envs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let start = |i: usize| {
+            let env: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            Sparky::serve(FUNCTIONS[i], ports[i], root, &env)
+        };
+        let (run, dispatch, trigger, ui) = (start(2), start(1), start(0), start(3));
+        Cluster { root: root.to_path_buf(), ports, envs, trigger, dispatch, run: Some(run), _ui: ui }
+    }
+
+    fn restart_run(&mut self) {
+        let env: Vec<(&str, &str)> = self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.run = Some(Sparky::serve("run", self.ports[2], &self.root, &env));
+    }
+
+    fn trigger_api(&self) -> Api {
+        Api::new(&self.trigger.url)
+    }
+
+    fn ui_api(&self) -> Api {
+        Api::new(&format!("http://127.0.0.1:{}", self.ports[3]))
+    }
+
+    /// What a PingSource sweep does: an event to dispatch.
+    async fn sweep(&self) -> serde_json::Value {
+        let api = Api::new(&self.dispatch.url);
+        let request = api
+            .http
+            .post(api.url("/events/dispatch"))
+            .header("ce-specversion", "1.0")
+            .header("ce-type", "dev.knative.sources.ping")
+            .header("ce-source", "/apis/v1/namespaces/sparky/pingsources/sweep")
+            .header("ce-id", "sweep-1");
+        let reply = api.send(request).await;
+        assert_eq!(reply.status, 200, "{}", reply.json);
+        reply.json
+    }
+}
+
+/// Triggers on trigger's port, reads on render-ui's: the two APIs of one deployment.
+async fn trigger_and_wait(cluster: &Cluster, project: &str) -> serde_json::Value {
+    let id = cluster.trigger_api().trigger(project, json!({})).await;
+    cluster.ui_api().wait_for(id, None, Duration::from_secs(20)).await
+}
+
+#[tokio::test]
+async fn builds_run_through_four_separate_processes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_project(dir.path(), "app", "script: |\n  echo \"built $SPARKY_BUILD_ID via $SPARKY_API\"\n");
+    let cluster = Cluster::start(dir.path(), &[]);
+    let build = trigger_and_wait(&cluster, "app").await;
+    assert_eq!(
+        build["status"],
+        "succeeded",
+        "{build}\nrun: {}",
+        cluster.run.as_ref().map(Sparky::log).unwrap_or_default()
+    );
+    let id = build["id"].as_i64().expect("id");
+    assert_eq!(
+        cluster.ui_api().log(id).await,
+        format!("built {id} via http://127.0.0.1:{}\n", cluster.ports[0])
+    );
+    // Bytes 18 and 19 of an SQLite file are 1 for the rollback journal, 2 for WAL.
+    let header = std::fs::read(dir.path().join("sparky.db")).expect("database file");
+    assert_eq!(&header[18..20], &[1, 1], "the shared database must use the rollback journal");
+    assert!(!dir.path().join("sparky.db-wal").exists());
+}
+
+#[tokio::test]
+async fn a_killed_runner_loses_its_build_or_hands_it_back_for_a_retry() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pids = dir.path().join("pids");
+    let marker = dir.path().join("first-attempt");
+    write_project(
+        dir.path(),
+        "doomed",
+        &format!("script: |\n  echo $$ >> {p}\n  sleep 300\n", p = pids.display()),
+    );
+    write_project(
+        dir.path(),
+        "retry",
+        &format!(
+            "retries: 1\nscript: |\n  if [ ! -e {m} ]; then touch {m}; echo $$ >> {p}; sleep 300; fi\n  echo second attempt\n",
+            m = marker.display(),
+            p = pids.display()
+        ),
+    );
+    let mut cluster = Cluster::start(dir.path(), &[("SPARKY_LEASE", "2s")]);
+    let ui = cluster.ui_api();
+
+    let doomed = cluster.trigger_api().trigger("doomed", json!({})).await;
+    let retry = cluster.trigger_api().trigger("retry", json!({})).await;
+    ui.wait_for(doomed, Some("running"), Duration::from_secs(10)).await;
+    ui.wait_for(retry, Some("running"), Duration::from_secs(10)).await;
+    while read_pids(&pids).len() < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if let Some(run) = &cluster.run {
+        run.signal(Signal::SIGKILL);
+    }
+    cluster.run = None;
+    kill_groups(&read_pids(&pids));
+    assert!(cluster.sweep().await["swept"].as_array().is_some_and(Vec::is_empty), "leases are still valid");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    cluster.restart_run();
+    let swept = cluster.sweep().await;
+    let swept = swept["swept"].as_array().cloned().unwrap_or_default();
+    assert!(swept.contains(&json!([doomed, "lost"])), "{swept:?}");
+    assert!(swept.contains(&json!([retry, "queued"])), "{swept:?}");
+    let lost = ui.build(doomed).await;
+    assert_eq!(lost["status"], "lost");
+    assert!(lost["error"].as_str().unwrap_or_default().contains("lease"), "{lost}");
+    let retried = ui.wait_for(retry, None, Duration::from_secs(20)).await;
+    assert_eq!(
+        (retried["status"].as_str(), retried["attempt"].as_i64()),
+        (Some("succeeded"), Some(1)),
+        "{retried}"
+    );
+    assert_eq!(ui.log(retry).await, "second attempt\n");
+}
+
+#[tokio::test]
+async fn concurrent_clients_through_several_trigger_and_dispatch_processes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spans = dir.path().join("spans");
+    let job = |concurrency: u32| {
+        format!(
+            "concurrency: {concurrency}\nscript: |\n  echo \"$SPARKY_PROJECT start $(date +%s%N)\" >> {s}\n  \
+             sleep 0.3\n  echo \"$SPARKY_PROJECT end $(date +%s%N)\" >> {s}\n  echo $SPARKY_BUILD_ID >> {s}.ids\n",
+            s = spans.display()
+        )
+    };
+    write_project(dir.path(), "a", &job(2));
+    write_project(dir.path(), "b", &job(1));
+    let cluster = Cluster::start(dir.path(), &[("SPARKY_MAX_RUNNING", "3")]);
+    // A second trigger and a second dispatch on the same root, as two pods each.
+    let env: Vec<(&str, &str)> = cluster.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let second_dispatch_port = free_port();
+    let second_dispatch = Sparky::serve("dispatch", second_dispatch_port, dir.path(), &env);
+    let mut env2 = env.clone();
+    let second_dispatch_url = format!("http://127.0.0.1:{second_dispatch_port}");
+    env2.retain(|(k, _)| *k != "SPARKY_DISPATCH_URL");
+    env2.push(("SPARKY_DISPATCH_URL", &second_dispatch_url));
+    let second_trigger = Sparky::serve("trigger", free_port(), dir.path(), &env2);
+    let triggers = [cluster.trigger_api(), Api::new(&second_trigger.url)];
+
+    let mut clients = Vec::new();
+    for client in 0..8 {
+        let api = triggers[client % 2].clone();
+        clients.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for n in 0..3 {
+                ids.push(api.trigger(["a", "b"][(client + n) % 2], json!({})).await);
+            }
+            ids
+        }));
+    }
+    let mut ids = Vec::new();
+    for client in clients {
+        ids.extend(client.await.expect("client"));
+    }
+    let ui = cluster.ui_api();
+    for id in &ids {
+        let build = ui.wait_for(*id, None, Duration::from_secs(60)).await;
+        assert_eq!(build["status"], "succeeded", "{build}");
+    }
+    let (peak, per) = peak_overlap(&spans).expect("spans");
+    assert!(peak <= 3 && per["a"] <= 2 && per["b"] <= 1, "limits exceeded: peak {peak}, {per:?}");
+    let mut ran: Vec<i64> = read_pids(&dir.path().join("spans.ids")).into_iter().map(i64::from).collect();
+    ran.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(ran, expected, "every build ran exactly once");
+    drop(second_dispatch);
+}
