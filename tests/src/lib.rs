@@ -6,6 +6,8 @@
 //! - `tests/e2e/`: the end-to-end tests, one module per area.
 //! - `src/bin/sparky-bench.rs`: benchmarks that print figures.
 
+pub mod webdriver;
+
 use std::{
     io::{BufRead, BufReader},
     net::TcpListener,

@@ -115,7 +115,11 @@ async fn idempotency_rebuild_and_pagination() {
         next.json["builds"].as_array().expect("builds").iter().filter_map(|b| b["id"].as_i64()).collect();
     assert_eq!(older.len(), 3);
     assert!(older.iter().all(|o| *o < ids[2]), "{older:?} after {ids:?}");
-    assert_eq!(next.json["next_before"], serde_json::Value::Null);
+    // 7 builds in all: 3, 3, then the first one alone.
+    let before = next.json["next_before"].as_i64().expect("a third page");
+    let last = api.get(&format!("/api/v1/projects/app/builds?limit=3&before={before}")).await;
+    assert_eq!(last.json["builds"].as_array().map(|b| b.iter().filter_map(|b| b["id"].as_i64()).collect::<Vec<_>>()), Some(vec![id]));
+    assert_eq!(last.json["next_before"], serde_json::Value::Null);
 }
 
 #[tokio::test]

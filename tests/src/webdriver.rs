@@ -1,0 +1,183 @@
+//! A small W3C WebDriver client (JSON over HTTP) driving headless Chromium through
+//! `chromedriver`, for end-to-end tests of the web UI.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+use crate::free_port;
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A running chromedriver; killed when dropped.
+pub struct Driver {
+    process: Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+/// One browser session.
+pub struct Browser {
+    driver_base: String,
+    session: String,
+    http: reqwest::Client,
+    _profile: tempfile::TempDir,
+}
+
+/// An element of the current page.
+pub struct Element<'a> {
+    browser: &'a Browser,
+    id: String,
+}
+
+impl Driver {
+    /// Starts `chromedriver` on a free port and waits until it is ready.
+    pub async fn start() -> anyhow::Result<Driver> {
+        let port = free_port();
+        let process = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting chromedriver (Debian package chromium-driver)")?;
+        let driver = Driver { process, base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = driver.http.get(format!("{}/status", driver.base)).send().await
+                && let Ok(status) = r.json::<Value>().await
+                && status["value"]["ready"] == true
+            {
+                return Ok(driver);
+            }
+            if Instant::now() > deadline {
+                bail!("chromedriver did not become ready");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A new headless Chromium session; `javascript: false` turns scripts off.
+    pub async fn browser(&self, javascript: bool) -> anyhow::Result<Browser> {
+        let profile = tempfile::tempdir()?;
+        let mut options = json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+        });
+        if !javascript {
+            options["prefs"] = json!({ "profile.managed_default_content_settings.javascript": 2 });
+        }
+        let body = json!({ "capabilities": { "alwaysMatch": { "browserName": "chrome", "goog:chromeOptions": options } } });
+        let reply: Value = self.http.post(format!("{}/session", self.base)).json(&body).send().await?.json().await?;
+        let session = reply["value"]["sessionId"].as_str().with_context(|| format!("no session: {reply}"))?;
+        Ok(Browser {
+            driver_base: self.base.clone(),
+            session: session.to_string(),
+            http: self.http.clone(),
+            _profile: profile,
+        })
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+impl Browser {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let url = format!("{}/session/{}{path}", self.driver_base, self.session);
+        let mut request = self.http.request(method, url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let reply: Value = request.send().await?.json().await?;
+        if let Some(error) = reply["value"]["error"].as_str() {
+            bail!("webdriver {path}: {error}: {}", reply["value"]["message"]);
+        }
+        Ok(reply["value"].clone())
+    }
+
+    pub async fn goto(&self, url: &str) -> anyhow::Result<()> {
+        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url }))).await.map(drop)
+    }
+
+    pub async fn current_url(&self) -> anyhow::Result<String> {
+        Ok(self.call(reqwest::Method::GET, "/url", None).await?.as_str().unwrap_or_default().to_string())
+    }
+
+    pub async fn source(&self) -> anyhow::Result<String> {
+        Ok(self.call(reqwest::Method::GET, "/source", None).await?.as_str().unwrap_or_default().to_string())
+    }
+
+    pub async fn find(&self, css: &str) -> anyhow::Result<Element<'_>> {
+        let found = self
+            .call(reqwest::Method::POST, "/element", Some(json!({ "using": "css selector", "value": css })))
+            .await?;
+        let id = found[ELEMENT].as_str().with_context(|| format!("no element {css}"))?;
+        Ok(Element { browser: self, id: id.to_string() })
+    }
+
+    pub async fn execute(&self, script: &str) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::POST, "/execute/sync", Some(json!({ "script": script, "args": [] }))).await
+    }
+
+    /// Waits until the text of `css` satisfies `check`; returns that text.
+    pub async fn wait_for_text(
+        &self,
+        css: &str,
+        limit: Duration,
+        check: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<String> {
+        let deadline = Instant::now() + limit;
+        let mut last = String::new();
+        loop {
+            if let Ok(element) = self.find(css).await {
+                last = element.text().await.unwrap_or_default();
+                if check(&last) {
+                    return Ok(last);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("{css} never matched within {limit:?}; last text: {last:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn close(self) {
+        let _ = self.call(reqwest::Method::DELETE, "", None).await;
+    }
+}
+
+impl Element<'_> {
+    fn path(&self, what: &str) -> String {
+        format!("/element/{}{what}", self.id)
+    }
+
+    pub async fn click(&self) -> anyhow::Result<()> {
+        self.browser.call(reqwest::Method::POST, &self.path("/click"), Some(json!({}))).await.map(drop)
+    }
+
+    pub async fn clear(&self) -> anyhow::Result<()> {
+        self.browser.call(reqwest::Method::POST, &self.path("/clear"), Some(json!({}))).await.map(drop)
+    }
+
+    pub async fn type_text(&self, text: &str) -> anyhow::Result<()> {
+        self.browser.call(reqwest::Method::POST, &self.path("/value"), Some(json!({ "text": text }))).await.map(drop)
+    }
+
+    pub async fn text(&self) -> anyhow::Result<String> {
+        Ok(self.browser.call(reqwest::Method::GET, &self.path("/text"), None).await?.as_str().unwrap_or_default().to_string())
+    }
+}
