@@ -1,1 +1,58 @@
-//! placeholder
+//! sparky-render-ui: every read. Server-rendered HTML pages for people, a JSON read
+//! API for programs, a build's log as plain text from any byte offset, and its live
+//! updates as server-sent events. It only reads: the store, report storage and the
+//! project folders; builds are changed by the trigger function (the pages' forms post
+//! to it).
+//!
+//! # Layout
+//! - [`api`]: `GET /api/v1/...`: projects, one project, a project's builds, one build,
+//!   the queue, as JSON.
+//! - [`summary`]: what the API and the pages both say about a project.
+//! - [`pages`]: the HTML pages: projects, one project (with its Run form), one build,
+//!   the queue, and the 404 page.
+//! - [`view`]: builds and projects shaped for the templates.
+//! - [`templates`]: the minijinja templates from `templates/`, embedded at build time,
+//!   and the stylesheet.
+//! - [`log`]: `GET /builds/{id}/log?offset=N`, and the tail of a log for the build page.
+//! - [`events`]: `GET /builds/{id}/events`, the live log and status as server-sent events.
+//! - [`utf8`]: cutting a byte stream into text without splitting a character.
+//! - [`badge`]: `GET /projects/{project}/badge.svg`.
+//! - [`query`]: reading query strings and path ids, with errors a person can act on.
+
+pub mod api;
+pub mod badge;
+pub mod events;
+pub mod log;
+pub mod pages;
+pub mod query;
+pub mod summary;
+pub mod templates;
+pub mod utf8;
+pub mod view;
+
+use axum::{Router, routing::get};
+use sparky_core::Ctx;
+
+/// The render-ui function's routes. Path parameters are named like the trigger
+/// function's (`{project}`, `{id}`), so that the two routers merge into one process
+/// (`GET` here and `POST` there on `/api/v1/projects/{project}/builds`).
+pub fn router(ctx: Ctx) -> Router {
+    Router::new()
+        .route("/", get(pages::projects))
+        .route("/queue", get(pages::queue))
+        .route("/projects/{project}", get(pages::project))
+        .route("/projects/{project}/badge.svg", get(badge::badge))
+        .route("/builds/{id}", get(pages::build))
+        .route("/builds/{id}/log", get(log::log))
+        .route("/builds/{id}/events", get(events::events))
+        .route("/static/sparky.css", get(templates::stylesheet))
+        .route("/api/v1/projects", get(api::projects))
+        .route("/api/v1/projects/{project}", get(api::project))
+        .route("/api/v1/projects/{project}/builds", get(api::builds))
+        .route("/api/v1/builds/{id}", get(api::build))
+        .route("/api/v1/queue", get(api::queue))
+        .with_state(ctx)
+}
+
+#[cfg(test)]
+mod tests;

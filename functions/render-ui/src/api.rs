@@ -1,0 +1,75 @@
+//! The JSON read API. Every error is the API's JSON `{"error": "..."}` with a status
+//! code that says what kind of mistake it was.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /api/v1/projects` | `{"projects": [ProjectSummary]}`, sorted by name |
+//! | `GET /api/v1/projects/{project}` | [`ProjectDetail`] |
+//! | `GET /api/v1/projects/{project}/builds?limit=N&before=ID` | `{"builds": [Build], "next_before": ID or null}`, newest first |
+//! | `GET /api/v1/builds/{id}` | a build ([`BuildJson`]) |
+//! | `GET /api/v1/queue` | `{"builds": [Build]}`: queued, dispatched and running, oldest first |
+
+use axum::{
+    Json,
+    extract::{Path, RawQuery, State},
+};
+use serde_json::{Value, json};
+use sparky_core::{
+    Ctx,
+    api::{ApiError, BuildJson},
+};
+
+use crate::{
+    query::{self, Page},
+    summary::{self, ProjectDetail},
+};
+
+/// `GET /api/v1/projects`
+#[tracing::instrument(skip_all)]
+pub async fn projects(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
+    let projects = summary::all_projects(&ctx).await?;
+    Ok(Json(json!({ "projects": projects })))
+}
+
+/// `GET /api/v1/projects/{project}`
+#[tracing::instrument(skip_all, fields(project = %name))]
+pub async fn project(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+) -> Result<Json<ProjectDetail>, ApiError> {
+    let (project, last) =
+        summary::find_project(&ctx, &name).await?.ok_or_else(|| summary::no_project(&name))?;
+    Ok(Json(ProjectDetail::new(&name, project.as_ref(), last.as_ref())))
+}
+
+/// `GET /api/v1/projects/{project}/builds?limit=N&before=ID`
+#[tracing::instrument(skip_all, fields(project = %name))]
+pub async fn builds(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let page = Page::parse(raw.as_deref())?;
+    if summary::find_project(&ctx, &name).await?.is_none() {
+        return Err(summary::no_project(&name));
+    }
+    let found = ctx.store.project_builds(&name, page.limit, page.before).await?;
+    let builds: Vec<BuildJson> = found.builds.iter().map(BuildJson::from).collect();
+    Ok(Json(json!({ "builds": builds, "next_before": found.next_before })))
+}
+
+/// `GET /api/v1/builds/{id}`
+#[tracing::instrument(skip_all, fields(build_id = %id))]
+pub async fn build(State(ctx): State<Ctx>, Path(id): Path<String>) -> Result<Json<BuildJson>, ApiError> {
+    let id = query::build_id(&id)?;
+    let build = ctx.store.build(id).await?.ok_or_else(|| query::no_build(id))?;
+    Ok(Json(BuildJson::from(&build)))
+}
+
+/// `GET /api/v1/queue`
+#[tracing::instrument(skip_all)]
+pub async fn queue(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
+    let live = ctx.store.live_builds().await?;
+    let builds: Vec<BuildJson> = live.iter().map(BuildJson::from).collect();
+    Ok(Json(json!({ "builds": builds })))
+}

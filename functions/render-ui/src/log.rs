@@ -1,0 +1,83 @@
+//! A build's log as plain text: `GET /builds/{id}/log?offset=N` streams the stored
+//! bytes from byte `N` on (chunk after chunk, never the whole log in memory), with
+//! `X-Log-Size` (bytes stored when the request was answered) and `X-Build-Status`, so
+//! that a client can poll: read from its offset, add what it got, and stop once the
+//! status is terminal and it has `X-Log-Size` bytes. The status is read before the
+//! log, so a terminal status means the size is final.
+//!
+//! [`tail`] reads the end of a log for the build page.
+
+use axum::{
+    body::Body,
+    extract::{Path, RawQuery, State},
+    response::Response,
+};
+use futures_util::StreamExt;
+use http::{HeaderValue, header};
+use sparky_core::{Ctx, api::ApiError, reports::log::StoredLog};
+
+use crate::{query, utf8};
+
+/// `GET /builds/{id}/log?offset=N`
+#[tracing::instrument(skip_all, fields(build_id = %id))]
+pub async fn log(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let id = query::build_id(&id)?;
+    let from = query::offset(raw.as_deref())?;
+    let build = ctx.store.build(id).await?.ok_or_else(|| query::no_build(id))?;
+    let stored = StoredLog::open(ctx.reports.as_ref(), &build.project, id).await?;
+    let size = stored.size();
+    let body = if from >= size {
+        Body::empty()
+    } else {
+        Body::from_stream(stored.read_from(ctx.reports.clone(), from))
+    };
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    // A log is whatever a job printed: never let a browser take it for HTML.
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-log-size", HeaderValue::from(size));
+    headers.insert("x-build-status", HeaderValue::from_static(build.status.as_str()));
+    Ok(response)
+}
+
+/// The end of a log, decoded for a page.
+#[derive(Debug, Default)]
+pub struct LogTail {
+    pub text: String,
+    /// The byte offset where `text` starts (0 unless the log was longer than asked).
+    pub start: u64,
+    /// The byte offset just after `text`: where a live follower continues. An
+    /// incomplete character at the end is left for it.
+    pub end: u64,
+    /// Bytes stored when the log was read.
+    pub size: u64,
+}
+
+impl LogTail {
+    /// Whether the beginning of the log was left out.
+    pub fn truncated(&self) -> bool {
+        self.start > 0
+    }
+}
+
+/// Reads at most the last `max` bytes of a build's log, starting at a character.
+pub async fn tail(ctx: &Ctx, project: &str, id: i64, max: u64) -> Result<LogTail, ApiError> {
+    let stored = StoredLog::open(ctx.reports.as_ref(), project, id).await?;
+    let size = stored.size();
+    let from = size.saturating_sub(max);
+    let mut bytes = Vec::with_capacity((size - from) as usize);
+    let mut stream = stored.read_from(ctx.reports.clone(), from);
+    while let Some(piece) = stream.next().await {
+        bytes.extend_from_slice(&piece?);
+    }
+    let skip = if from > 0 { utf8::char_boundary(&bytes) } else { 0 };
+    let (text, used) = utf8::decode_prefix(&bytes[skip..]);
+    let start = from + skip as u64;
+    Ok(LogTail { text, start, end: start + used as u64, size })
+}

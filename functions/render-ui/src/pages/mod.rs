@@ -1,0 +1,136 @@
+//! The HTML pages. Handlers gather what a page shows into a context (see [`crate::view`])
+//! and render its template; failures become an HTML error page with the right status
+//! (a page for a project or build that does not exist is a 404 saying which).
+//!
+//! - [`projects`] `/` and [`queue`] `/queue` are here.
+//! - [`project`] `/projects/{project}`: history and the Run form.
+//! - [`build`] `/builds/{id}`: one build with its (live) log.
+
+mod build;
+mod project;
+
+pub use build::build;
+pub use project::project;
+
+use axum::{
+    extract::State,
+    response::{Html, IntoResponse, Response},
+};
+use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
+use sparky_core::{
+    Ctx,
+    api::{ApiError, error_chain},
+    project::ProjectError,
+    time::now_ms,
+};
+
+use crate::{summary, templates::render, view::BuildView};
+
+/// A page that could not be shown; rendered as the error page.
+#[derive(Debug)]
+pub struct PageError(pub ApiError);
+
+impl<E> From<E> for PageError
+where
+    ApiError: From<E>,
+{
+    fn from(e: E) -> Self {
+        PageError(ApiError::from(e))
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let error = self.0;
+        let status = error.status();
+        if let ApiError::Internal(cause) = &error {
+            tracing::error!(error = %error_chain(cause.as_ref()), "page failed");
+        }
+        let title = match status {
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::SERVICE_UNAVAILABLE => "Busy",
+            StatusCode::BAD_REQUEST => "Bad request",
+            _ => "Something went wrong",
+        };
+        let context = ErrorPage { title, message: error.to_string(), code: status.as_u16() };
+        let mut response = match render("error.html", &context) {
+            Ok(page) => (status, Html(page)).into_response(),
+            Err(e) => {
+                tracing::error!(error = %error_chain(&e), "the error page failed too");
+                (status, context.message).into_response()
+            }
+        };
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorPage {
+    title: &'static str,
+    message: String,
+    code: u16,
+}
+
+/// Renders a page; pages are never cached, since they show live state.
+pub fn page(name: &str, context: impl Serialize) -> Result<Response, PageError> {
+    let html = render(name, context).map_err(|e| PageError(ApiError::internal(e)))?;
+    Ok(([(header::CACHE_CONTROL, "no-cache")], Html(html)).into_response())
+}
+
+/// A broken sparky.yaml, split for display.
+#[derive(Debug, Serialize)]
+pub struct ConfigErrorView {
+    pub file: String,
+    pub line: Option<usize>,
+    pub problem: String,
+}
+
+impl From<&ProjectError> for ConfigErrorView {
+    fn from(e: &ProjectError) -> Self {
+        ConfigErrorView { file: e.file.clone(), line: e.line, problem: e.problem.clone() }
+    }
+}
+
+#[derive(Serialize)]
+struct ProjectRow {
+    name: String,
+    description: Option<String>,
+    disabled: bool,
+    error: Option<ConfigErrorView>,
+    last: Option<BuildView>,
+}
+
+/// `GET /`: every project with its newest build.
+#[tracing::instrument(skip_all)]
+pub async fn projects(State(ctx): State<Ctx>) -> Result<Response, PageError> {
+    let projects = ctx.projects.list().await?;
+    let last = ctx.store.last_builds().await?;
+    let now = now_ms();
+    let rows: Vec<ProjectRow> = projects
+        .iter()
+        .map(|project| {
+            let summary = summary::ProjectSummary::new(project, None);
+            ProjectRow {
+                name: summary.name,
+                description: summary.description,
+                disabled: summary.disabled,
+                error: project.config.as_ref().err().map(ConfigErrorView::from),
+                last: last.get(&project.name).map(|b| BuildView::new(b, now)),
+            }
+        })
+        .collect();
+    page("projects.html", serde_json::json!({ "projects": rows }))
+}
+
+/// `GET /queue`: builds queued, dispatched and running, oldest first.
+#[tracing::instrument(skip_all)]
+pub async fn queue(State(ctx): State<Ctx>) -> Result<Response, PageError> {
+    let now = now_ms();
+    let builds: Vec<BuildView> =
+        ctx.store.live_builds().await?.iter().map(|b| BuildView::new(b, now)).collect();
+    page("queue.html", serde_json::json!({ "builds": builds }))
+}

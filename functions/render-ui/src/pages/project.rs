@@ -1,0 +1,85 @@
+//! `GET /projects/{project}?before=ID`: a project's description, configuration (or
+//! why it is broken), its history a page at a time, and the Run form built from its
+//! `vars`. The form posts to the trigger function, which answers `303 See Other` to
+//! the new build's page.
+
+use axum::{
+    extract::{Path, RawQuery, State},
+    response::Response,
+};
+use serde::Serialize;
+use sparky_core::{Ctx, project::Var, time::now_ms};
+
+use super::{ConfigErrorView, PageError, page};
+use crate::{
+    query::Page,
+    summary::{self, ConfigJson},
+    view::BuildView,
+};
+
+/// The Run form: one field per parameter, plus a token field when the API needs one.
+#[derive(Serialize)]
+struct RunForm {
+    vars: Vec<Var>,
+    token: bool,
+}
+
+#[derive(Serialize)]
+struct ProjectPage {
+    name: String,
+    description: Option<String>,
+    error: Option<ConfigErrorView>,
+    /// The project has builds but no folder any more.
+    removed: bool,
+    config: Option<ConfigJson>,
+    /// `timeout` as written in sparky.yaml, e.g. `30m`.
+    timeout: Option<String>,
+    run: Option<RunForm>,
+    /// Why there is no Run form, when the project is usable.
+    no_run: Option<&'static str>,
+    last: Option<BuildView>,
+    builds: Vec<BuildView>,
+    /// Set when showing an older page.
+    before: Option<i64>,
+    next_before: Option<i64>,
+}
+
+/// `GET /projects/{project}`
+#[tracing::instrument(skip_all, fields(project = %name))]
+pub async fn project(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, PageError> {
+    let page_query = Page::parse(raw.as_deref())?;
+    let (project, last) =
+        summary::find_project(&ctx, &name).await?.ok_or_else(|| summary::no_project(&name))?;
+    let history = ctx.store.project_builds(&name, page_query.limit, page_query.before).await?;
+    let now = now_ms();
+    let config = project.as_ref().and_then(|p| p.config.as_ref().ok());
+    let no_run = match config {
+        Some(c) if c.disabled => Some("This project is disabled (`disabled: true`): nothing triggers it."),
+        Some(c) if !c.allow_manual_run => {
+            Some("Manual runs are off for this project (`allow_manual_run: false`).")
+        }
+        _ => None,
+    };
+    let run = config
+        .filter(|_| no_run.is_none())
+        .map(|c| RunForm { vars: c.vars.clone(), token: ctx.config.api_token.is_some() });
+    let context = ProjectPage {
+        name: name.clone(),
+        description: config.and_then(|c| c.description.clone()),
+        error: project.as_ref().and_then(|p| p.config.as_ref().err()).map(ConfigErrorView::from),
+        removed: project.is_none(),
+        config: config.map(ConfigJson::from),
+        timeout: config.map(|c| humantime::format_duration(c.timeout).to_string()),
+        run,
+        no_run,
+        last: last.as_ref().map(|b| BuildView::new(b, now)),
+        builds: history.builds.iter().map(|b| BuildView::new(b, now)).collect(),
+        before: page_query.before,
+        next_before: history.next_before,
+    };
+    page("project.html", context)
+}

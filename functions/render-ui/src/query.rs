@@ -1,0 +1,129 @@
+//! Reading what a request asks for: build ids in paths, `?limit=&before=` pages,
+//! `?offset=` and `Last-Event-ID` positions in a log. Mistakes are `400`s that name
+//! the parameter and say what would be accepted (axum's own extractors would answer
+//! plain text, not the API's JSON).
+
+use http::HeaderMap;
+use serde::Deserialize;
+use sparky_core::api::ApiError;
+
+/// Builds per page unless `?limit=` says otherwise.
+pub const DEFAULT_LIMIT: u32 = 20;
+/// The largest page; larger limits are cut to this.
+pub const MAX_LIMIT: u32 = 200;
+
+/// A build id from a path. Anything that is not one names no build, so it is a 404.
+pub fn build_id(text: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| no_build(text))
+}
+
+/// The 404 for a build that does not exist.
+pub fn no_build(id: impl std::fmt::Display) -> ApiError {
+    ApiError::NotFound(format!("there is no build {id}"))
+}
+
+/// One page of a history: at most `limit` builds older than `before`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub limit: u32,
+    pub before: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPage {
+    limit: Option<String>,
+    before: Option<String>,
+}
+
+impl Page {
+    /// Reads `?limit=N&before=ID` (both optional).
+    pub fn parse(query: Option<&str>) -> Result<Page, ApiError> {
+        let raw: RawPage = serde_urlencoded::from_str(query.unwrap_or_default())
+            .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
+        let limit = match raw.limit.as_deref() {
+            None | Some("") => DEFAULT_LIMIT,
+            Some(text) => match text.parse::<u64>() {
+                Ok(0) | Err(_) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "limit={text:?}: expected a number of builds from 1 to {MAX_LIMIT}"
+                    )));
+                }
+                Ok(n) => n.min(u64::from(MAX_LIMIT)) as u32,
+            },
+        };
+        let before = match raw.before.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(text.parse::<i64>().map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "before={text:?}: expected a build id (the `next_before` of the previous page)"
+                ))
+            })?),
+        };
+        Ok(Page { limit, before })
+    }
+}
+
+#[derive(Deserialize)]
+struct RawOffset {
+    offset: Option<String>,
+}
+
+/// `?offset=N`: a byte offset into a log, 0 when absent. Other parameters are ignored.
+pub fn offset(query: Option<&str>) -> Result<u64, ApiError> {
+    let raw: RawOffset = serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
+    match raw.offset.as_deref() {
+        None | Some("") => Ok(0),
+        Some(text) => parse_offset("offset", text),
+    }
+}
+
+/// Where a live log resumes: the `Last-Event-ID` a reconnecting client sends, else
+/// `?offset=N`, else the start.
+pub fn resume_offset(headers: &HeaderMap, query: Option<&str>) -> Result<u64, ApiError> {
+    match headers.get("last-event-id") {
+        Some(value) => {
+            let text = value
+                .to_str()
+                .map_err(|_| ApiError::BadRequest("Last-Event-ID: expected a byte offset".into()))?;
+            parse_offset("Last-Event-ID", text.trim())
+        }
+        None => offset(query),
+    }
+}
+
+fn parse_offset(name: &str, text: &str) -> Result<u64, ApiError> {
+    text.parse::<u64>().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "{name}={text:?}: expected a byte offset (a whole number, 0 for the start)"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_default_clamp_and_refuse_nonsense() {
+        assert_eq!(Page::parse(None).ok(), Some(Page { limit: DEFAULT_LIMIT, before: None }));
+        assert_eq!(Page::parse(Some("limit=5&before=9")).ok(), Some(Page { limit: 5, before: Some(9) }));
+        assert_eq!(Page::parse(Some("limit=5000")).ok().map(|p| p.limit), Some(MAX_LIMIT));
+        for bad in ["limit=0", "limit=many", "before=x", "limt=3"] {
+            assert!(matches!(Page::parse(Some(bad)), Err(ApiError::BadRequest(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn resume_prefers_last_event_id() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(resume_offset(&headers, None).ok(), Some(0));
+        assert_eq!(resume_offset(&headers, Some("offset=12")).ok(), Some(12));
+        headers.insert("last-event-id", http::HeaderValue::from_static("40"));
+        assert_eq!(resume_offset(&headers, Some("offset=12")).ok(), Some(40));
+        assert!(offset(Some("offset=-1")).is_err());
+        assert_eq!(build_id("7").ok(), Some(7));
+        assert!(matches!(build_id("7x"), Err(ApiError::NotFound(_))));
+    }
+}

@@ -1,0 +1,120 @@
+//! The render-ui router, called in-process against a real store, real report storage
+//! and real project folders in a temp directory.
+
+mod api;
+mod live;
+mod pages;
+
+use axum::body::Body;
+use http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use sparky_core::{
+    Config, Ctx,
+    model::{BuildStatus, NewBuild, Params},
+    reports::log::LogWriter,
+    store::Limits,
+    time::now_ms,
+};
+use tower::ServiceExt;
+
+pub struct Harness {
+    _dir: tempfile::TempDir,
+    pub ctx: Ctx,
+}
+
+pub async fn harness(configure: impl FnOnce(&mut Config)) -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::for_root(dir.path());
+    configure(&mut config);
+    let ctx = Ctx::open_standalone(config).await.expect("open");
+    Harness { _dir: dir, ctx }
+}
+
+/// An answer, with its body as text.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+}
+
+impl Harness {
+    pub fn project(&self, name: &str, yaml: &str) {
+        let dir = self.ctx.projects.dir().join(name);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("sparky.yaml"), yaml).expect("write");
+    }
+
+    pub async fn get(&self, uri: &str) -> Answer {
+        self.get_with(uri, &[]).await
+    }
+
+    pub async fn get_with(&self, uri: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut request = Request::get(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = crate::router(self.ctx.clone())
+            .oneshot(request.body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        Answer { status, headers, body: String::from_utf8(bytes.to_vec()).expect("UTF-8 body") }
+    }
+
+    /// Queues a build of `project` with `params`; returns its id.
+    pub async fn queue(&self, project: &str, params: &[(&str, &str)], description: Option<&str>) -> i64 {
+        let params: Params = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let new = NewBuild {
+            project: project.into(),
+            params,
+            description: description.map(Into::into),
+            ..NewBuild::default()
+        };
+        self.ctx.queue_build(new).await.expect("queue").build.id
+    }
+
+    /// Moves queued build `id` to `running`, as dispatch and run would.
+    pub async fn start(&self, project: &str, id: i64) {
+        let limits = Limits { global: 100, concurrency: [(project.to_string(), 100)].into() };
+        self.ctx.store.claim(limits, "test".into(), now_ms(), 60_000).await.expect("claim");
+        let started = self.ctx.store.start(id, "test".into(), now_ms(), 60_000).await.expect("start");
+        assert!(started.is_some(), "build {id} started");
+    }
+
+    /// Ends running build `id` with `status`, recording `log_size` bytes of log.
+    pub async fn finish(&self, id: i64, status: BuildStatus, exit_code: Option<i32>, log_size: u64) {
+        let finished = self
+            .ctx
+            .store
+            .finish(id, "test".into(), status, exit_code, None, log_size, now_ms())
+            .await
+            .expect("finish");
+        assert!(finished, "build {id} finished");
+        self.ctx.hub.publish(sparky_core::hub::HubEvent::StatusChanged(id));
+    }
+
+    /// A log writer for build `id`; each `put` stores one chunk.
+    pub fn log_writer(&self, project: &str, id: i64) -> LogWriter {
+        LogWriter::new(self.ctx.reports.clone(), project, id)
+    }
+}
+
+/// Stores `bytes` as the next chunk of a log and tells followers.
+pub async fn put(h: &Harness, log: &mut LogWriter, id: i64, bytes: &[u8]) {
+    log.append(bytes);
+    log.flush().await.expect("flush");
+    h.ctx.hub.publish(sparky_core::hub::HubEvent::LogGrew(id));
+}
