@@ -44,7 +44,8 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .context("starting chromedriver (Debian package chromium-driver)")?;
-        let driver = Driver { process, base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
+        let driver =
+            Driver { process, base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(r) = driver.http.get(format!("{}/status", driver.base)).send().await
@@ -76,7 +77,8 @@ impl Driver {
             options["prefs"] = json!({ "profile.managed_default_content_settings.javascript": 2 });
         }
         let body = json!({ "capabilities": { "alwaysMatch": { "browserName": "chrome", "goog:chromeOptions": options } } });
-        let reply: Value = self.http.post(format!("{}/session", self.base)).json(&body).send().await?.json().await?;
+        let reply: Value =
+            self.http.post(format!("{}/session", self.base)).json(&body).send().await?.json().await?;
         let session = reply["value"]["sessionId"].as_str().with_context(|| format!("no session: {reply}"))?;
         Ok(Browser {
             driver_base: self.base.clone(),
@@ -174,10 +176,19 @@ impl Element<'_> {
     }
 
     pub async fn type_text(&self, text: &str) -> anyhow::Result<()> {
-        self.browser.call(reqwest::Method::POST, &self.path("/value"), Some(json!({ "text": text }))).await.map(drop)
+        self.browser
+            .call(reqwest::Method::POST, &self.path("/value"), Some(json!({ "text": text })))
+            .await
+            .map(drop)
     }
 
     pub async fn text(&self) -> anyhow::Result<String> {
-        Ok(self.browser.call(reqwest::Method::GET, &self.path("/text"), None).await?.as_str().unwrap_or_default().to_string())
+        Ok(self
+            .browser
+            .call(reqwest::Method::GET, &self.path("/text"), None)
+            .await?
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
     }
 }

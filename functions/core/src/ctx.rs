@@ -107,7 +107,6 @@ impl Ctx {
         let mut config = config;
         // Jobs run in their own working directories: every path they are given, and
         // every path Sparky uses while they run, must not depend on the current one.
-        let absolute = |path: std::path::PathBuf| std::path::absolute(&path).unwrap_or(path);
         config.root = absolute(config.root);
         config.reports = config.reports.map(absolute);
         config.work = config.work.map(absolute);
@@ -129,6 +128,10 @@ impl Ctx {
             shutdown,
         })
     }
+}
+
+fn absolute(path: std::path::PathBuf) -> std::path::PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 impl Ctx {

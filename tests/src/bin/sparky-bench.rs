@@ -19,7 +19,8 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     match args.first().map(String::as_str) {
         Some("latency") => {
-            let count = args.get(1).map(|n| n.parse()).transpose().context("N must be a number")?.unwrap_or(200);
+            let count =
+                args.get(1).map(|n| n.parse()).transpose().context("N must be a number")?.unwrap_or(200);
             runtime.block_on(latency(count))
         }
         _ => bail!("usage: sparky-bench latency [N]"),
@@ -33,7 +34,10 @@ async fn latency(count: usize) -> anyhow::Result<()> {
     write_project(
         dir.path(),
         "bench",
-        &format!("keep_builds: 100000\nscript: |\n  echo $EPOCHREALTIME > {}/$SPARKY_BUILD_ID\n", stamps.display()),
+        &format!(
+            "keep_builds: 100000\nscript: |\n  echo $EPOCHREALTIME > {}/$SPARKY_BUILD_ID\n",
+            stamps.display()
+        ),
     );
     let sparky = Sparky::up(dir.path(), &[("RUST_LOG", "warn")]);
     let api = Api::new(&sparky.url);

@@ -118,7 +118,10 @@ async fn idempotency_rebuild_and_pagination() {
     // 7 builds in all: 3, 3, then the first one alone.
     let before = next.json["next_before"].as_i64().expect("a third page");
     let last = api.get(&format!("/api/v1/projects/app/builds?limit=3&before={before}")).await;
-    assert_eq!(last.json["builds"].as_array().map(|b| b.iter().filter_map(|b| b["id"].as_i64()).collect::<Vec<_>>()), Some(vec![id]));
+    assert_eq!(
+        last.json["builds"].as_array().map(|b| b.iter().filter_map(|b| b["id"].as_i64()).collect::<Vec<_>>()),
+        Some(vec![id])
+    );
     assert_eq!(last.json["next_before"], serde_json::Value::Null);
 }
 

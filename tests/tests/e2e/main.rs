@@ -7,3 +7,4 @@ mod execution;
 mod lifecycle;
 mod multiprocess;
 mod projects;
+mod ui;

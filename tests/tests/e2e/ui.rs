@@ -1,0 +1,129 @@
+//! The web UI in headless Chromium (through chromedriver): the Run form, a build page
+//! following its log live, and pages read with JavaScript off.
+
+use std::{path::Path, time::Duration};
+
+use serde_json::json;
+use sparky_tests::{Api, Sparky, webdriver::Driver, write_project};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn gated_project(root: &Path, name: &str, vars: &str) {
+    let gate = |n: u32| root.join(format!("gate{n}")).display().to_string();
+    write_project(
+        root,
+        name,
+        &format!(
+            "{vars}script: |\n  echo \"target=$target note=$note fast=$fast\"\n  \
+             while [ ! -e {g1} ]; do sleep 0.05; done\n  echo second line\n  \
+             while [ ! -e {g2} ]; do sleep 0.05; done\n  echo done\n",
+            g1 = gate(1),
+            g2 = gate(2)
+        ),
+    );
+}
+
+#[tokio::test]
+async fn the_run_form_lands_on_the_build_page_which_follows_the_log_live() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    gated_project(
+        dir.path(),
+        "app",
+        "vars:\n  - { name: target, type: select, values: [staging, prod] }\n  - { name: note, type: text }\n  \
+         - { name: fast, type: checkbox, default: true }\n",
+    );
+    let sparky = Sparky::up(dir.path(), &[]);
+    let driver = Driver::start().await.expect("chromedriver");
+    let browser = driver.browser(true).await.expect("browser");
+
+    browser.goto(&format!("{}/projects/app", sparky.url)).await.expect("project page");
+    browser
+        .find("#var-target option[value=prod]")
+        .await
+        .expect("select option")
+        .click()
+        .await
+        .expect("choose");
+    let note = browser.find("#var-note").await.expect("text field");
+    note.clear().await.expect("clear");
+    note.type_text("hi <b>there</b>").await.expect("type");
+    browser.find("#var-fast").await.expect("checkbox").click().await.expect("untick");
+    browser.find("#run").await.expect("Run button").click().await.expect("submit");
+
+    let deadline = std::time::Instant::now() + WAIT;
+    let url = loop {
+        let url = browser.current_url().await.expect("url");
+        if url.contains("/builds/") {
+            break url;
+        }
+        assert!(std::time::Instant::now() < deadline, "never left the form: {url}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let id: i64 = url.rsplit('/').next().and_then(|s| s.parse().ok()).expect("build id in URL");
+    browser
+        .wait_for_text("#log", WAIT, |t| t.contains("target=prod note=hi <b>there</b> fast=false"))
+        .await
+        .expect("first line with the form's values");
+
+    // New lines appear without a reload: a marker set on the page survives.
+    browser.execute("window.sparkyMarker = 42;").await.expect("marker");
+    std::fs::write(dir.path().join("gate1"), "").expect("gate 1");
+    let started = std::time::Instant::now();
+    browser.wait_for_text("#log", WAIT, |t| t.contains("second line")).await.expect("live line");
+    let shown_after = started.elapsed();
+    assert_eq!(
+        browser.execute("return window.sparkyMarker;").await.expect("marker"),
+        json!(42),
+        "page reloaded"
+    );
+    assert!(shown_after < Duration::from_secs(2), "a new line took {shown_after:?} to show");
+    assert_eq!(browser.find("#status").await.expect("status").text().await.expect("text"), "running");
+
+    std::fs::write(dir.path().join("gate2"), "").expect("gate 2");
+    browser.wait_for_text("#status", WAIT, |t| t == "succeeded").await.expect("final status");
+    let log = browser.wait_for_text("#log", WAIT, |t| t.contains("done")).await.expect("whole log");
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        ["target=prod note=hi <b>there</b> fast=false", "second line", "done"]
+    );
+    let api = Api::new(&sparky.url);
+    assert_eq!(api.build(id).await["status"], "succeeded");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn pages_work_without_javascript_and_escape_what_users_wrote() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    gated_project(
+        dir.path(),
+        "plain",
+        "description: 'Ships <script>alert(1)</script> & more'\nvars: [{ name: note }]\n",
+    );
+    write_project(dir.path(), "broken", "script: echo\nconcurrency: [\n");
+    let sparky = Sparky::up(dir.path(), &[]);
+    let api = Api::new(&sparky.url);
+    let id = api.trigger("plain", json!({ "note": "<img src=x onerror=alert(2)>" })).await;
+    api.wait_for(id, Some("running"), WAIT).await;
+
+    let driver = Driver::start().await.expect("chromedriver");
+    let browser = driver.browser(false).await.expect("browser without JavaScript");
+    browser.goto(&format!("{}/", sparky.url)).await.expect("home");
+    let projects = browser.find("#projects").await.expect("projects table").text().await.expect("text");
+    assert!(projects.contains("Ships <script>alert(1)</script> & more"), "{projects}");
+    assert!(projects.contains("projects/broken/sparky.yaml"), "broken config shown: {projects}");
+
+    browser.goto(&format!("{}/builds/{id}", sparky.url)).await.expect("build page");
+    browser
+        .wait_for_text("#log", WAIT, |t| t.contains("note=<img src=x onerror=alert(2)>"))
+        .await
+        .expect("log");
+    std::fs::write(dir.path().join("gate1"), "").expect("gate 1");
+    std::fs::write(dir.path().join("gate2"), "").expect("gate 2");
+    // Without scripts the page refreshes itself while the build is live.
+    browser.wait_for_text("#status", WAIT, |t| t == "succeeded").await.expect("refreshed to the end");
+    let log = browser.find("#log").await.expect("log").text().await.expect("text");
+    assert!(log.ends_with("done"), "{log}");
+    let source = browser.source().await.expect("source");
+    assert!(!source.contains("<img src=x"), "user input reached the page unescaped");
+    browser.close().await;
+}
