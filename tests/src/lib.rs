@@ -306,3 +306,14 @@ pub fn peak_overlap(path: &Path) -> anyhow::Result<(usize, std::collections::Has
     }
     Ok((peak, per_peak))
 }
+
+/// The text of an HTML fragment's escaped characters, as a reader sees them.
+pub fn unescape_html(html: &str) -> String {
+    html.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#x2f;", "/")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use sparky_tests::{Api, Sparky, write_project};
+use sparky_tests::{Api, Sparky, unescape_html, write_project};
 
 #[tokio::test]
 async fn a_broken_config_is_reported_and_others_keep_working_and_edits_apply() {
@@ -25,10 +25,18 @@ async fn a_broken_config_is_reported_and_others_keep_working_and_edits_apply() {
     assert!(error.contains("projects/bad/sparky.yaml") && error.contains("line"), "{error}");
     let (status, page) = api.get_text("/projects/bad").await;
     assert_eq!(status, 200);
-    assert!(page.contains("projects/bad/sparky.yaml"), "the UI shows the error");
+    let page = unescape_html(&page);
+    assert!(
+        page.contains("projects/bad/sparky.yaml") && page.contains("line 3"),
+        "the UI shows the error: {page}"
+    );
     let refused = api.post("/api/v1/projects/bad/builds").await;
     assert_eq!(refused.status, 409);
-    assert!(refused.json["error"].as_str().unwrap_or_default().contains("line 2"), "{}", refused.json);
+    assert!(
+        refused.json["error"].as_str().unwrap_or_default().contains("projects/bad/sparky.yaml, line 3"),
+        "{}",
+        refused.json
+    );
 
     let id = api.trigger("good", json!({})).await;
     api.wait_for(id, Some("succeeded"), Duration::from_secs(10)).await;
