@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod config;
+pub mod cron;
 pub mod ctx;
 pub mod events;
 pub mod hub;

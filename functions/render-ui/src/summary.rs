@@ -96,8 +96,8 @@ impl From<&ProjectConfig> for ConfigJson {
             concurrency: config.concurrency,
             retries: config.retries,
             keep_builds: config.keep_builds,
-            crontab: config.crontab.clone(),
-            timezone: config.timezone.clone().unwrap_or_else(|| "UTC".into()),
+            crontab: config.crontab.as_ref().map(ToString::to_string),
+            timezone: config.timezone.name().to_string(),
             scm: config.scm.as_ref().map(|scm| ScmJson {
                 url: scm.url.clone(),
                 branch: scm.branch.clone(),

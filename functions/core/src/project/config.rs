@@ -4,13 +4,17 @@
 
 use std::{collections::BTreeMap, fmt, time::Duration};
 
+use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::params::{Var, VarKind};
+use crate::cron::{Crontab, parse_timezone};
 
 /// Defaults (see the README's sparky.yaml reference).
 pub const DEFAULT_KEEP_BUILDS: u32 = 100;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Projects' own webhook secrets live in variables named with this prefix.
+pub const SECRET_PREFIX: &str = "SPARKY_WEBHOOK_SECRET_";
 
 /// What a project runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,7 +37,8 @@ pub struct ScmConfig {
     pub poll: bool,
     #[serde(default)]
     pub tags: bool,
-    /// The name of an environment variable holding this project's webhook secret.
+    /// The name of an environment variable (`SPARKY_WEBHOOK_SECRET_...`) holding this
+    /// project's own webhook secret, instead of `SPARKY_WEBHOOK_SECRET`.
     #[serde(default)]
     pub secret_env: Option<String>,
 }
@@ -43,8 +48,9 @@ pub struct ScmConfig {
 pub struct ProjectConfig {
     pub description: Option<String>,
     pub script: Script,
-    pub crontab: Option<String>,
-    pub timezone: Option<String>,
+    pub crontab: Option<Crontab>,
+    /// The zone `crontab` is read in; UTC unless `timezone:` says otherwise.
+    pub timezone: Tz,
     pub scm: Option<ScmConfig>,
     pub allow_manual_run: bool,
     pub disabled: bool,
@@ -199,16 +205,35 @@ impl ProjectConfig {
                 return Err(fail("downstream", format!("downstream: {name:?} is not a project name")));
             }
         }
-        if let Some(scm) = &raw.scm
-            && scm.url.trim().is_empty()
-        {
-            return Err(fail("scm", "scm.url is empty".into()));
+        if let Some(scm) = &raw.scm {
+            if scm.url.trim().is_empty() {
+                return Err(fail("scm", "scm.url is empty".into()));
+            }
+            if let Some(name) = &scm.secret_env
+                && !(name.starts_with(SECRET_PREFIX)
+                    && name.len() > SECRET_PREFIX.len()
+                    && valid_env_name(name))
+            {
+                return Err(fail(
+                    "scm",
+                    format!("scm.secret_env {name:?} must name a variable {SECRET_PREFIX}<NAME>"),
+                ));
+            }
         }
+        let crontab = raw
+            .crontab
+            .as_deref()
+            .map(|text| text.parse::<Crontab>().map_err(|e| fail("crontab", e.to_string())))
+            .transpose()?;
+        let timezone = match raw.timezone.as_deref() {
+            None => Tz::UTC,
+            Some(name) => parse_timezone(name).map_err(|problem| fail("timezone", problem))?,
+        };
         Ok(ProjectConfig {
             description: raw.description,
             script,
-            crontab: raw.crontab,
-            timezone: raw.timezone,
+            crontab,
+            timezone,
             scm: raw.scm,
             allow_manual_run: raw.allow_manual_run.unwrap_or(true),
             disabled: raw.disabled,
@@ -317,6 +342,11 @@ mod tests {
         assert!(err.problem.contains("\"soon\""), "{err}");
         let err = ProjectConfig::parse(FILE, "script: [unclosed\n", false).unwrap_err();
         assert!(err.line.is_some(), "{err}");
+        let err = ProjectConfig::parse(FILE, "script: echo\ncrontab: '0 25 * * *'\n", false).unwrap_err();
+        assert_eq!(err.line, Some(2));
+        assert!(err.problem.contains("crontab \"0 25 * * *\": hour field"), "{err}");
+        let err = ProjectConfig::parse(FILE, "script: echo\ntimezone: Mars/Base\n", false).unwrap_err();
+        assert!(err.problem.contains("Mars/Base"), "{err}");
         let err = ProjectConfig::parse(FILE, "description: nothing\n", false).unwrap_err();
         assert!(err.problem.contains("nothing to run"), "{err}");
         assert!(ProjectConfig::parse(FILE, "", true).is_ok(), "a job file is enough");

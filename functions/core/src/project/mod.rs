@@ -12,7 +12,7 @@ pub mod config;
 pub mod params;
 
 pub use catalog::{Project, Projects};
-pub use config::{ProjectConfig, ProjectError, Script};
+pub use config::{ProjectConfig, ProjectError, ScmConfig, Script};
 pub use params::{ParamError, Var, VarKind};
 
 /// Whether `name` may name a project: `[A-Za-z0-9][A-Za-z0-9._-]*`, at most 100 bytes.
