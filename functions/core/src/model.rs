@@ -157,6 +157,8 @@ pub struct Build {
     pub error: Option<String>,
     pub cancel_requested: bool,
     pub log_size: Option<u64>,
+    /// The projects of the downstream chain that led here, oldest first.
+    pub chain: Vec<String>,
 }
 
 /// A build about to be queued.
@@ -170,6 +172,8 @@ pub struct NewBuild {
     pub parent_build: Option<i64>,
     /// The same key again returns the build queued the first time.
     pub idempotency_key: Option<String>,
+    /// For downstream builds: the projects of the chain so far.
+    pub chain: Vec<String>,
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::model::{Build, BuildStatus, NewBuild, Params, ScmRef, TriggerKind};
 /// The columns [`build_from_row`] reads, in order.
 pub(super) const COLUMNS: &str = "id, project, status, trigger_kind, params, description, \
      scm_url, scm_branch, scm_sha, parent_build, attempt, created_at, started_at, finished_at, \
-     exit_code, error, cancel_requested, log_size";
+     exit_code, error, cancel_requested, log_size, chain";
 
 /// The result of queueing: the build, and whether this call created it (`false` when
 /// an idempotency key matched an earlier build).
@@ -52,6 +52,7 @@ pub(super) fn build_from_row(row: &Row<'_>) -> rusqlite::Result<Build> {
         error: row.get(15)?,
         cancel_requested: row.get(16)?,
         log_size: row.get::<_, Option<i64>>(17)?.map(|n| n.max(0) as u64),
+        chain: serde_json::from_str(&row.get::<_, String>(18)?).map_err(|e| text_err(18, e.to_string()))?,
     })
 }
 
@@ -75,10 +76,11 @@ impl Store {
             }
             let params =
                 serde_json::to_string(&new.params).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let chain = serde_json::to_string(&new.chain).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             tx.prepare_cached(
                 "INSERT INTO builds (project, status, trigger_kind, params, description, scm_url, \
-                 scm_branch, scm_sha, parent_build, idempotency_key, created_at) \
-                 VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 scm_branch, scm_sha, parent_build, idempotency_key, created_at, chain) \
+                 VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
                 new.project,
@@ -91,6 +93,7 @@ impl Store {
                 new.parent_build,
                 new.idempotency_key,
                 now,
+                chain,
             ])?;
             let id = tx.last_insert_rowid();
             let build = get(tx, id)?.ok_or_else(|| StoreError::Corrupt("inserted build vanished".into()))?;
@@ -140,6 +143,36 @@ impl Store {
             let builds =
                 conn.prepare_cached(&sql)?.query_map([], build_from_row)?.collect::<Result<Vec<_>, _>>()?;
             Ok(builds.into_iter().map(|b| (b.project.clone(), b)).collect())
+        })
+        .await
+    }
+
+    /// A project's newest build of each trigger kind.
+    pub async fn last_builds_by_trigger(&self, project: &str) -> Result<Vec<Build>, StoreError> {
+        let project = project.to_string();
+        self.call(move |conn| {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM builds WHERE id IN \
+                 (SELECT max(id) FROM builds WHERE project = ?1 GROUP BY trigger_kind) ORDER BY id DESC"
+            );
+            let builds = conn
+                .prepare_cached(&sql)?
+                .query_map([project], build_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(builds)
+        })
+        .await
+    }
+
+    /// The builds a build triggered (its downstream builds).
+    pub async fn children(&self, parent: i64) -> Result<Vec<Build>, StoreError> {
+        self.call(move |conn| {
+            let sql = format!("SELECT {COLUMNS} FROM builds WHERE parent_build = ?1 ORDER BY id");
+            let builds = conn
+                .prepare_cached(&sql)?
+                .query_map([parent], build_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(builds)
         })
         .await
     }

@@ -9,9 +9,11 @@
 //!
 //! - [`builds`]: queueing, reading and pruning builds.
 //! - [`queue`]: the build lifecycle: claim, start, lease, finish, cancel, sweep.
+//! - [`scm`]: SCM polling state: heads seen, when each project is due, last errors.
 
 mod builds;
 mod queue;
+mod scm;
 
 use std::{
     path::{Path, PathBuf},
@@ -23,11 +25,12 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 pub use builds::{BuildPage, Inserted};
 pub use queue::{CancelOutcome, Claim, Limits, Renewal, SweepOutcome};
+pub use scm::{PollClaim, PollState};
 
 use crate::config::JournalMode;
 
 /// Numbered migrations; `PRAGMA user_version` records how many are applied.
-const MIGRATIONS: &[&str] = &[include_str!("sql/0001_builds.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("sql/0001_builds.sql"), include_str!("sql/0002_triggers.sql")];
 
 /// How long a statement waits for another process's lock before giving up with `Busy`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -149,3 +149,40 @@ async fn prunes_finished_builds_beyond_keep() {
     let page = store.project_builds("app", 10, None).await.expect("page");
     assert_eq!(page.builds.iter().map(|b| b.id).collect::<Vec<_>>(), vec![5, 4]);
 }
+
+#[tokio::test]
+async fn polls_are_claimed_once_and_back_off_after_failures() {
+    let (_dir, store) = store().await;
+    let claim = store.claim_poll("app", "file:///repo", 100, 50).await.expect("claim").expect("due");
+    assert!(claim.heads.is_empty());
+    assert!(
+        store.claim_poll("app", "file:///repo", 110, 50).await.expect("claim").is_none(),
+        "held by the first"
+    );
+    store.poll_succeeded("app", vec![("main".into(), "aaa".into())], 120).await.expect("record");
+    let claim = store.claim_poll("app", "file:///repo", 130, 50).await.expect("claim").expect("due again");
+    assert_eq!(claim.heads.get("main").map(String::as_str), Some("aaa"));
+    store.poll_failed("app", "unreachable".into(), 140, 1000).await.expect("record");
+    assert!(store.claim_poll("app", "file:///repo", 500, 50).await.expect("claim").is_none(), "backing off");
+    let state = store.poll_state("app").await.expect("state").expect("exists");
+    assert_eq!((state.failures, state.last_error.as_deref()), (1, Some("unreachable")));
+    assert_eq!(state.heads, vec![("main".to_string(), "aaa".to_string(), 120)]);
+    let claim =
+        store.claim_poll("app", "file:///other", 600, 50).await.expect("claim").expect("new URL: due");
+    assert!(claim.heads.is_empty(), "heads of another repository are forgotten");
+}
+
+#[tokio::test]
+async fn keeps_the_downstream_chain_and_finds_children() {
+    let (_dir, store) = store().await;
+    let parent = store.queue_build(new("a"), 1).await.expect("queue").build.id;
+    let mut child = new("b");
+    child.parent_build = Some(parent);
+    child.chain = vec!["a".into()];
+    let child = store.queue_build(child, 2).await.expect("queue").build;
+    assert_eq!(child.chain, vec!["a".to_string()]);
+    assert_eq!(
+        store.children(parent).await.expect("children").iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![child.id]
+    );
+}
