@@ -37,12 +37,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Unprocessable(String),
-    #[error(
-        "missing or wrong API token: send `Authorization: Bearer <token>` with the value of SPARKY_API_TOKEN"
-    )]
-    Unauthorized,
-    #[error("the request body is larger than {} bytes", MAX_BODY)]
-    TooLarge,
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(usize),
     #[error("the database is busy; retry in a moment")]
     Busy,
     #[error("internal error; the server log has the details")]
@@ -50,6 +50,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A missing or wrong API token.
+    pub fn bad_token() -> Self {
+        ApiError::Unauthorized(
+            "missing or wrong API token: send `Authorization: Bearer <token>` with the value of SPARKY_API_TOKEN".into(),
+        )
+    }
+
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
         ApiError::Internal(error.into())
     }
@@ -60,8 +67,9 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -117,15 +125,20 @@ impl IntoResponse for ApiError {
 
 /// Reads a request body of at most [`MAX_BODY`] bytes.
 pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    read_body_up_to(headers, body, MAX_BODY).await
+}
+
+/// Reads a request body of at most `limit` bytes.
+pub async fn read_body_up_to(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(ApiError::TooLarge);
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::TooLarge(limit));
     }
-    match Limited::new(body, MAX_BODY).collect().await {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::TooLarge),
-        Err(e) if e.source().is_some_and(|s| s.is::<LengthLimitError>()) => Err(ApiError::TooLarge),
+        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::TooLarge(limit)),
+        Err(e) if e.source().is_some_and(|s| s.is::<LengthLimitError>()) => Err(ApiError::TooLarge(limit)),
         Err(e) => Err(ApiError::BadRequest(format!("could not read the request body: {e}"))),
     }
 }
@@ -144,7 +157,7 @@ pub fn check_token(expected: Option<&Secret>, headers: &HeaderMap) -> Result<(),
     if constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
         Ok(())
     } else {
-        Err(ApiError::Unauthorized)
+        Err(ApiError::bad_token())
     }
 }
 
@@ -226,7 +239,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         let token = Secret::new("t0k");
         assert!(check_token(None, &headers).is_ok());
-        assert!(matches!(check_token(Some(&token), &headers), Err(ApiError::Unauthorized)));
+        assert!(matches!(check_token(Some(&token), &headers), Err(ApiError::Unauthorized(_))));
         headers.insert(header::AUTHORIZATION, http::HeaderValue::from_static("Bearer t0k"));
         assert!(check_token(Some(&token), &headers).is_ok());
     }
@@ -234,7 +247,7 @@ mod tests {
     #[tokio::test]
     async fn refuses_bodies_over_the_limit() {
         let big = Body::from(vec![b'x'; MAX_BODY + 1]);
-        assert!(matches!(read_body(&HeaderMap::new(), big).await, Err(ApiError::TooLarge)));
+        assert!(matches!(read_body(&HeaderMap::new(), big).await, Err(ApiError::TooLarge(_))));
         let ok = read_body(&HeaderMap::new(), Body::from("{}")).await.expect("small body");
         assert_eq!(&ok[..], b"{}");
     }

@@ -16,11 +16,20 @@
 //! | `SPARKY_API_URL` | the trigger API as jobs see it (`$SPARKY_API`) | the listen address in `up` |
 //! | `SPARKY_API_TOKEN` | when set, build-changing API calls need `Authorization: Bearer` | none |
 //! | `SPARKY_LEASE` | how long a dispatched or running build may go unrenewed | `30s` |
+//! | `SPARKY_WEBHOOK_SECRET` | secret Git hosts sign webhooks with | none: webhooks refused |
+//! | `SPARKY_WEBHOOK_SECRET_<NAME>` | a project's own secret (its `scm.secret_env`) | none |
+//! | `SPARKY_SCM_TIMEOUT` | time limit of one `git ls-remote` or checkout fetch | `30s` |
+//! | `SPARKY_PUBLIC_URL` | Sparky's URL as people and Git hosts reach it (shown in the UI) | none |
 //! | `SPARKY_LOG_FORMAT` | `text` or `json` | `text` |
 //! | `RUST_LOG` | log filter (read by the tracing subscriber) | `info` |
 //! | `HOSTNAME` | names this instance in build leases | pid |
 
-use std::{collections::HashMap, fmt, path::PathBuf, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+    path::PathBuf,
+    time::Duration,
+};
 
 /// How SQLite journals writes. WAL needs shared memory on one host, so a volume
 /// shared by several pods must use the rollback journal (`delete`).
@@ -85,6 +94,11 @@ pub struct Config {
     pub lease: Duration,
     pub log_format: LogFormat,
     pub instance: String,
+    pub webhook_secret: Option<Secret>,
+    /// `SPARKY_WEBHOOK_SECRET_<NAME>` variables, by full name.
+    pub project_secrets: BTreeMap<String, Secret>,
+    pub scm_timeout: Duration,
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -105,6 +119,10 @@ impl Config {
             lease: Duration::from_secs(30),
             log_format: LogFormat::Text,
             instance: format!("pid{}", std::process::id()),
+            webhook_secret: None,
+            project_secrets: BTreeMap::new(),
+            scm_timeout: Duration::from_secs(30),
+            public_url: None,
         }
     }
 
@@ -155,6 +173,18 @@ impl Config {
                 _ => Err("expected `text` or `json`".into()),
             })?;
         }
+        config.webhook_secret = get("SPARKY_WEBHOOK_SECRET").map(Secret::new);
+        config.project_secrets = vars
+            .iter()
+            .filter(|(k, v)| k.starts_with(crate::project::config::SECRET_PREFIX) && !v.is_empty())
+            .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
+            .collect();
+        if let Some(limit) = get("SPARKY_SCM_TIMEOUT") {
+            config.scm_timeout = parse("SPARKY_SCM_TIMEOUT", &limit, |v| {
+                humantime::parse_duration(v).map_err(|e| e.to_string())
+            })?;
+        }
+        config.public_url = get("SPARKY_PUBLIC_URL").map(trim_slash);
         if let Some(host) = get("HOSTNAME") {
             config.instance = format!("{host}-{}", std::process::id());
         }

@@ -4,6 +4,8 @@
 //! - [`config`]: every environment variable Sparky reads, read in one place.
 //! - [`model`]: builds, statuses and trigger kinds.
 //! - [`store`]: the SQLite build store; all SQL lives here.
+//! - [`repo`]: comparing repository URLs, branch globs.
+//! - [`cron`]: crontab lines in a time zone, DST included.
 //! - [`reports`]: report storage by object-style key (folder backend), chunked logs.
 //! - [`project`]: `projects/NAME/sparky.yaml`, its validation and build parameters.
 //! - [`ctx`]: the state every function receives, and the links between functions
@@ -22,6 +24,7 @@ pub mod events;
 pub mod hub;
 pub mod model;
 pub mod project;
+pub mod repo;
 pub mod reports;
 pub mod retention;
 pub mod serve;

@@ -1,7 +1,8 @@
 //! `sparky up`: all four functions in one process on one port, sharing one state
-//! folder (SQLite in WAL mode, reports in a folder). A dispatch loop woken by pokes
-//! stands in for the PingSources, and builds run as tasks of this process in place of
-//! Knative Eventing's deliveries. SIGINT/SIGTERM stop accepting requests, cancel the
+//! folder (SQLite in WAL mode, reports in a folder). A dispatch loop woken by pokes and
+//! a minute ticker stand in for the PingSources, builds run as tasks of this process in
+//! place of Knative Eventing's deliveries, and `.triggers/` inboxes are read twice a
+//! second. SIGINT/SIGTERM stop accepting requests, cancel the
 //! running builds (recording them as `canceled`) and wait for them to be recorded.
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use anyhow::Context as _;
 use axum::Router;
 use sparky_core::{Config, Ctx, api::error_chain, config::JournalMode, serve, store::Claim};
 use sparky_dispatch::{Deliver, Dispatcher};
+use sparky_trigger::{Ticker, tick};
 use tokio::{net::TcpListener, sync::Notify};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -41,7 +43,7 @@ impl Deliver for LocalDeliver {
 /// All four routers in one, plus `/healthz` and `/metrics`.
 pub fn app(ctx: Ctx, deliver: Arc<dyn Deliver>) -> Router {
     Router::new()
-        .merge(sparky_trigger::router(ctx.clone()))
+        .merge(sparky_trigger::router(Ticker::new(ctx.clone())))
         .merge(sparky_dispatch::router(Dispatcher { ctx: ctx.clone(), deliver }))
         .merge(sparky_run::router(ctx.clone()))
         .merge(sparky_render_ui::router(ctx.clone()))
@@ -77,11 +79,16 @@ pub async fn run(
     let dispatcher =
         tokio::spawn(sparky_dispatch::local::run_loop(ctx.clone(), deliver.clone(), wake, shutdown.clone()));
 
+    let ticker = tokio::spawn(tick::run_minute_ticker(Ticker::new(ctx.clone())));
+    let inbox = tokio::spawn(tick::run_inbox_scanner(ctx.clone()));
+
     println!("Sparky is up on http://{addr} (state in {})", root.display());
     tracing::info!(%addr, root = %root.display(), "sparky up");
     let served = serve::serve(listener, app(ctx, deliver), shutdown.clone()).await;
     shutdown.cancel();
     dispatcher.await.context("the dispatch loop panicked")?;
+    ticker.await.context("the minute ticker panicked")?;
+    inbox.await.context("the inbox scanner panicked")?;
     builds.close();
     builds.wait().await;
     tracing::info!("stopped");

@@ -55,7 +55,7 @@ pub async fn run(
         .await
         .with_context(|| format!("could not open the state folder {}", root.display()))?;
     let router = match function {
-        Function::Trigger => sparky_trigger::router(ctx.clone()),
+        Function::Trigger => sparky_trigger::router(sparky_trigger::Ticker::new(ctx.clone())),
         Function::Dispatch => {
             let Some(run_url) = run_url else {
                 bail!(

@@ -137,7 +137,7 @@ fn authorize(ctx: &Ctx, headers: &HeaderMap, request: &TriggerRequest) -> Result
             if constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
                 Ok(())
             } else {
-                Err(ApiError::Unauthorized)
+                Err(ApiError::bad_token())
             }
         }
         (expected, _) => check_token(expected.as_ref(), headers),

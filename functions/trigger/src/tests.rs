@@ -37,7 +37,7 @@ impl Harness {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = crate::router(self.ctx.clone())
+        let response = crate::router(crate::Ticker::new(self.ctx.clone()))
             .oneshot(request.body(body.into()).expect("request"))
             .await
             .expect("response");
