@@ -3,7 +3,10 @@
 //! the rest of its log, record the result, prune old builds and poke dispatch so that
 //! the next build starts at once.
 
-use std::{os::unix::process::ExitStatusExt, time::Duration};
+use std::{
+    os::unix::process::ExitStatusExt,
+    time::{Duration, Instant},
+};
 
 use sparky_core::{
     Ctx,
@@ -17,6 +20,7 @@ use sparky_core::{
 };
 
 use crate::{
+    checkout, downstream,
     job::{self, BuildDirs},
     supervise::{Ending, Stop, Watch, supervise},
 };
@@ -60,7 +64,12 @@ pub async fn execute(
         Ok(Some(project)) => match &project.config {
             Ok(config) => {
                 keep_builds = Some(config.keep_builds);
-                run_job(ctx, &build, &project, config, &owner, stop_on_shutdown, &mut log).await
+                let outcome =
+                    run_job(ctx, &build, &project, config, &owner, stop_on_shutdown, &mut log).await;
+                if outcome.as_ref().is_some_and(|o| o.status == BuildStatus::Succeeded) {
+                    downstream::queue(ctx, &build, config, &mut log).await;
+                }
+                outcome
             }
             Err(e) => Some(Outcome::failed(format!("the project's config is broken: {e}"))),
         },
@@ -95,7 +104,8 @@ pub async fn execute(
     Ok(Some(outcome.status))
 }
 
-/// Starts and supervises the job. `None` when the lease was lost.
+/// Checks out the build's commit if it has one, then starts and supervises the job.
+/// `None` when the lease was lost.
 async fn run_job(
     ctx: &Ctx,
     build: &Build,
@@ -105,19 +115,49 @@ async fn run_job(
     stop_on_shutdown: bool,
     log: &mut LogWriter,
 ) -> Option<Outcome> {
+    let started = Instant::now();
     let dirs = BuildDirs::new(&ctx.config.build_work_dir(build.id));
     if let Err(e) = dirs.prepare().await {
         return Some(Outcome::failed(format!("could not prepare the working directory: {e}")));
     }
     let api_url = ctx.config.api_url.clone().unwrap_or_default();
-    let env = job::job_env(build, config, &dirs, &api_url);
+    let mut env = job::job_env(build, config, &dirs, &api_url);
+    let watch = |timeout| Watch { ctx, build_id: build.id, owner, timeout, stop_on_shutdown };
+
+    if let Some(mut scm) = checkout::target(build, config) {
+        let url = scm.url.clone().unwrap_or_default();
+        for (name, value) in [("SCM_URL", &scm.url), ("SCM_BRANCH", &scm.branch), ("SCM_SHA", &scm.sha)] {
+            if let Some(value) = value {
+                env.insert(name.into(), value.clone());
+            }
+        }
+        let step = match job::spawn_script(&dirs.checkout_script, checkout::SCRIPT, &dirs, &env).await {
+            Ok(step) => step,
+            Err(e) => return Some(Outcome::failed(format!("could not start the checkout: {e}"))),
+        };
+        let checked = outcome(supervise(watch(config.timeout), step, log).await)?;
+        match checked.status {
+            BuildStatus::Succeeded => {}
+            BuildStatus::Failed => {
+                return Some(Outcome { error: Some(format!("the checkout of {url} failed")), ..checked });
+            }
+            _ => return Some(checked),
+        }
+        if let Some(sha) = checkout::head_commit(&dirs.workspace).await {
+            env.insert("SCM_SHA".into(), sha.clone());
+            scm.sha = Some(sha);
+            if let Err(error) = ctx.store.record_commit(build.id, scm).await {
+                tracing::warn!(error = %error_chain(&error), "could not record the commit");
+            }
+        }
+    }
+
     let job = match job::spawn(project, config, &dirs, &env).await {
         Ok(job) => job,
         Err(e) => return Some(Outcome::failed(format!("could not start the job: {e}"))),
     };
-    let watch = Watch { ctx, build_id: build.id, owner, timeout: config.timeout, stop_on_shutdown };
-    let ending = supervise(watch, job, log).await;
-    outcome(ending)
+    let remaining = config.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+    outcome(supervise(watch(remaining), job, log).await)
 }
 
 fn outcome(ending: Ending) -> Option<Outcome> {

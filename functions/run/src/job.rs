@@ -35,6 +35,7 @@ pub struct BuildDirs {
     pub workspace: PathBuf,
     pub artifacts: PathBuf,
     pub script: PathBuf,
+    pub checkout_script: PathBuf,
 }
 
 impl BuildDirs {
@@ -43,6 +44,7 @@ impl BuildDirs {
             workspace: build_dir.join("workspace"),
             artifacts: build_dir.join("artifacts"),
             script: build_dir.join("script.sh"),
+            checkout_script: build_dir.join("checkout.sh"),
         }
     }
 
@@ -79,6 +81,7 @@ pub fn job_env(
     set("SPARKY_ARTIFACTS", &dirs.artifacts.to_string_lossy());
     set("SPARKY_WORKSPACE", &dirs.workspace.to_string_lossy());
     set("CI", "true");
+    set("GIT_TERMINAL_PROMPT", "0");
     if let Some(parent) = build.parent_build {
         set("SPARKY_PARENT_BUILD", &parent.to_string());
     }
@@ -102,15 +105,32 @@ pub async fn spawn(
     dirs: &BuildDirs,
     env: &BTreeMap<String, String>,
 ) -> io::Result<Job> {
-    let mut command = match &config.script {
-        Script::Inline(script) => {
-            tokio::fs::write(&dirs.script, script).await?;
-            let mut command = tokio::process::Command::new("bash");
-            command.arg("-eo").arg("pipefail").arg(&dirs.script);
-            command
-        }
-        Script::JobFile => tokio::process::Command::new(project.job_file()),
-    };
+    match &config.script {
+        Script::Inline(script) => spawn_script(&dirs.script, script, dirs, env).await,
+        Script::JobFile => spawn_command(tokio::process::Command::new(project.job_file()), dirs, env),
+    }
+}
+
+/// Writes `script` to `path` and starts it with `bash -eo pipefail`.
+pub async fn spawn_script(
+    path: &Path,
+    script: &str,
+    dirs: &BuildDirs,
+    env: &BTreeMap<String, String>,
+) -> io::Result<Job> {
+    tokio::fs::write(path, script).await?;
+    let mut command = tokio::process::Command::new("bash");
+    command.arg("-eo").arg("pipefail").arg(path);
+    spawn_command(command, dirs, env)
+}
+
+/// Starts `command` in the workspace, in its own process group, with stdout and stderr
+/// on one pipe.
+fn spawn_command(
+    mut command: tokio::process::Command,
+    dirs: &BuildDirs,
+    env: &BTreeMap<String, String>,
+) -> io::Result<Job> {
     let (reader, writer) = io::pipe()?;
     command
         .current_dir(&dirs.workspace)

@@ -4,9 +4,13 @@
 //! - [`handler`]: `POST /events/run`, the CloudEvent dispatch (or a Knative Broker)
 //!   sends; the build runs inside that request, which streams heartbeats until the end.
 //! - [`execute`]: one build from start to end.
+//! - [`checkout`]: the build's commit in its workspace before the script runs.
 //! - [`job`]: starting the job in its own process group, its environment.
+//! - [`downstream`]: queueing `downstream:` projects after a successful build.
 //! - [`supervise`]: log streaming, lease renewal, timeout, cancel, shutdown.
 
+pub mod checkout;
+pub mod downstream;
 pub mod execute;
 pub mod handler;
 pub mod job;

@@ -184,6 +184,16 @@ impl Store {
         .await
     }
 
+    /// Records the repository and commit a build checked out.
+    pub async fn record_commit(&self, build_id: i64, scm: crate::model::ScmRef) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            tx.prepare_cached("UPDATE builds SET scm_url = ?2, scm_branch = ?3, scm_sha = ?4 WHERE id = ?1")?
+                .execute(params![build_id, scm.url, scm.branch, scm.sha])?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Whether someone asked to cancel a build (a read, cheap enough to ask often).
     pub async fn cancel_requested(&self, build_id: i64) -> Result<bool, StoreError> {
         self.call(move |conn| {
