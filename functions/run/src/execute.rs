@@ -135,7 +135,7 @@ async fn run_job(
             Ok(step) => step,
             Err(e) => return Some(Outcome::failed(format!("could not start the checkout: {e}"))),
         };
-        let checked = outcome(supervise(watch(config.timeout), step, log).await)?;
+        let checked = outcome(supervise(watch(config.timeout), step, log).await, config.timeout)?;
         match checked.status {
             BuildStatus::Succeeded => {}
             BuildStatus::Failed => {
@@ -157,14 +157,15 @@ async fn run_job(
         Err(e) => return Some(Outcome::failed(format!("could not start the job: {e}"))),
     };
     let remaining = config.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
-    outcome(supervise(watch(remaining), job, log).await)
+    outcome(supervise(watch(remaining), job, log).await, config.timeout)
 }
 
-fn outcome(ending: Ending) -> Option<Outcome> {
+/// The result of a supervised step; `limit` is the project's timeout, for the message.
+fn outcome(ending: Ending, limit: Duration) -> Option<Outcome> {
     let exit_code = ending.status.map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
     let (status, error) = match ending.stop {
         Some(Stop::LeaseLost) => return None,
-        Some(Stop::TimedOut(limit)) => (
+        Some(Stop::TimedOut) => (
             BuildStatus::TimedOut,
             Some(format!("timed out after {}; the job's processes were killed", human(limit))),
         ),

@@ -31,7 +31,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 /// Why Sparky stopped a job before it ended by itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Stop {
-    TimedOut(Duration),
+    TimedOut,
     Canceled,
     /// The process is shutting down.
     Shutdown,
@@ -111,7 +111,7 @@ pub async fn supervise(watch: Watch<'_>, mut job: Job, log: &mut LogWriter) -> E
                 drain_until = Instant::now() + DRAIN_LIMIT;
             }
             _ = sleep_until(deadline), if stop.is_none() && status.is_none() => {
-                begin_stop(Stop::TimedOut(watch.timeout), &mut stop, &mut kill_at);
+                begin_stop(Stop::TimedOut, &mut stop, &mut kill_at);
             }
             _ = sleep_until(kill_at), if status.is_none() => {
                 signal_group(job.pgid, Signal::SIGKILL);
