@@ -39,7 +39,11 @@ pub async fn project(
 ) -> Result<Json<ProjectDetail>, ApiError> {
     let (project, last) =
         summary::find_project(&ctx, &name).await?.ok_or_else(|| summary::no_project(&name))?;
-    Ok(Json(ProjectDetail::new(&name, project.as_ref(), last.as_ref())))
+    let mut detail = ProjectDetail::new(&name, project.as_ref(), last.as_ref());
+    if let Some(config) = project.as_ref().and_then(|p| p.config.as_ref().ok()) {
+        detail.triggers = Some(crate::triggers::triggers(&ctx, &name, config).await?);
+    }
+    Ok(Json(detail))
 }
 
 /// `GET /api/v1/projects/{project}/builds?limit=N&before=ID`

@@ -121,6 +121,8 @@ pub struct ProjectDetail {
     /// Present when the config is usable.
     #[serde(flatten)]
     pub config: Option<ConfigJson>,
+    /// Present when the config is usable.
+    pub triggers: Option<crate::triggers::Triggers>,
     pub last_build: Option<BuildJson>,
 }
 
@@ -163,6 +165,7 @@ impl ProjectDetail {
             ok: error.is_none(),
             error,
             config,
+            triggers: None,
             last_build: last_build.map(BuildJson::from),
         }
     }

@@ -66,6 +66,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("reading the listen address")?;
     config.api_url.get_or_insert_with(|| format!("http://{addr}"));
+    config.public_url.get_or_insert_with(|| format!("http://{addr}"));
     let root = config.root.clone();
     let wake = Arc::new(Notify::new());
     let ctx = Ctx::open(config, JournalMode::Wal, wake.clone(), shutdown.clone())

@@ -127,8 +127,9 @@ async fn ls_remote(url: &str, tags: bool) -> Result<Vec<(String, String)>, Strin
     let output = command.output().await.map_err(|e| format!("could not run git: {e}"))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
-        return Err(format!("git ls-remote failed ({}): {last}", output.status));
+        let message: String =
+            stderr.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(500).collect();
+        return Err(format!("git ls-remote failed ({}): {message}", output.status));
     }
     Ok(String::from_utf8_lossy(&output.stdout)
         .lines()

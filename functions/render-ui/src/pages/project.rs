@@ -34,6 +34,7 @@ struct ProjectPage {
     config: Option<ConfigJson>,
     /// `timeout` as written in sparky.yaml, e.g. `30m`.
     timeout: Option<String>,
+    triggers: Option<crate::triggers::Triggers>,
     run: Option<RunForm>,
     /// Why there is no Run form, when the project is usable.
     no_run: Option<&'static str>,
@@ -74,6 +75,10 @@ pub async fn project(
         removed: project.is_none(),
         config: config.map(ConfigJson::from),
         timeout: config.map(|c| humantime::format_duration(c.timeout).to_string()),
+        triggers: match config {
+            Some(config) => Some(crate::triggers::triggers(&ctx, &name, config).await?),
+            None => None,
+        },
         run,
         no_run,
         last: last.as_ref().map(|b| BuildView::new(b, now)),
