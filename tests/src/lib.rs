@@ -6,6 +6,7 @@
 //! - `tests/e2e/`: the end-to-end tests, one module per area.
 //! - `src/bin/sparky-bench.rs`: benchmarks that print figures.
 
+pub mod git;
 pub mod webdriver;
 
 use std::{
@@ -316,4 +317,23 @@ pub fn unescape_html(html: &str) -> String {
         .replace("&#x2f;", "/")
         .replace("&#39;", "'")
         .replace("&amp;", "&")
+}
+
+/// Hex HMAC-SHA256 of `body` with `secret`, as GitHub and Gitea sign webhooks.
+pub fn hmac_hex(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(body);
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a Knative PingSource sends in binary mode, for the minute `time` (RFC 3339).
+pub fn ping_request(api: &Api, path: &str, time: &str, id: &str) -> reqwest::RequestBuilder {
+    api.http
+        .post(api.url(path))
+        .header("ce-specversion", "1.0")
+        .header("ce-type", "dev.knative.sources.ping")
+        .header("ce-source", "/apis/v1/namespaces/sparky/pingsources/tick")
+        .header("ce-id", id)
+        .header("ce-time", time)
 }

@@ -3,7 +3,9 @@
 
 mod api;
 mod cli;
+mod cron;
 mod execution;
+mod hooks;
 mod lifecycle;
 mod multiprocess;
 mod projects;

@@ -1,0 +1,141 @@
+//! Cron: PingSource ticks on `POST /events/cron`, and `sparky up`'s own ticker.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sparky_tests::{Api, Sparky, free_port, ping_request, write_project};
+
+fn ids(builds: &Value) -> Vec<i64> {
+    builds["builds"]
+        .as_array()
+        .map(|b| b.iter().filter_map(|b| b["id"].as_i64()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn ticks_queue_matching_projects_exactly_once_per_minute() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_project(
+        dir.path(),
+        "quarterly",
+        "crontab: '*/15 * * * *'\nscript: echo \"cron build by $SPARKY_TRIGGER\"\n",
+    );
+    write_project(dir.path(), "morning", "crontab: '0 9 * * 1-5'\nscript: echo\n");
+    write_project(dir.path(), "tokyo", "crontab: '0 9 * * *'\ntimezone: Asia/Tokyo\nscript: echo\n");
+    write_project(dir.path(), "off", "crontab: '* * * * *'\ndisabled: true\nscript: echo\n");
+    write_project(dir.path(), "typo", "crontab: '0 9 * * 8'\nscript: echo\n");
+    let sparky = Sparky::up(dir.path(), &[]);
+    let api = Api::new(&sparky.url);
+
+    // Wednesday 2026-11-25 00:15 UTC is 09:15 in Tokyo: only `quarterly` matches.
+    let reply = api.send(ping_request(&api, "/events/cron", "2026-11-25T00:15:00Z", "tick-1")).await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    assert_eq!(reply.json["minute"], "2026-11-25T00:15:00+00:00");
+    let queued: Vec<&str> =
+        reply.json["cron"].as_array().expect("cron").iter().filter_map(|q| q["project"].as_str()).collect();
+    assert_eq!(queued, ["quarterly"]);
+    let id = reply.json["cron"][0]["build_id"].as_i64().expect("id");
+    let build = api.wait_for(id, None, Duration::from_secs(10)).await;
+    assert_eq!((build["status"].as_str(), build["trigger"].as_str()), (Some("succeeded"), Some("cron")));
+    assert_eq!(api.log(id).await, "cron build by cron\n");
+
+    // The same tick again, a structured-mode copy with another id, and ticks delivered
+    // concurrently: still one build for the minute.
+    let again = api.send(ping_request(&api, "/events/cron", "2026-11-25T00:15:00Z", "tick-1")).await;
+    assert_eq!(again.json["cron"][0]["new"], false);
+    let structured = api
+        .send(api.http.post(api.url("/events/cron")).header("content-type", "application/cloudevents+json").body(
+            json!({"specversion": "1.0", "type": "dev.knative.sources.ping", "source": "/other-pingsource",
+                   "id": "tick-2", "time": "2026-11-25T00:15:42Z", "data": {}})
+            .to_string(),
+        ))
+        .await;
+    assert_eq!(structured.status, 200, "{}", structured.json);
+    assert_eq!(
+        (structured.json["cron"][0]["build_id"].as_i64(), structured.json["cron"][0]["new"].as_bool()),
+        (Some(id), Some(false))
+    );
+    let mut ticks = Vec::new();
+    for n in 0..8 {
+        let api = api.clone();
+        ticks.push(tokio::spawn(async move {
+            api.send(ping_request(&api, "/events/cron", "2026-11-25T00:30:10Z", &format!("c{n}"))).await.json
+        }));
+    }
+    let mut new = 0;
+    for tick in ticks {
+        let answer = tick.await.expect("tick");
+        new += answer["cron"].as_array().expect("cron").iter().filter(|q| q["new"] == true).count();
+    }
+    assert_eq!(new, 1, "concurrent deliveries of one minute queue one build");
+    assert_eq!(ids(&api.get("/api/v1/projects/quarterly/builds").await.json).len(), 2);
+
+    // 00:00 UTC on Wednesday is 09:00 in Tokyo and also a quarter hour; Monday-to-Friday
+    // at 09:00 UTC matches `morning`.
+    let reply = api.send(ping_request(&api, "/events/cron", "2026-11-25T00:00:00Z", "t3")).await;
+    let mut queued: Vec<&str> =
+        reply.json["cron"].as_array().expect("cron").iter().filter_map(|q| q["project"].as_str()).collect();
+    queued.sort();
+    assert_eq!(queued, ["quarterly", "tokyo"]);
+    let reply = api.send(ping_request(&api, "/events/cron", "2026-11-25T09:00:00Z", "t4")).await;
+    let queued: Vec<&str> =
+        reply.json["cron"].as_array().expect("cron").iter().filter_map(|q| q["project"].as_str()).collect();
+    assert_eq!(queued, ["morning", "quarterly"]);
+    // Saturday 09:00: not `morning`.
+    let reply = api.send(ping_request(&api, "/events/cron", "2026-11-28T09:00:00Z", "t5")).await;
+    let queued: Vec<&str> =
+        reply.json["cron"].as_array().expect("cron").iter().filter_map(|q| q["project"].as_str()).collect();
+    assert_eq!(queued, ["quarterly"]);
+
+    // An invalid crontab is that project's error, naming the expression.
+    let typo = api.get("/api/v1/projects/typo").await;
+    let error = typo.json["error"].as_str().unwrap_or_default();
+    assert!(error.contains("crontab \"0 9 * * 8\"") && error.contains("line 1"), "{error}");
+    // Not a CloudEvent: refused, nothing queued.
+    let bad = api.post("/events/cron").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.json["error"].as_str().unwrap_or_default().contains("ce-specversion"), "{}", bad.json);
+}
+
+#[tokio::test]
+async fn overlapping_ping_sources_on_two_trigger_processes_queue_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_project(dir.path(), "every", "crontab: '* * * * *'\nscript: echo\n");
+    let env = [("SPARKY_SQLITE_JOURNAL", "delete")];
+    let a = Sparky::serve("trigger", free_port(), dir.path(), &env);
+    let b = Sparky::serve("trigger", free_port(), dir.path(), &env);
+    let apis = [Api::new(&a.url), Api::new(&b.url)];
+    let mut ticks = Vec::new();
+    for n in 0..10 {
+        let api = apis[n % 2].clone();
+        ticks.push(tokio::spawn(async move {
+            let minute = ["2026-11-25T10:00:00Z", "2026-11-25T10:01:00Z"][n % 4 / 2];
+            api.send(ping_request(&api, "/events/cron", minute, &format!("p{n}"))).await
+        }));
+    }
+    let mut new = 0;
+    for tick in ticks {
+        let reply = tick.await.expect("tick");
+        assert_eq!(reply.status, 200, "{}", reply.json);
+        new += reply.json["cron"].as_array().expect("cron").iter().filter(|q| q["new"] == true).count();
+    }
+    assert_eq!(new, 2, "two minutes, one build each");
+}
+
+#[tokio::test]
+async fn sparky_up_ticks_by_itself_every_minute() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_project(dir.path(), "every", "crontab: '* * * * *'\nscript: echo tick\n");
+    let sparky = Sparky::up(dir.path(), &[]);
+    let api = Api::new(&sparky.url);
+    let deadline = std::time::Instant::now() + Duration::from_secs(70);
+    loop {
+        let builds = api.get("/api/v1/projects/every/builds").await.json;
+        if let Some(build) = builds["builds"].as_array().and_then(|b| b.first()) {
+            assert_eq!(build["trigger"], "cron");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no cron build within 70 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
