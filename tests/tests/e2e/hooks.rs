@@ -259,3 +259,29 @@ async fn a_project_with_its_own_secret_and_no_secret_at_all() {
     let reply = github(&api, "push", "o-2", &push, Some(SECRET)).await;
     assert_eq!(queued(&reply).iter().map(|q| q.0.as_str()).collect::<Vec<_>>(), ["shared"], "{}", reply.json);
 }
+
+#[tokio::test]
+async fn checkouts_work_for_paths_and_file_urls_and_a_failed_one_fails_the_build() {
+    let s = setup(&[("SPARKY_WEBHOOK_SECRET", SECRET)]);
+    let api = Api::new(&s.sparky.url);
+    // `tags` names the repository as a file:// URL; a manual build checks out the head
+    // of the remote's default branch (its branch setting is a glob).
+    let head = s.repo.head();
+    let id = api.trigger("tags", json!({})).await;
+    let build = api.wait_for(id, None, Duration::from_secs(20)).await;
+    assert_eq!(build["status"], "succeeded", "{}", api.log(id).await);
+    assert_eq!(build["scm_sha"].as_str(), Some(head.as_str()), "the checked-out commit is recorded");
+    assert!(api.log(id).await.contains(&format!(" {head} first")), "{}", api.log(id).await);
+
+    // A push naming a commit the repository doesn't have: the checkout fails the build.
+    let missing = "1234567890123456789012345678901234567890";
+    let reply =
+        github(&api, "push", "c-1", &github_push(&s.repo, "refs/heads/main", missing), Some(SECRET)).await;
+    let id = queued(&reply)[0].1;
+    let build = api.wait_for(id, None, Duration::from_secs(20)).await;
+    assert_eq!(build["status"], "failed");
+    assert!(build["error"].as_str().unwrap_or_default().contains("the checkout of"), "{build}");
+    let log = api.log(id).await;
+    assert!(log.contains(&format!("[sparky] checking out {} at {missing}", s.repo.path.display())), "{log}");
+    assert!(log.contains("[sparky] the checkout of"), "{log}");
+}

@@ -4,9 +4,12 @@
 mod api;
 mod cli;
 mod cron;
+mod downstream;
 mod execution;
 mod hooks;
+mod inbox;
 mod lifecycle;
 mod multiprocess;
+mod polling;
 mod projects;
 mod ui;
