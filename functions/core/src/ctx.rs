@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     Config,
@@ -80,6 +80,12 @@ pub struct Ctx {
     pub http: reqwest::Client,
     /// Fires when the process is shutting down.
     pub shutdown: CancellationToken,
+    /// Fires when a shutting-down process stops waiting for the builds it runs: they are
+    /// stopped and handed back to the queue (`SPARKY_RUN_GRACE` after the signal).
+    pub hand_back: CancellationToken,
+    /// The builds this process is running; shutting down waits for them, even for those
+    /// whose caller hung up.
+    pub builds: TaskTracker,
 }
 
 /// Why the shared state could not be opened.
@@ -126,6 +132,8 @@ impl Ctx {
             dispatch,
             http: reqwest::Client::new(),
             shutdown,
+            hand_back: CancellationToken::new(),
+            builds: TaskTracker::new(),
         })
     }
 }

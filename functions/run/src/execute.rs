@@ -120,15 +120,14 @@ async fn run_job(
     if let Err(e) = dirs.prepare().await {
         return Some(Outcome::failed(format!("could not prepare the working directory: {e}")));
     }
-    let api_url = ctx.config.api_url.clone().unwrap_or_default();
-    let mut env = job::job_env(build, config, &dirs, &api_url);
+    let mut env = job::job_env(build, config, &dirs, &ctx.config);
     let watch = |timeout| Watch { ctx, build_id: build.id, owner, timeout, stop_on_shutdown };
 
     if let Some(mut scm) = checkout::target(build, config) {
         let url = scm.url.clone().unwrap_or_default();
         for (name, value) in [("SCM_URL", &scm.url), ("SCM_BRANCH", &scm.branch), ("SCM_SHA", &scm.sha)] {
             if let Some(value) = value {
-                env.insert(name.into(), value.clone());
+                env.vars.insert(name.into(), value.clone());
             }
         }
         let step = match job::spawn_script(&dirs.checkout_script, checkout::SCRIPT, &dirs, &env).await {
@@ -144,7 +143,7 @@ async fn run_job(
             _ => return Some(checked),
         }
         if let Some(sha) = checkout::head_commit(&dirs.workspace).await {
-            env.insert("SCM_SHA".into(), sha.clone());
+            env.vars.insert("SCM_SHA".into(), sha.clone());
             scm.sha = Some(sha);
             if let Err(error) = ctx.store.record_commit(build.id, scm).await {
                 tracing::warn!(error = %error_chain(&error), "could not record the commit");

@@ -14,13 +14,18 @@ use nix::{
     unistd::Pid,
 };
 use sparky_core::{
+    Config,
     model::Build,
     project::{Project, ProjectConfig, Script},
 };
 use tokio::{net::unix::pipe, process::Child};
 
-/// Variables of Sparky's own environment that jobs must not see.
-const HIDDEN_FROM_JOBS: &[&str] = &["SPARKY_WEBHOOK_SECRET"];
+/// What a job's environment adds to Sparky's own, and what it takes away.
+pub struct JobEnv {
+    pub vars: BTreeMap<String, String>,
+    /// Variables of Sparky's own environment that jobs must not see: webhook secrets.
+    pub hidden: Vec<String>,
+}
 
 /// A started job: the child (its process group has the same id) and the read end of
 /// its output pipe.
@@ -64,12 +69,8 @@ impl BuildDirs {
 
 /// The environment a job gets on top of Sparky's own: `SPARKY_*`, `SCM_*` where known,
 /// the project's `env`, then its parameters (which win).
-pub fn job_env(
-    build: &Build,
-    config: &ProjectConfig,
-    dirs: &BuildDirs,
-    api_url: &str,
-) -> BTreeMap<String, String> {
+pub fn job_env(build: &Build, config: &ProjectConfig, dirs: &BuildDirs, sparky: &Config) -> JobEnv {
+    let api_url = sparky.api_url.as_deref().unwrap_or_default();
     let mut env = BTreeMap::new();
     let mut set = |k: &str, v: &str| {
         env.insert(k.to_string(), v.to_string());
@@ -94,7 +95,9 @@ pub fn job_env(
     }
     env.extend(config.env.clone());
     env.extend(build.params.clone());
-    env
+    let mut hidden = vec!["SPARKY_WEBHOOK_SECRET".to_string()];
+    hidden.extend(sparky.project_secrets.keys().cloned());
+    JobEnv { vars: env, hidden }
 }
 
 /// Starts the job. Scripts run as `bash -eo pipefail script.sh`: the first failing
@@ -103,7 +106,7 @@ pub async fn spawn(
     project: &Project,
     config: &ProjectConfig,
     dirs: &BuildDirs,
-    env: &BTreeMap<String, String>,
+    env: &JobEnv,
 ) -> io::Result<Job> {
     match &config.script {
         Script::Inline(script) => spawn_script(&dirs.script, script, dirs, env).await,
@@ -112,12 +115,7 @@ pub async fn spawn(
 }
 
 /// Writes `script` to `path` and starts it with `bash -eo pipefail`.
-pub async fn spawn_script(
-    path: &Path,
-    script: &str,
-    dirs: &BuildDirs,
-    env: &BTreeMap<String, String>,
-) -> io::Result<Job> {
+pub async fn spawn_script(path: &Path, script: &str, dirs: &BuildDirs, env: &JobEnv) -> io::Result<Job> {
     tokio::fs::write(path, script).await?;
     let mut command = tokio::process::Command::new("bash");
     command.arg("-eo").arg("pipefail").arg(path);
@@ -126,20 +124,16 @@ pub async fn spawn_script(
 
 /// Starts `command` in the workspace, in its own process group, with stdout and stderr
 /// on one pipe.
-fn spawn_command(
-    mut command: tokio::process::Command,
-    dirs: &BuildDirs,
-    env: &BTreeMap<String, String>,
-) -> io::Result<Job> {
+fn spawn_command(mut command: tokio::process::Command, dirs: &BuildDirs, env: &JobEnv) -> io::Result<Job> {
     let (reader, writer) = io::pipe()?;
     command
         .current_dir(&dirs.workspace)
-        .envs(env)
+        .envs(&env.vars)
         .stdin(Stdio::null())
         .stdout(writer.try_clone()?)
         .stderr(writer)
         .process_group(0);
-    for name in HIDDEN_FROM_JOBS {
+    for name in &env.hidden {
         command.env_remove(name);
     }
     let child = command.spawn()?;

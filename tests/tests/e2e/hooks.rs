@@ -238,7 +238,7 @@ async fn a_project_with_its_own_secret_and_no_secret_at_all() {
         dir.path(),
         "own",
         &format!(
-            "scm: {{ url: '{}', secret_env: SPARKY_WEBHOOK_SECRET_OWN }}\nscript: echo own\n",
+            "scm: {{ url: '{}', secret_env: SPARKY_WEBHOOK_SECRET_OWN }}\nscript: echo \"own ${{SPARKY_WEBHOOK_SECRET:-hidden}} ${{SPARKY_WEBHOOK_SECRET_OWN:-hidden}}\"\n",
             repo.path.display()
         ),
     );
@@ -255,6 +255,13 @@ async fn a_project_with_its_own_secret_and_no_secret_at_all() {
     let push = github_push(&repo, "refs/heads/main", &repo.head());
     let reply = github(&api, "push", "o-1", &push, Some("own-secret")).await;
     assert_eq!(queued(&reply).iter().map(|q| q.0.as_str()).collect::<Vec<_>>(), ["own"], "{}", reply.json);
+    let own = queued(&reply)[0].1;
+    assert_eq!(api.wait_for(own, None, Duration::from_secs(20)).await["status"], "succeeded");
+    assert!(
+        api.log(own).await.ends_with("\nown hidden hidden\n"),
+        "jobs never see webhook secrets: {}",
+        api.log(own).await
+    );
     assert!(reason(&reply, "shared").contains("secret"), "{}", reply.json);
     let reply = github(&api, "push", "o-2", &push, Some(SECRET)).await;
     assert_eq!(queued(&reply).iter().map(|q| q.0.as_str()).collect::<Vec<_>>(), ["shared"], "{}", reply.json);
