@@ -163,7 +163,7 @@ async fn run_job(
 fn outcome(ending: Ending, limit: Duration) -> Option<Outcome> {
     let exit_code = ending.status.map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
     let (status, error) = match ending.stop {
-        Some(Stop::LeaseLost) => return None,
+        Some(Stop::LeaseLost | Stop::HandedBack) => return None,
         Some(Stop::TimedOut) => (
             BuildStatus::TimedOut,
             Some(format!("timed out after {}; the job's processes were killed", human(limit))),

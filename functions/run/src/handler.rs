@@ -44,7 +44,10 @@ async fn on_run(State(ctx): State<Ctx>, headers: HeaderMap, body: Body) -> Resul
         })?;
 
     let (done_tx, done_rx) = oneshot::channel();
-    tokio::spawn(async move {
+    // Tracked, so that a shutting-down process waits for the build even if the caller
+    // has hung up.
+    let builds = ctx.builds.clone();
+    builds.spawn(async move {
         let line = match crate::execute(&ctx, build_id, false).await {
             Ok(Some(status)) => json!({ "build_id": build_id, "status": status }),
             Ok(None) => json!({ "build_id": build_id, "skipped": true }),

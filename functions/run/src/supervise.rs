@@ -2,6 +2,12 @@
 //! at least every 200 ms while it flows, so the UI can follow it), its lease is renewed,
 //! and it is stopped — the whole process group — on timeout, cancel or shutdown.
 //!
+//! A `serve run` process lets its builds finish when it is told to stop; if it is still
+//! waiting when [`Ctx::hand_back`] fires, it stops the job, stores the log, and gives the
+//! build's lease up at once, so that dispatch's next sweep queues it again (while the
+//! project's `retries` allow) or ends it `lost` — instead of a SIGKILL leaving it
+//! `running` until the lease runs out.
+//!
 //! Cancel requests arrive through the hub in the same process; from another process
 //! they can only be seen in the store (a pod running a build can't be addressed), so a
 //! cheap read every [`WATCH_EVERY`] catches those.
@@ -37,6 +43,8 @@ pub enum Stop {
     Shutdown,
     /// The build is no longer ours: its lease expired and the sweep took it.
     LeaseLost,
+    /// The process is going away before the build ended: the build goes back to dispatch.
+    HandedBack,
 }
 
 /// How a job ended.
@@ -143,9 +151,30 @@ pub async fn supervise(watch: Watch<'_>, mut job: Job, log: &mut LogWriter) -> E
             _ = ctx.shutdown.cancelled(), if watch.stop_on_shutdown && stop.is_none() && status.is_none() => {
                 begin_stop(Stop::Shutdown, &mut stop, &mut kill_at);
             }
+            _ = ctx.hand_back.cancelled(), if stop.is_none() && status.is_none() => {
+                begin_stop(Stop::HandedBack, &mut stop, &mut kill_at);
+            }
         }
     }
+    if stop == Some(Stop::HandedBack) {
+        hand_back(&watch, log).await;
+    }
     Ending { status, stop }
+}
+
+/// Stores the log, then gives the lease up (it ends now) and pokes dispatch, whose
+/// sweep requeues the build or ends it `lost`. In that order: a new attempt may start
+/// as soon as the lease is given up.
+async fn hand_back(watch: &Watch<'_>, log: &mut LogWriter) {
+    let ctx = watch.ctx;
+    log.append(b"\n[sparky] the runner shut down before the build ended: handed back to the queue\n");
+    flush(ctx, watch.build_id, log).await;
+    match ctx.store.renew(watch.build_id, watch.owner.into(), now_ms(), 0).await {
+        Ok(_) => tracing::warn!(build_id = watch.build_id, "shutting down: build handed back to dispatch"),
+        Err(error) => tracing::error!(build_id = watch.build_id, error = %error_chain(&error),
+            "could not give the lease up; the build is recovered when it runs out"),
+    }
+    ctx.dispatch.poke();
 }
 
 /// Stores buffered output as a chunk; on failure it stays buffered for the next try.

@@ -10,6 +10,22 @@ use sparky_core::{
     time::now_ms,
 };
 
+/// Whether `pid` is a live process (a zombie waiting for its reaper is dead). Gives a
+/// process that was just SIGKILLed a moment to go.
+fn running(pid: i32) -> bool {
+    let live = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+    };
+    for _ in 0..50 {
+        if !live() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
 struct Harness {
     _dir: tempfile::TempDir,
     ctx: Ctx,
@@ -90,7 +106,7 @@ async fn a_timeout_kills_the_whole_process_group() {
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     let pid_file = h.ctx.config.build_work_dir(id).join("workspace/child.pid");
     let pid: i32 = std::fs::read_to_string(pid_file).expect("pid").trim().parse().expect("number");
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "background child {pid} survived");
+    assert!(!running(pid), "background child {pid} survived");
     assert!(h.log("app", id).await.contains("timed out after 1s"));
 }
 
