@@ -87,6 +87,21 @@ async fn ticks_queue_matching_projects_exactly_once_per_minute() {
         reply.json["cron"].as_array().expect("cron").iter().filter_map(|q| q["project"].as_str()).collect();
     assert_eq!(queued, ["quarterly"]);
 
+    // The project page tells when a project runs next, in its own time zone, and
+    // which of its builds each trigger kind started last.
+    let tokyo = api.get("/api/v1/projects/tokyo").await.json;
+    let next: Vec<&str> = tokyo["triggers"]["cron"]["next"]
+        .as_array()
+        .expect("next")
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    assert_eq!(next.len(), 3);
+    assert!(next.iter().all(|t| t.ends_with("T09:00:00+09:00")), "{next:?}");
+    assert_eq!(tokyo["triggers"]["last_by_trigger"]["cron"]["trigger"], "cron");
+    let (_, page) = api.get_text("/projects/tokyo").await;
+    assert!(page.contains("09:00 JST") && page.contains("Asia&#x2f;Tokyo"), "next runs on the page");
+
     // An invalid crontab is that project's error, naming the expression.
     let typo = api.get("/api/v1/projects/typo").await;
     let error = typo.json["error"].as_str().unwrap_or_default();

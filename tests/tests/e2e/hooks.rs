@@ -116,6 +116,12 @@ async fn a_signed_github_push_builds_the_pushed_commit_once() {
     assert!(reason(&reply, "other").contains("another repository"), "{}", reply.json);
     assert!(reason(&reply, "tags").contains("does not match scm.branch"), "{}", reply.json);
 
+    let triggers = api.get("/api/v1/projects/app").await.json["triggers"].clone();
+    assert_eq!(triggers["webhooks"]["urls"]["github"], format!("{}/hooks/github", s.sparky.url));
+    assert_eq!(
+        (triggers["webhooks"]["secret_variable"].as_str(), triggers["webhooks"]["secret_set"].as_bool()),
+        (Some("SPARKY_WEBHOOK_SECRET"), Some(true))
+    );
     let build = api.wait_for(got[0].1, None, Duration::from_secs(20)).await;
     assert_eq!(build["status"], "succeeded", "{build}\n{}", api.log(got[0].1).await);
     assert_eq!((build["trigger"].as_str(), build["scm_sha"].as_str()), (Some("webhook"), Some(sha.as_str())));
