@@ -20,9 +20,11 @@
 //! | `SPARKY_WEBHOOK_SECRET_<NAME>` | a project's own secret (its `scm.secret_env`) | none |
 //! | `SPARKY_SCM_TIMEOUT` | time limit of one `git ls-remote` or checkout fetch | `30s` |
 //! | `SPARKY_PUBLIC_URL` | Sparky's URL as people and Git hosts reach it (shown in the UI) | none |
+//! | `SPARKY_RUN_GRACE` | after SIGTERM, how long `serve run` lets its builds go on before it stops them and hands them back to the queue | none: until they end |
 //! | `SPARKY_LOG_FORMAT` | `text` or `json` | `text` |
 //! | `RUST_LOG` | log filter (read by the tracing subscriber) | `info` |
 //! | `HOSTNAME` | names this instance in build leases | pid |
+//! | `AWS_LAMBDA_RUNTIME_API` | when set, `sparky serve` takes requests from this Lambda Runtime API instead of a port (`lambda_http` reads it and the other `AWS_LAMBDA_*` variables itself) | none |
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -99,6 +101,10 @@ pub struct Config {
     pub project_secrets: BTreeMap<String, Secret>,
     pub scm_timeout: Duration,
     pub public_url: Option<String>,
+    /// `None`: a shutting-down `serve run` waits for its builds however long they take.
+    pub run_grace: Option<Duration>,
+    /// `AWS_LAMBDA_RUNTIME_API`: serve through AWS Lambda rather than on a port.
+    pub lambda_runtime_api: Option<String>,
 }
 
 impl Config {
@@ -123,6 +129,8 @@ impl Config {
             project_secrets: BTreeMap::new(),
             scm_timeout: Duration::from_secs(30),
             public_url: None,
+            run_grace: None,
+            lambda_runtime_api: None,
         }
     }
 
@@ -185,6 +193,12 @@ impl Config {
             })?;
         }
         config.public_url = get("SPARKY_PUBLIC_URL").map(trim_slash);
+        if let Some(grace) = get("SPARKY_RUN_GRACE") {
+            config.run_grace = Some(parse("SPARKY_RUN_GRACE", &grace, |v| {
+                humantime::parse_duration(v).map_err(|e| e.to_string())
+            })?);
+        }
+        config.lambda_runtime_api = get("AWS_LAMBDA_RUNTIME_API");
         if let Some(host) = get("HOSTNAME") {
             config.instance = format!("{host}-{}", std::process::id());
         }
@@ -238,6 +252,8 @@ mod tests {
             ("SPARKY_MAX_RUNNING", "3"),
             ("SPARKY_RUN_URL", "http://run/"),
             ("SPARKY_LEASE", "5s"),
+            ("SPARKY_RUN_GRACE", "55m"),
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
         ]))
         .expect("valid config");
         assert_eq!(c.root, PathBuf::from("/srv/sparky"));
@@ -245,6 +261,8 @@ mod tests {
         assert_eq!(c.max_running, 3);
         assert_eq!(c.run_url.as_deref(), Some("http://run"));
         assert_eq!(c.lease, Duration::from_secs(5));
+        assert_eq!(c.run_grace, Some(Duration::from_secs(55 * 60)));
+        assert_eq!(c.lambda_runtime_api.as_deref(), Some("127.0.0.1:9001"));
         assert_eq!(c.reports_dir(), PathBuf::from("/srv/sparky/reports"));
         assert_eq!(c.listen, "127.0.0.1:4000");
     }

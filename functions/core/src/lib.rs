@@ -15,6 +15,7 @@
 //! - [`api`]: JSON shapes of the HTTP API and the error type of the HTTP edge.
 //! - [`retention`]: `keep_builds`, pruning old builds with their reports.
 //! - [`serve`]: serving a router on a listener, health and metrics routes, telemetry.
+//! - [`lambda`]: serving a router through the AWS Lambda Runtime API instead.
 
 pub mod api;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod cron;
 pub mod ctx;
 pub mod events;
 pub mod hub;
+pub mod lambda;
 pub mod model;
 pub mod project;
 pub mod repo;

@@ -16,7 +16,8 @@ pub trait Deliver: Send + Sync + 'static {
 }
 
 /// Delivers a `dev.sparky.build.run` CloudEvent to `SPARKY_RUN_URL` — run itself, or a
-/// Knative Broker — and holds the request open until run answers, as the Broker does.
+/// Knative Broker — and holds the request open until the receiver answers: run answers
+/// when the build ends; a Broker at once, and then holds its own request to run open.
 pub struct HttpDeliver {
     ctx: Ctx,
     url: String,
@@ -24,8 +25,17 @@ pub struct HttpDeliver {
 
 impl HttpDeliver {
     pub fn new(ctx: Ctx, run_url: &str) -> Self {
-        HttpDeliver { ctx, url: format!("{run_url}/events/run") }
+        HttpDeliver { ctx, url: event_url(run_url) }
     }
+}
+
+/// Where build events go: run's `/events/run` when `run_url` is a bare origin (run
+/// itself), else `run_url` as it is (a Broker's address, which has a path:
+/// `/{namespace}/{broker}`).
+fn event_url(run_url: &str) -> String {
+    let base = run_url.trim_end_matches('/');
+    let after_scheme = base.split_once("://").map_or(base, |(_, rest)| rest);
+    if after_scheme.contains('/') { base.to_string() } else { format!("{base}/events/run") }
 }
 
 impl Deliver for HttpDeliver {
@@ -68,5 +78,23 @@ impl Deliver for HttpDeliver {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_url;
+
+    #[test]
+    fn run_itself_gets_its_route_and_a_broker_its_own_address() {
+        assert_eq!(
+            event_url("http://run.sparky.svc.cluster.local"),
+            "http://run.sparky.svc.cluster.local/events/run"
+        );
+        assert_eq!(event_url("http://127.0.0.1:8083/"), "http://127.0.0.1:8083/events/run");
+        assert_eq!(
+            event_url("http://broker-ingress.knative-eventing.svc.cluster.local/sparky/sparky-builds"),
+            "http://broker-ingress.knative-eventing.svc.cluster.local/sparky/sparky-builds"
+        );
     }
 }

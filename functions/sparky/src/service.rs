@@ -1,11 +1,21 @@
 //! `sparky serve <function>`: one function on its own port, as a Knative service runs
-//! it. Functions find each other through `SPARKY_DISPATCH_URL` and `SPARKY_RUN_URL`;
-//! the store uses the rollback journal unless told otherwise, because the state folder
-//! is a volume shared by several pods.
+//! it, or through the AWS Lambda Runtime API when `AWS_LAMBDA_RUNTIME_API` is set.
+//! Functions find each other through `SPARKY_DISPATCH_URL` and `SPARKY_RUN_URL`; the
+//! store uses the rollback journal unless told otherwise, because the state folder is
+//! a volume shared by several pods.
+//!
+//! Shutdown (SIGTERM, as Kubernetes sends it): stop accepting, finish the requests in
+//! flight, and wait for the builds this process runs, even those whose caller hung up.
+//! With `SPARKY_RUN_GRACE`, builds still running that long after the signal are stopped
+//! and handed back to dispatch (queued again while `retries` allow, else `lost`), so
+//! that the SIGKILL at the end of Kubernetes' grace period
+//! (`terminationGracePeriodSeconds`, which Knative sets to `timeoutSeconds`) never
+//! lands in the middle of recording one.
 
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
+use axum::Router;
 use sparky_core::{
     Config, Ctx,
     config::JournalMode,
@@ -18,28 +28,75 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::Function;
 
-/// Binds `listen` and serves `function` until `shutdown` fires. A `run` service
-/// finishes the builds it is running before it exits (its requests stay open until
-/// then); Knative gives it `timeoutSeconds` to do so.
+/// Binds `listen` and serves `function` until `shutdown` fires, or serves it through
+/// the Lambda Runtime API if one is configured.
 pub async fn serve(
     function: Function,
     config: Config,
     listen: &str,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    if let Some(runtime_api) = config.lambda_runtime_api.clone() {
+        let (_ctx, router) = open(function, config, shutdown).await?;
+        println!(
+            "Sparky {} is serving through the Lambda Runtime API at http://{runtime_api}",
+            source(function)
+        );
+        tracing::info!(%runtime_api, function = ?function, "serving through AWS Lambda");
+        return sparky_core::lambda::serve(router).await.context("serving through AWS Lambda");
+    }
     let listener =
         TcpListener::bind(listen).await.with_context(|| format!("could not listen on {listen}"))?;
     run(function, config, listener, shutdown).await
 }
 
-/// Serves `function` on a bound listener.
+/// Serves `function` on a bound listener until `shutdown` fires, then waits for the
+/// requests in flight and the builds this process runs (see the module's doc).
 pub async fn run(
     function: Function,
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let source = format!("/sparky/{function:?}").to_lowercase();
+    let (ctx, router) = open(function, config, shutdown.clone()).await?;
+    let addr = listener.local_addr().context("reading the listen address")?;
+    println!("Sparky {} is serving on http://{addr}", source(function));
+    tracing::info!(%addr, function = ?function, "serving");
+    if let Some(grace) = ctx.config.run_grace {
+        tokio::spawn(hand_back_after(grace, ctx.shutdown.clone(), ctx.hand_back.clone()));
+    }
+    let served = serve::serve(listener, router, shutdown).await;
+    ctx.builds.close();
+    if !ctx.builds.is_empty() {
+        tracing::info!(builds = ctx.builds.len(), "waiting for the builds still running");
+    }
+    ctx.builds.wait().await;
+    served.context("serving HTTP")
+}
+
+/// Fires `hand_back` once `grace` has passed since `shutdown` fired.
+async fn hand_back_after(
+    grace: std::time::Duration,
+    shutdown: CancellationToken,
+    hand_back: CancellationToken,
+) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(grace).await;
+    tracing::warn!(grace = ?grace, "builds still running at the end of SPARKY_RUN_GRACE: handing them back");
+    hand_back.cancel();
+}
+
+fn source(function: Function) -> String {
+    format!("/sparky/{function:?}").to_lowercase()
+}
+
+/// Opens the shared state and builds `function`'s router, with `/healthz` and `/metrics`.
+async fn open(
+    function: Function,
+    config: Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(Ctx, Router)> {
+    let source = source(function);
     let poke: Arc<dyn Poke> = match &config.dispatch_url {
         Some(url) => Arc::new(HttpPoke::new(url, reqwest::Client::new(), &source)),
         None => {
@@ -51,7 +108,7 @@ pub async fn run(
     };
     let run_url = config.run_url.clone();
     let root = config.root.clone();
-    let ctx = Ctx::open(config, JournalMode::Delete, poke, shutdown.clone())
+    let ctx = Ctx::open(config, JournalMode::Delete, poke, shutdown)
         .await
         .with_context(|| format!("could not open the state folder {}", root.display()))?;
     let router = match function {
@@ -68,8 +125,5 @@ pub async fn run(
         Function::Run => sparky_run::router(ctx.clone()),
         Function::RenderUi => sparky_render_ui::router(ctx.clone()),
     };
-    let addr = listener.local_addr().context("reading the listen address")?;
-    println!("Sparky {source} is serving on http://{addr}");
-    tracing::info!(%addr, function = ?function, "serving");
-    serve::serve(listener, router.merge(serve::common_routes(ctx)), shutdown).await.context("serving HTTP")
+    Ok((ctx.clone(), router.merge(serve::common_routes(ctx))))
 }
