@@ -3,10 +3,17 @@
 //!
 //! # Layout
 //! - this file: finding (and building) the binary, starting it, HTTP helpers.
+//! - [`manifests`]: the rendered `knative/` bundle, and starting functions as it says.
+//! - [`knative`]: the four functions started from that bundle, with a Broker and
+//!   PingSources standing in for Knative Eventing's.
+//! - [`lambda_runtime`]: a local AWS Lambda Runtime API endpoint.
 //! - `tests/e2e/`: the end-to-end tests, one module per area.
 //! - `src/bin/sparky-bench.rs`: benchmarks that print figures.
 
 pub mod git;
+pub mod knative;
+pub mod lambda_runtime;
+pub mod manifests;
 pub mod webdriver;
 
 use std::{
@@ -93,6 +100,13 @@ impl Sparky {
         for (k, v) in envs {
             command.env(k, v);
         }
+        Self::spawn(command)
+    }
+
+    /// Starts a prepared `sparky` command (stdout and stderr piped) and waits for it to
+    /// print the address it serves on.
+    pub fn spawn(mut command: Command) -> Sparky {
+        let args: Vec<String> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         let mut child = command.spawn().expect("start sparky");
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");

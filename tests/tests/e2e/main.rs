@@ -8,6 +8,8 @@ mod downstream;
 mod execution;
 mod hooks;
 mod inbox;
+mod knative;
+mod lambda;
 mod lifecycle;
 mod multiprocess;
 mod polling;
