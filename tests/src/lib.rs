@@ -7,6 +7,7 @@
 //! - [`knative`]: the four functions started from that bundle, with a Broker and
 //!   PingSources standing in for Knative Eventing's.
 //! - [`lambda_runtime`]: a local AWS Lambda Runtime API endpoint.
+//! - [`moto`]: a real S3-compatible server process (`moto_server`) for the S3 tests.
 //! - `tests/e2e/`: the end-to-end tests, one module per area.
 //! - `src/bin/sparky-bench.rs`: benchmarks that print figures.
 
@@ -14,6 +15,7 @@ pub mod git;
 pub mod knative;
 pub mod lambda_runtime;
 pub mod manifests;
+pub mod moto;
 pub mod webdriver;
 
 use std::{

@@ -189,6 +189,8 @@ pub struct BuildJson {
     pub scm_sha: Option<String>,
     pub parent_build: Option<i64>,
     pub log_size: Option<u64>,
+    /// Why the build's report is incomplete: report storage failed past its retries.
+    pub report_error: Option<String>,
     pub url: String,
     pub log_url: String,
 }
@@ -215,6 +217,7 @@ impl From<&Build> for BuildJson {
             scm_sha: b.scm.sha.clone(),
             parent_build: b.parent_build,
             log_size: b.log_size,
+            report_error: b.report_error.clone(),
             url: build_url(b.id),
             log_url: format!("{}/log", build_url(b.id)),
         }

@@ -8,7 +8,12 @@
 //! | `SPARKY_LISTEN` | address `sparky up` listens on | `127.0.0.1:4000` |
 //! | `PORT` | port `sparky serve` listens on (set by Knative) | `8080` |
 //! | `SPARKY_SQLITE_JOURNAL` | `wal` (one host) or `delete` (shared volume) | `wal` for `up`, `delete` for `serve` |
-//! | `SPARKY_REPORTS` | report storage: a folder | `$SPARKY_ROOT/reports` |
+//! | `SPARKY_REPORTS` | report storage: a folder, or `s3://bucket/prefix` for S3 | `$SPARKY_ROOT/reports` |
+//! | `SPARKY_S3_ENDPOINT` | S3-compatible store's URL (MinIO, Ceph RGW, ...) | AWS |
+//! | `SPARKY_S3_PATH_STYLE` | `true`: `endpoint/bucket/key` URLs; `false`: `bucket.endpoint/key` | `true` |
+//! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` | S3 credentials (the first two required with `s3://`) | none |
+//! | `AWS_REGION`, else `AWS_DEFAULT_REGION` | S3 region | `us-east-1` |
+//! | `SPARKY_REPORTS_TIMEOUT` | after a build's job ends, how long storing its log, artifacts and `report.json` is retried before the report is recorded incomplete | `60s` |
 //! | `SPARKY_WORK` | per-build working directories | `$SPARKY_ROOT/work` |
 //! | `SPARKY_MAX_RUNNING` | builds running at once, all projects together | number of CPUs |
 //! | `SPARKY_DISPATCH_URL` | where trigger and run poke dispatch (`serve` mode) | none |
@@ -32,6 +37,8 @@ use std::{
     path::PathBuf,
     time::Duration,
 };
+
+use crate::reports::S3Settings;
 
 /// How SQLite journals writes. WAL needs shared memory on one host, so a volume
 /// shared by several pods must use the rollback journal (`delete`).
@@ -86,6 +93,10 @@ pub struct Config {
     pub journal: Option<JournalMode>,
     /// `None`: `$root/reports`.
     pub reports: Option<PathBuf>,
+    /// `Some` when `SPARKY_REPORTS` is an `s3://` URL: reports go to S3, not a folder.
+    pub s3: Option<S3Settings>,
+    /// How long report writes are retried after a build's job ended.
+    pub reports_timeout: Duration,
     /// `None`: `$root/work`.
     pub work: Option<PathBuf>,
     pub max_running: usize,
@@ -116,6 +127,8 @@ impl Config {
             port: 8080,
             journal: None,
             reports: None,
+            s3: None,
+            reports_timeout: Duration::from_secs(60),
             work: None,
             max_running: std::thread::available_parallelism().map_or(2, |n| n.get()),
             dispatch_url: None,
@@ -157,7 +170,15 @@ impl Config {
                     _ => Err("expected `wal` or `delete`".into()),
                 })?);
         }
-        config.reports = get("SPARKY_REPORTS").map(PathBuf::from);
+        match get("SPARKY_REPORTS") {
+            Some(url) if url.starts_with("s3://") => config.s3 = Some(s3_settings(&url, &get)?),
+            other => config.reports = other.map(PathBuf::from),
+        }
+        if let Some(limit) = get("SPARKY_REPORTS_TIMEOUT") {
+            config.reports_timeout = parse("SPARKY_REPORTS_TIMEOUT", &limit, |v| {
+                humantime::parse_duration(v).map_err(|e| e.to_string())
+            })?;
+        }
         config.work = get("SPARKY_WORK").map(PathBuf::from);
         if let Some(n) = get("SPARKY_MAX_RUNNING") {
             config.max_running = parse("SPARKY_MAX_RUNNING", &n, |v| match v.parse::<usize>() {
@@ -224,6 +245,42 @@ impl Config {
     }
 }
 
+/// The S3 backend's settings: the bucket and prefix from `url`, the rest from
+/// `SPARKY_S3_*` and the standard AWS variables.
+fn s3_settings(url: &str, get: &impl Fn(&str) -> Option<String>) -> Result<S3Settings, ConfigError> {
+    let mut s3 = parse("SPARKY_REPORTS", url, S3Settings::from_url)?;
+    s3.endpoint = get("SPARKY_S3_ENDPOINT").map(trim_slash);
+    if let Some(endpoint) = &s3.endpoint
+        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+    {
+        return Err(ConfigError {
+            variable: "SPARKY_S3_ENDPOINT",
+            value: endpoint.clone(),
+            problem: "expected an http:// or https:// URL".into(),
+        });
+    }
+    if let Some(style) = get("SPARKY_S3_PATH_STYLE") {
+        s3.path_style = parse("SPARKY_S3_PATH_STYLE", &style, |v| match v {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err("expected `true` or `false`".into()),
+        })?;
+    }
+    if let Some(region) = get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")) {
+        s3.region = region;
+    }
+    let missing = |variable| ConfigError {
+        variable,
+        value: String::new(),
+        problem: format!("required when SPARKY_REPORTS={url} (S3 report storage)"),
+    };
+    s3.access_key_id = get("AWS_ACCESS_KEY_ID").ok_or_else(|| missing("AWS_ACCESS_KEY_ID"))?;
+    s3.secret_access_key =
+        Secret::new(get("AWS_SECRET_ACCESS_KEY").ok_or_else(|| missing("AWS_SECRET_ACCESS_KEY"))?);
+    s3.session_token = get("AWS_SESSION_TOKEN").map(Secret::new);
+    Ok(s3)
+}
+
 fn trim_slash(url: String) -> String {
     url.trim_end_matches('/').to_string()
 }
@@ -273,6 +330,34 @@ mod tests {
         assert!(err.to_string().starts_with("SPARKY_MAX_RUNNING=\"0\""), "{err}");
         let err = Config::from_vars(vars(&[("SPARKY_SQLITE_JOURNAL", "memory")])).unwrap_err();
         assert!(err.to_string().contains("expected `wal` or `delete`"), "{err}");
+    }
+
+    #[test]
+    fn reads_s3_settings() {
+        let c = Config::from_vars(vars(&[
+            ("SPARKY_REPORTS", "s3://ci-reports/sparky"),
+            ("SPARKY_S3_ENDPOINT", "http://127.0.0.1:9000/"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "id"),
+            ("AWS_SECRET_ACCESS_KEY", "key"),
+            ("SPARKY_REPORTS_TIMEOUT", "5s"),
+        ]))
+        .expect("valid config");
+        let s3 = c.s3.expect("S3 backend");
+        assert_eq!((s3.bucket.as_str(), s3.prefix.as_str()), ("ci-reports", "sparky"));
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(s3.region, "eu-west-1");
+        assert!(s3.path_style);
+        assert_eq!(s3.secret_access_key.expose(), "key");
+        assert_eq!(c.reports, None);
+        assert_eq!(c.reports_timeout, Duration::from_secs(5));
+
+        let err = Config::from_vars(vars(&[("SPARKY_REPORTS", "s3://ci-reports")])).unwrap_err();
+        assert!(err.to_string().starts_with("AWS_ACCESS_KEY_ID"), "{err}");
+        let err = Config::from_vars(vars(&[("SPARKY_REPORTS", "s3://No_Such")])).unwrap_err();
+        assert!(err.to_string().contains("not a bucket name"), "{err}");
+        let folder = Config::from_vars(vars(&[("SPARKY_REPORTS", "/srv/reports")])).expect("folder");
+        assert_eq!((folder.reports, folder.s3), (Some(PathBuf::from("/srv/reports")), None));
     }
 
     #[test]

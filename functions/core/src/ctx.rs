@@ -15,7 +15,7 @@ use crate::{
     hub::HubEvent,
     model::NewBuild,
     project::Projects,
-    reports::{FolderStore, ReportStore},
+    reports::{self, ReportStore},
     store::{Inserted, Store, StoreError},
     time::now_ms,
 };
@@ -116,13 +116,18 @@ impl Ctx {
         config.root = absolute(config.root);
         config.reports = config.reports.map(absolute);
         config.work = config.work.map(absolute);
-        for dir in [config.root.clone(), config.reports_dir(), config.work_dir()] {
+        let mut dirs = vec![config.root.clone(), config.work_dir()];
+        if config.s3.is_none() {
+            dirs.push(config.reports_dir());
+        }
+        for dir in dirs {
             tokio::fs::create_dir_all(&dir)
                 .await
                 .map_err(|source| OpenError::CreateDir { path: dir.clone(), source })?;
         }
         let store = Store::open(config.db_path(), config.journal.unwrap_or(default_journal)).await?;
-        let reports: Arc<dyn ReportStore> = Arc::new(FolderStore::new(config.reports_dir()));
+        let reports = reports::open(&config);
+        tracing::info!(reports = %reports.describe(), "report storage");
         Ok(Ctx {
             projects: Projects::new(config.projects_dir()),
             config: Arc::new(config),

@@ -159,6 +159,8 @@ pub struct Build {
     pub log_size: Option<u64>,
     /// The projects of the downstream chain that led here, oldest first.
     pub chain: Vec<String>,
+    /// Why its report (log, artifacts, `report.json`) is incomplete, if it is.
+    pub report_error: Option<String>,
 }
 
 /// A build about to be queued.

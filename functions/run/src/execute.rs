@@ -1,7 +1,7 @@
 //! One build from start to end: take it (`dispatched -> running`, a duplicate delivery
 //! is a no-op), prepare a fresh working directory, start the job, supervise it, store
-//! the rest of its log, record the result, prune old builds and poke dispatch so that
-//! the next build starts at once.
+//! its reports and record the result ([`crate::record`]), prune old builds and poke
+//! dispatch so that the next build starts at once.
 
 use std::{
     os::unix::process::ExitStatusExt,
@@ -22,15 +22,16 @@ use sparky_core::{
 use crate::{
     checkout, downstream,
     job::{self, BuildDirs},
+    record,
     supervise::{Ending, Stop, Watch, supervise},
 };
 
 /// How a build's result is recorded.
 #[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    status: BuildStatus,
-    exit_code: Option<i32>,
-    error: Option<String>,
+pub struct Outcome {
+    pub status: BuildStatus,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
 }
 
 impl Outcome {
@@ -58,7 +59,7 @@ pub async fn execute(
     ctx.hub.publish(HubEvent::StatusChanged(build_id));
     tracing::info!(project = %build.project, "build started");
 
-    let mut log = LogWriter::new(ctx.reports.clone(), &build.project, build.id);
+    let mut log = LogWriter::new(ctx.reports.clone(), &build.project, build.id, Some(ctx.hub.clone()));
     let mut keep_builds = None;
     let outcome = match ctx.projects.get(&build.project).await {
         Ok(Some(project)) => match &project.config {
@@ -77,31 +78,26 @@ pub async fn execute(
         Err(e) => Some(Outcome::failed(format!("could not read the project: {e}"))),
     };
     let Some(outcome) = outcome else {
-        store_rest_of_log(ctx, build_id, &mut log).await;
+        record::rest_of_log(ctx, log).await;
         tracing::warn!("the lease was lost while the build ran; the sweep recorded it");
         return Ok(None);
     };
-    if let Some(error) = &outcome.error {
-        log.append(format!("\n[sparky] {error}\n").as_bytes());
-    }
-    store_rest_of_log(ctx, build_id, &mut log).await;
-    let recorded = ctx
-        .store
-        .finish(build_id, owner, outcome.status, outcome.exit_code, outcome.error, log.size(), now_ms())
-        .await?;
+    let status = outcome.status;
+    let exit_code = outcome.exit_code;
+    let recorded = record::record(ctx, &build, &owner, outcome, log).await?;
     ctx.hub.publish(HubEvent::StatusChanged(build_id));
     ctx.dispatch.poke();
     if !recorded {
         tracing::warn!("the build was taken over before it finished; result not recorded");
         return Ok(None);
     }
-    tracing::info!(status = %outcome.status, exit_code = ?outcome.exit_code, "build finished");
+    tracing::info!(%status, ?exit_code, "build finished");
     if let Some(keep) = keep_builds
         && let Err(error) = ctx.prune(&build.project, keep).await
     {
         tracing::warn!(error = %error_chain(&error), "pruning old builds failed");
     }
-    Ok(Some(outcome.status))
+    Ok(Some(status))
 }
 
 /// Checks out the build's commit if it has one, then starts and supervises the job.
@@ -182,25 +178,4 @@ fn outcome(ending: Ending, limit: Duration) -> Option<Outcome> {
 
 fn human(d: Duration) -> String {
     human_duration(d.as_millis() as i64)
-}
-
-/// Stores what is still buffered, trying a few times before giving up.
-async fn store_rest_of_log(ctx: &Ctx, build_id: i64, log: &mut LogWriter) {
-    let mut delay = Duration::from_millis(100);
-    for attempt in 1..=5 {
-        match log.flush().await {
-            Ok(()) => {
-                ctx.hub.publish(HubEvent::LogGrew(build_id));
-                return;
-            }
-            Err(error) if attempt < 5 => {
-                tracing::warn!(build_id, attempt, error = %error_chain(&error), "storing the log's end failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            Err(error) => {
-                tracing::error!(build_id, error = %error_chain(&error), "the log's end could not be stored");
-            }
-        }
-    }
 }

@@ -8,12 +8,16 @@
 //! - [`job`]: starting the job in its own process group, its environment.
 //! - [`downstream`]: queueing `downstream:` projects after a successful build.
 //! - [`supervise`]: log streaming, lease renewal, timeout, cancel, shutdown.
+//! - [`artifacts`]: storing the files a job leaves in `$SPARKY_ARTIFACTS`.
+//! - [`record`]: storing a build's reports (artifacts, log, `report.json`) and its end.
 
+pub mod artifacts;
 pub mod checkout;
 pub mod downstream;
 pub mod execute;
 pub mod handler;
 pub mod job;
+pub mod record;
 pub mod supervise;
 
 pub use execute::execute;

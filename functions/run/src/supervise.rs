@@ -1,6 +1,7 @@
-//! Watching a running job until it ends: its output goes to the log (stored in chunks
-//! at least every 200 ms while it flows, so the UI can follow it), its lease is renewed,
-//! and it is stopped — the whole process group — on timeout, cancel or shutdown.
+//! Watching a running job until it ends: its output goes to the log (cut into chunks
+//! at least every 200 ms while it flows, and stored in the background, so the UI can
+//! follow it and reading the pipe never waits on storage), its lease is renewed, and it
+//! is stopped — the whole process group — on timeout, cancel or shutdown.
 //!
 //! A `serve run` process lets its builds finish when it is told to stop; if it is still
 //! waiting when [`Ctx::hand_back`] fires, it stops the job, stores the log, and gives the
@@ -16,6 +17,7 @@ use std::{process::ExitStatus, time::Duration};
 
 use nix::sys::signal::Signal;
 use sparky_core::{Ctx, api::error_chain, hub::HubEvent, reports::log::LogWriter, time::now_ms};
+use tokio::time::timeout;
 use tokio::{
     io::AsyncReadExt,
     time::{Instant, MissedTickBehavior, interval, sleep_until},
@@ -25,7 +27,7 @@ use crate::job::{Job, signal_group};
 
 /// Stored chunks grow at most this big.
 pub const CHUNK_BYTES: usize = 1024 * 1024;
-/// Buffered output is stored at least this often.
+/// Buffered output is handed to storage at least this often.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// How often the store is asked whether the build was canceled.
 const WATCH_EVERY: Duration = Duration::from_millis(500);
@@ -33,6 +35,8 @@ const WATCH_EVERY: Duration = Duration::from_millis(500);
 const TERM_GRACE: Duration = Duration::from_millis(1000);
 /// After the job exits, how long leftover output may take to arrive.
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+/// Handing a build back: how long its log may take to be stored before the lease goes.
+const HAND_BACK_STORE_LIMIT: Duration = Duration::from_secs(10);
 
 /// Why Sparky stopped a job before it ended by itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,7 +105,7 @@ pub async fn supervise(watch: Watch<'_>, mut job: Job, log: &mut LogWriter) -> E
                 Ok(n) => {
                     log.append(&buf[..n]);
                     if log.buffered() >= CHUNK_BYTES {
-                        flush(ctx, watch.build_id, log).await;
+                        log.cut().await;
                     }
                 }
                 Err(error) => {
@@ -129,7 +133,7 @@ pub async fn supervise(watch: Watch<'_>, mut job: Job, log: &mut LogWriter) -> E
                 tracing::warn!(build_id = watch.build_id, "output still open after the job exited; stopped reading");
                 pipe_open = false;
             }
-            _ = flush_tick.tick() => flush(ctx, watch.build_id, log).await,
+            _ = flush_tick.tick() => log.cut().await,
             _ = watch_tick.tick(), if status.is_none() && stop.is_none() => {
                 if Instant::now() >= next_renewal {
                     next_renewal = Instant::now() + lease / 3;
@@ -168,24 +172,18 @@ pub async fn supervise(watch: Watch<'_>, mut job: Job, log: &mut LogWriter) -> E
 async fn hand_back(watch: &Watch<'_>, log: &mut LogWriter) {
     let ctx = watch.ctx;
     log.append(b"\n[sparky] the runner shut down before the build ended: handed back to the queue\n");
-    flush(ctx, watch.build_id, log).await;
+    match timeout(HAND_BACK_STORE_LIMIT, log.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(build_id = watch.build_id, error = %error_chain(&error),
+            "the log of a build handed back may be incomplete"),
+        Err(_) => {
+            tracing::warn!(build_id = watch.build_id, "storing the log of a build handed back took too long")
+        }
+    }
     match ctx.store.renew(watch.build_id, watch.owner.into(), now_ms(), 0).await {
         Ok(_) => tracing::warn!(build_id = watch.build_id, "shutting down: build handed back to dispatch"),
         Err(error) => tracing::error!(build_id = watch.build_id, error = %error_chain(&error),
             "could not give the lease up; the build is recovered when it runs out"),
     }
     ctx.dispatch.poke();
-}
-
-/// Stores buffered output as a chunk; on failure it stays buffered for the next try.
-async fn flush(ctx: &Ctx, build_id: i64, log: &mut LogWriter) {
-    if log.buffered() == 0 {
-        return;
-    }
-    match log.flush().await {
-        Ok(()) => ctx.hub.publish(HubEvent::LogGrew(build_id)),
-        Err(error) => {
-            tracing::warn!(build_id, error = %error_chain(&error), "storing a log chunk failed; will retry")
-        }
-    }
 }

@@ -14,4 +14,5 @@ mod lifecycle;
 mod multiprocess;
 mod polling;
 mod projects;
+mod reports;
 mod ui;

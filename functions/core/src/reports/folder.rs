@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
-use super::{ByteStream, Key, ObjectMeta, ReportError, ReportStore, key::TEMP_PREFIX};
+use super::{ByteStream, Key, Object, ObjectMeta, ReportError, ReportStore, key::TEMP_PREFIX};
 
 /// Reports in a folder.
 #[derive(Debug)]
@@ -32,6 +32,35 @@ impl FolderStore {
     fn path(&self, key: &Key) -> PathBuf {
         self.root.join(key.as_str())
     }
+
+    /// Writes a temporary file beside `key`'s path with `write`, then renames it into
+    /// place; on failure the temporary file goes and nothing else changes.
+    async fn write_atomically<T, F, Fut>(&self, key: &Key, write: F) -> Result<T, ReportError>
+    where
+        F: FnOnce(tokio::fs::File) -> Fut,
+        Fut: std::future::Future<Output = io::Result<T>>,
+    {
+        let path = self.path(key);
+        let dir = path.parent().unwrap_or(&self.root);
+        tokio::fs::create_dir_all(dir).await.map_err(io_err(key.as_str()))?;
+        let temp = dir.join(format!(
+            "{TEMP_PREFIX}{}-{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = async {
+            let value = write(tokio::fs::File::create(&temp).await?).await?;
+            tokio::fs::rename(&temp, &path).await?;
+            Ok(value)
+        };
+        match written.await {
+            Ok(value) => Ok(value),
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&temp).await;
+                Err(io_err(key.as_str())(e))
+            }
+        }
+    }
 }
 
 fn io_err(key: &str) -> impl FnOnce(io::Error) -> ReportError + '_ {
@@ -41,45 +70,43 @@ fn io_err(key: &str) -> impl FnOnce(io::Error) -> ReportError + '_ {
 #[async_trait::async_trait]
 impl ReportStore for FolderStore {
     async fn put(&self, key: &Key, body: Bytes) -> Result<(), ReportError> {
-        let path = self.path(key);
-        let dir = path.parent().unwrap_or(&self.root);
-        tokio::fs::create_dir_all(dir).await.map_err(io_err(key.as_str()))?;
-        let temp = dir.join(format!(
-            "{TEMP_PREFIX}{}-{}",
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let write = async {
-            let mut file = tokio::fs::File::create(&temp).await?;
+        self.write_atomically(key, |mut file| async move {
             file.write_all(&body).await?;
-            file.flush().await?;
-            tokio::fs::rename(&temp, &path).await
-        };
-        if let Err(e) = write.await {
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(io_err(key.as_str())(e));
-        }
-        Ok(())
+            file.flush().await
+        })
+        .await
     }
 
-    async fn get(&self, key: &Key, range: Option<Range<u64>>) -> Result<Option<ByteStream>, ReportError> {
+    async fn put_file(&self, key: &Key, path: &Path) -> Result<u64, ReportError> {
+        let mut source = tokio::fs::File::open(path).await.map_err(io_err(key.as_str()))?;
+        self.write_atomically(key, |mut file| async move {
+            let copied = tokio::io::copy(&mut source, &mut file).await?;
+            file.flush().await?;
+            Ok(copied)
+        })
+        .await
+    }
+
+    async fn get(&self, key: &Key, range: Option<Range<u64>>) -> Result<Option<Object>, ReportError> {
         let mut file = match tokio::fs::File::open(self.path(key)).await {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(key.as_str())(e)),
         };
-        let stream: ByteStream = match range {
-            None => Box::pin(ReaderStream::with_capacity(file, 64 * 1024)),
-            Some(range) => {
-                file.seek(io::SeekFrom::Start(range.start)).await.map_err(io_err(key.as_str()))?;
-                let len = range.end.saturating_sub(range.start);
-                Box::pin(ReaderStream::with_capacity(file.take(len), 64 * 1024))
-            }
-        };
-        Ok(Some(stream))
+        let size = file.metadata().await.map_err(io_err(key.as_str()))?.len();
+        let range = range.unwrap_or(0..size);
+        let (start, end) = (range.start.min(size), range.end.min(size));
+        let len = end.saturating_sub(start);
+        if start > 0 {
+            file.seek(io::SeekFrom::Start(start)).await.map_err(io_err(key.as_str()))?;
+        }
+        // `take`: bytes written after the size was read (there are none for objects
+        // put whole, but be exact) are not part of this read.
+        let body: ByteStream = Box::pin(ReaderStream::with_capacity(file.take(len), 64 * 1024));
+        Ok(Some(Object { len, body }))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, ReportError> {
+    async fn list_after(&self, prefix: &str, after: Option<&str>) -> Result<Vec<ObjectMeta>, ReportError> {
         // Only the folder holding the prefix's last `/` can contain matches.
         let dir_part = prefix.rfind('/').map_or("", |i| &prefix[..i]);
         let mut found = Vec::new();
@@ -110,6 +137,9 @@ impl ReportStore for FolderStore {
             }
         }
         found.sort_by(|a, b| a.key.cmp(&b.key));
+        if let Some(after) = after {
+            found.retain(|o| o.key.as_str() > after);
+        }
         Ok(found)
     }
 
@@ -175,9 +205,9 @@ mod tests {
         store.put(&key("p/ab/3"), Bytes::from_static(b"y")).await.expect("put");
         store.put(&key("q/1"), Bytes::from_static(b"z")).await.expect("put");
         let whole = store.get(&key("p/a/1"), None).await.expect("get").expect("exists");
-        assert_eq!(collect(whole).await.expect("read"), b"hello world");
+        assert_eq!(collect(whole.body).await.expect("read"), b"hello world");
         let part = store.get(&key("p/a/1"), Some(6..100)).await.expect("get").expect("exists");
-        assert_eq!(collect(part).await.expect("read"), b"world");
+        assert_eq!(collect(part.body).await.expect("read"), b"world");
         assert!(store.get(&key("p/none"), None).await.expect("get").is_none());
         let keys = |list: Vec<ObjectMeta>| list.into_iter().map(|o| o.key).collect::<Vec<_>>();
         assert_eq!(keys(store.list("p/a").await.expect("list")), ["p/a/1", "p/a/2", "p/ab/3"]);

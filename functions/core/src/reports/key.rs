@@ -32,6 +32,16 @@ impl Key {
     pub fn log_prefix(project: &str, build_id: i64) -> String {
         format!("{}log/", Self::build_prefix(project, build_id))
     }
+
+    /// The prefix of a build's artifacts; an artifact's key is this plus its path.
+    pub fn artifacts_prefix(project: &str, build_id: i64) -> String {
+        format!("{}artifacts/", Self::build_prefix(project, build_id))
+    }
+
+    /// A build's `report.json`.
+    pub fn report(project: &str, build_id: i64) -> Result<Key, ReportError> {
+        Key::new(format!("{}report.json", Self::build_prefix(project, build_id)))
+    }
 }
 
 impl fmt::Display for Key {
@@ -48,8 +58,8 @@ fn check(key: &str) -> Result<(), ReportError> {
     if key.len() > 1024 {
         return bad("longer than 1024 bytes");
     }
-    if key.contains('\0') || key.contains('\\') {
-        return bad("contains NUL or a backslash");
+    if key.contains('\\') || key.chars().any(char::is_control) {
+        return bad("contains a control character or a backslash");
     }
     for segment in key.split('/') {
         match segment {
@@ -71,7 +81,7 @@ mod tests {
         for good in ["a", "projects/x/builds/1/log/0000", "artifacts/with space/é.txt"] {
             assert!(Key::new(good).is_ok(), "{good}");
         }
-        for bad in ["", "/abs", "a//b", "a/../b", "..", "a/", "a\\b", "a/.sparky-tmp-1"] {
+        for bad in ["", "/abs", "a//b", "a/../b", "..", "a/", "a\\b", "a/.sparky-tmp-1", "a\nb", "a\0"] {
             assert!(Key::new(bad).is_err(), "{bad}");
         }
     }

@@ -10,7 +10,7 @@ use crate::model::{Build, BuildStatus, NewBuild, Params, ScmRef, TriggerKind};
 /// The columns [`build_from_row`] reads, in order.
 pub(super) const COLUMNS: &str = "id, project, status, trigger_kind, params, description, \
      scm_url, scm_branch, scm_sha, parent_build, attempt, created_at, started_at, finished_at, \
-     exit_code, error, cancel_requested, log_size, chain";
+     exit_code, error, cancel_requested, log_size, chain, report_error";
 
 /// The result of queueing: the build, and whether this call created it (`false` when
 /// an idempotency key matched an earlier build).
@@ -53,6 +53,7 @@ pub(super) fn build_from_row(row: &Row<'_>) -> rusqlite::Result<Build> {
         cancel_requested: row.get(16)?,
         log_size: row.get::<_, Option<i64>>(17)?.map(|n| n.max(0) as u64),
         chain: serde_json::from_str(&row.get::<_, String>(18)?).map_err(|e| text_err(18, e.to_string()))?,
+        report_error: row.get(19)?,
     })
 }
 
@@ -222,6 +223,32 @@ impl Store {
                 .query_map(params![project, keep], |r| r.get(0))?
                 .collect::<Result<Vec<i64>, _>>()?;
             Ok(ids)
+        })
+        .await
+    }
+
+    /// A project's finished builds, oldest first (deleting its history).
+    pub async fn finished_builds(&self, project: &str) -> Result<Vec<i64>, StoreError> {
+        let project = project.to_string();
+        self.call(move |conn| {
+            let ids = conn
+                .prepare_cached(
+                    "SELECT id FROM builds WHERE project = ?1 \
+                     AND status NOT IN ('queued', 'dispatched', 'running') ORDER BY id ASC",
+                )?
+                .query_map([project], |r| r.get(0))?
+                .collect::<Result<Vec<i64>, _>>()?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    /// Records why a build's report is incomplete (`None`: it is complete).
+    pub async fn set_report_error(&self, id: i64, problem: Option<String>) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            tx.prepare_cached("UPDATE builds SET report_error = ?2 WHERE id = ?1")?
+                .execute(params![id, problem])?;
+            Ok(())
         })
         .await
     }

@@ -30,7 +30,11 @@ pub use scm::{PollClaim, PollState};
 use crate::config::JournalMode;
 
 /// Numbered migrations; `PRAGMA user_version` records how many are applied.
-const MIGRATIONS: &[&str] = &[include_str!("sql/0001_builds.sql"), include_str!("sql/0002_triggers.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("sql/0001_builds.sql"),
+    include_str!("sql/0002_triggers.sql"),
+    include_str!("sql/0003_reports.sql"),
+];
 
 /// How long a statement waits for another process's lock before giving up with `Busy`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

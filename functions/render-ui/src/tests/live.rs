@@ -122,7 +122,7 @@ async fn streams_log_pieces_then_end_as_the_build_finishes() {
     let piece = events.next().await.expect("third piece");
     assert_eq!(piece.data["text"], "done\n");
     assert_eq!(piece.id.as_deref(), Some("17"));
-    h.finish(id, BuildStatus::Succeeded, Some(0), log.size()).await;
+    h.finish(id, BuildStatus::Succeeded, Some(0), log.stored()).await;
     let rest = events.rest().await;
     let kinds: Vec<&str> = rest.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(kinds, ["status", "end"], "{rest:#?}");
@@ -151,7 +151,7 @@ async fn follows_by_polling_when_the_hub_says_nothing() {
     log.flush().await.expect("flush");
     h.ctx
         .store
-        .finish(id, "test".into(), BuildStatus::Failed, Some(2), None, log.size(), now_ms())
+        .finish(id, "test".into(), BuildStatus::Failed, Some(2), None, log.stored(), now_ms())
         .await
         .expect("finish");
 

@@ -108,7 +108,7 @@ impl Harness {
 
     /// A log writer for build `id`; each `put` stores one chunk.
     pub fn log_writer(&self, project: &str, id: i64) -> LogWriter {
-        LogWriter::new(self.ctx.reports.clone(), project, id)
+        LogWriter::new(self.ctx.reports.clone(), project, id, None)
     }
 }
 

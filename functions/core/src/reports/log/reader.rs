@@ -1,83 +1,46 @@
-//! Build logs as chunk objects: `.../log/{offset:016}` holds the log's bytes from
-//! `offset` on. Chunks are whole objects, so a log grows on any object store without
-//! append, readers can follow a running build, and a log of any size is read by
-//! streaming chunk after chunk (ranged for the first).
+//! Reading a stored log: its chunks, listed in key (= offset) order, are used as far
+//! as they follow each other without a gap from offset 0. A gap can only be left by
+//! a writer that gave up (storage was away until its deadline) or by a store that
+//! lost objects; what lies after it is not part of the log.
 
-use std::sync::Arc;
+use std::{ops::Range, sync::Arc};
 
-use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, stream};
 
-use super::{ByteStream, Key, ObjectMeta, ReportError, ReportStore};
+use crate::reports::{ByteStream, Key, ObjectMeta, ReportError, ReportStore};
 
-/// Digits of a chunk's offset in its key, so that key order is offset order.
-const OFFSET_DIGITS: usize = 16;
-
-/// Appends to a build's log by storing chunks.
-pub struct LogWriter {
-    store: Arc<dyn ReportStore>,
-    prefix: String,
-    /// Bytes already stored.
-    stored: u64,
-    buffer: BytesMut,
-}
-
-impl LogWriter {
-    pub fn new(store: Arc<dyn ReportStore>, project: &str, build_id: i64) -> Self {
-        LogWriter { store, prefix: Key::log_prefix(project, build_id), stored: 0, buffer: BytesMut::new() }
-    }
-
-    /// Adds bytes to the buffer; [`LogWriter::flush`] stores them.
-    pub fn append(&mut self, data: &[u8]) {
-        self.buffer.extend_from_slice(data);
-    }
-
-    /// Bytes appended but not yet stored.
-    pub fn buffered(&self) -> usize {
-        self.buffer.len()
-    }
-
-    /// The log's size so far, stored or not.
-    pub fn size(&self) -> u64 {
-        self.stored + self.buffer.len() as u64
-    }
-
-    /// Stores the buffered bytes as one chunk. On failure the bytes stay buffered,
-    /// so a later flush tries again.
-    pub async fn flush(&mut self) -> Result<(), ReportError> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let key = Key::new(format!("{}{:0width$}", self.prefix, self.stored, width = OFFSET_DIGITS))?;
-        let chunk: Bytes = self.buffer.clone().freeze();
-        self.store.put(&key, chunk).await?;
-        self.stored += self.buffer.len() as u64;
-        self.buffer.clear();
-        Ok(())
-    }
-}
-
-/// A stored log: its chunks in order.
+/// A stored log: its contiguous chunks in order.
 #[derive(Clone, Debug, Default)]
 pub struct StoredLog {
-    /// (offset, object) pairs in offset order.
+    prefix: String,
+    /// (offset, object) pairs in offset order, each starting where the last ends.
     chunks: Vec<(u64, ObjectMeta)>,
 }
 
 impl StoredLog {
     /// Lists a build's log chunks.
     pub async fn open(store: &dyn ReportStore, project: &str, build_id: i64) -> Result<Self, ReportError> {
-        let prefix = Key::log_prefix(project, build_id);
-        let chunks = store
-            .list(&prefix)
-            .await?
-            .into_iter()
-            .filter_map(|object| {
-                let offset = object.key.strip_prefix(&prefix)?.parse::<u64>().ok()?;
-                Some((offset, object))
-            })
-            .collect();
-        Ok(StoredLog { chunks })
+        let mut log = StoredLog { prefix: Key::log_prefix(project, build_id), chunks: Vec::new() };
+        log.refresh(store).await?;
+        Ok(log)
+    }
+
+    /// Adds the chunks stored since the last listing (listing only keys after the
+    /// last chunk known, so following a long log stays cheap).
+    pub async fn refresh(&mut self, store: &dyn ReportStore) -> Result<(), ReportError> {
+        let after = self.chunks.last().map(|(_, object)| object.key.clone());
+        let listed = store.list_after(&self.prefix, after.as_deref()).await?;
+        for object in listed {
+            let Some(offset) = object.key.strip_prefix(&self.prefix).and_then(|o| o.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if offset != self.size() {
+                break;
+            }
+            self.chunks.push((offset, object));
+        }
+        Ok(())
     }
 
     /// Bytes stored so far.
@@ -87,7 +50,7 @@ impl StoredLog {
 
     /// Streams the log from byte `from` to its stored end.
     pub fn read_from(&self, store: Arc<dyn ReportStore>, from: u64) -> ByteStream {
-        let pieces: Vec<(Key, Option<std::ops::Range<u64>>)> = self
+        let pieces: Vec<(Key, Option<Range<u64>>)> = self
             .chunks
             .iter()
             .filter(|(offset, object)| offset + object.size > from)
@@ -101,7 +64,7 @@ impl StoredLog {
             let store = store.clone();
             async move {
                 match store.get(&key, range).await {
-                    Ok(Some(body)) => body,
+                    Ok(Some(object)) => object.body,
                     Ok(None) => Box::pin(stream::iter([Err(std::io::Error::new(
                         std::io::ErrorKind::NotFound,
                         format!("log chunk {key} vanished"),
@@ -116,31 +79,36 @@ impl StoredLog {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
-    use crate::reports::{FolderStore, folder::collect};
+    use crate::reports::{FolderStore, folder::collect, log::chunk_key};
 
     #[tokio::test]
-    async fn writes_chunks_and_reads_from_any_offset() {
+    async fn reads_from_any_offset_and_stops_at_a_gap() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store: Arc<dyn ReportStore> = Arc::new(FolderStore::new(dir.path()));
-        let mut log = LogWriter::new(store.clone(), "app", 7);
-        log.append(b"first line\n");
-        log.flush().await.expect("flush");
-        log.flush().await.expect("empty flush is a no-op");
-        log.append(b"second ");
-        log.append(b"line\n");
-        assert_eq!(log.buffered(), 12);
-        log.flush().await.expect("flush");
-        assert_eq!(log.size(), 23);
-        let stored = StoredLog::open(store.as_ref(), "app", 7).await.expect("open");
+        let prefix = Key::log_prefix("app", 7);
+        for (offset, text) in [(0, "first line\n"), (11, "second line\n")] {
+            store.put(&chunk_key(&prefix, offset).expect("key"), Bytes::from(text)).await.expect("put");
+        }
+        let mut stored = StoredLog::open(store.as_ref(), "app", 7).await.expect("open");
         assert_eq!(stored.size(), 23);
-        assert_eq!(stored.chunks.len(), 2);
         let all = collect(stored.read_from(store.clone(), 0)).await.expect("read");
         assert_eq!(all, b"first line\nsecond line\n");
         let tail = collect(stored.read_from(store.clone(), 6)).await.expect("read");
         assert_eq!(tail, b"line\nsecond line\n");
-        let later = collect(stored.read_from(store.clone(), 18)).await.expect("read");
-        assert_eq!(later, b"line\n");
-        assert!(collect(stored.read_from(store, 23)).await.expect("read").is_empty());
+        assert_eq!(collect(stored.read_from(store.clone(), 18)).await.expect("read"), b"line\n");
+        assert!(collect(stored.read_from(store.clone(), 23)).await.expect("read").is_empty());
+
+        // A chunk after a gap is not part of the log; the one filling the gap is.
+        store.put(&chunk_key(&prefix, 30).expect("key"), Bytes::from("later\n")).await.expect("put");
+        stored.refresh(store.as_ref()).await.expect("refresh");
+        assert_eq!(stored.size(), 23);
+        store.put(&chunk_key(&prefix, 23).expect("key"), Bytes::from("third\n\n")).await.expect("put");
+        let stored = StoredLog::open(store.as_ref(), "app", 7).await.expect("open");
+        assert_eq!(stored.size(), 36);
+        let all = collect(stored.read_from(store, 0)).await.expect("read");
+        assert_eq!(all, b"first line\nsecond line\nthird\n\nlater\n");
     }
 }

@@ -1,0 +1,117 @@
+//! Recording a build's end: its artifacts, the rest of its log and `report.json` are
+//! stored — each retried with backoff until `SPARKY_REPORTS_TIMEOUT` after the job
+//! ended, while the build's lease is kept — and then its terminal status is set. What
+//! report storage still refused by then is recorded with the build (`report_error`),
+//! so its page says the report is incomplete; the build's result stands either way.
+
+use sparky_core::{
+    Ctx,
+    api::error_chain,
+    model::Build,
+    reports::{
+        Key,
+        log::{LogEnd, LogWriter},
+        report::BuildReport,
+        retry,
+    },
+    store::StoreError,
+    time::now_ms,
+};
+use tokio::{task::JoinHandle, time::Instant};
+
+use crate::{artifacts, execute::Outcome, job::BuildDirs};
+
+/// Renews a build's lease until dropped, while its reports are being stored.
+struct LeaseKeeper(JoinHandle<()>);
+
+impl LeaseKeeper {
+    fn start(ctx: &Ctx, build_id: i64, owner: &str) -> Self {
+        let ctx = ctx.clone();
+        let owner = owner.to_string();
+        LeaseKeeper(tokio::spawn(async move {
+            let lease = ctx.config.lease;
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let renewed =
+                    ctx.store.renew(build_id, owner.clone(), now_ms(), lease.as_millis() as i64).await;
+                if let Err(error) = renewed {
+                    tracing::warn!(build_id, error = %error_chain(&error), "lease renewal failed");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Stores what is left of the log of a build whose lease was lost (the sweep records
+/// its end); returns how it went.
+pub async fn rest_of_log(ctx: &Ctx, log: LogWriter) -> LogEnd {
+    log.finish(Instant::now() + ctx.config.reports_timeout).await
+}
+
+/// Stores `build`'s reports and records `outcome`. `false`: the build was no longer
+/// ours to record (taken over).
+pub async fn record(
+    ctx: &Ctx,
+    build: &Build,
+    owner: &str,
+    outcome: Outcome,
+    mut log: LogWriter,
+) -> Result<bool, StoreError> {
+    let deadline = Instant::now() + ctx.config.reports_timeout;
+    let _lease = LeaseKeeper::start(ctx, build.id, owner);
+    if let Some(error) = &outcome.error {
+        log.append(format!("\n[sparky] {error}\n").as_bytes());
+    }
+    let dirs = BuildDirs::new(&ctx.config.build_work_dir(build.id));
+    let stored = artifacts::store(ctx, build, &dirs.artifacts, &mut log, deadline).await;
+    let log_end = log.finish(deadline).await;
+
+    let mut problems = Vec::new();
+    problems.extend(log_end.problem());
+    if !stored.failed.is_empty() {
+        problems.push(format!("artifacts could not be stored: {}", stored.failed.join(", ")));
+    }
+    let finished_at = now_ms();
+    // The row as it is now (a checkout may have recorded the commit), as it will end.
+    let mut ended = ctx.store.build(build.id).await?.unwrap_or_else(|| build.clone());
+    ended.status = outcome.status;
+    ended.exit_code = outcome.exit_code;
+    ended.error = outcome.error.clone();
+    ended.finished_at = Some(finished_at);
+    ended.log_size = Some(log_end.size);
+    let report =
+        BuildReport::new(&ended, log_end.size, log_end.complete(), stored.artifacts, problems.clone());
+    match (serde_json::to_vec_pretty(&report), Key::report(&build.project, build.id)) {
+        (Ok(body), Ok(key)) => {
+            let body = bytes::Bytes::from(body);
+            let put = retry::until(deadline, "report.json", || ctx.reports.put(&key, body.clone())).await;
+            if let Err(error) = put {
+                problems.push(format!("report.json could not be stored ({})", error_chain(&error)));
+            }
+        }
+        (Err(error), _) => problems.push(format!("report.json could not be written ({error})")),
+        (_, Err(error)) => problems.push(format!("report.json could not be written ({error})")),
+    }
+    if !problems.is_empty() {
+        let problem = problems.join("; ");
+        tracing::error!(build_id = build.id, %problem, "the build's report is incomplete");
+        ctx.store.set_report_error(build.id, Some(problem)).await?;
+    }
+    ctx.store
+        .finish(
+            build.id,
+            owner.to_string(),
+            outcome.status,
+            outcome.exit_code,
+            outcome.error,
+            log_end.size,
+            finished_at,
+        )
+        .await
+}
