@@ -7,7 +7,9 @@
 //!
 //! event: log
 //! id: 1234                                           (byte offset after this piece)
-//! data: {"offset": 1200, "text": "..."}              (offset: where the piece starts)
+//! data: {"offset": 1200, "text": "...", "html": "..."}
+//!                                    (offset: where the piece starts; html: the text
+//!                                     escaped, ANSI colours as spans, balanced)
 //!
 //! event: end
 //! data: {"id": 7, "status": "succeeded", ...}
@@ -24,7 +26,8 @@
 //!
 //! New data is noticed through the in-process hub (immediate in `sparky up`) and by
 //! re-reading the store and the log every 500 ms, because when the functions run as
-//! separate services another process writes the log.
+//! separate services another process writes the log. Re-reading the log lists only
+//! the chunks after the last one known, so following a long log stays cheap.
 
 use std::{convert::Infallible, time::Duration};
 
@@ -47,7 +50,7 @@ use sparky_core::{
 };
 use tokio::sync::{broadcast, mpsc};
 
-use crate::{query, utf8};
+use crate::{ansi::Ansi, query, utf8};
 
 /// How often the store and the log are re-read when nothing is heard from the hub.
 const POLL: Duration = Duration::from_millis(500);
@@ -73,8 +76,15 @@ pub async fn events(
     // Subscribe before the first read, so that nothing happening in between is missed.
     let hub = ctx.hub.subscribe();
     let (tx, rx) = mpsc::channel(16);
-    let follower =
-        Follower { project: build.project, id, sent: from, pending: Vec::new(), last_status: None, tx };
+    let follower = Follower {
+        log: StoredLog::unlisted(&build.project, id),
+        id,
+        sent: from,
+        pending: Vec::new(),
+        ansi: Ansi::default(),
+        last_status: None,
+        tx,
+    };
     tokio::spawn(follower.run(ctx, hub));
     let events =
         stream::unfold(
@@ -89,6 +99,7 @@ pub async fn events(
 struct LogPiece<'a> {
     offset: u64,
     text: &'a str,
+    html: &'a str,
 }
 
 /// Why following stopped early.
@@ -107,12 +118,14 @@ impl From<ApiError> for Stop {
 
 /// Follows one build for one client.
 struct Follower {
-    project: String,
+    /// The chunks listed so far.
+    log: StoredLog,
     id: i64,
     /// The offset of the first byte not yet sent; `pending` starts there.
     sent: u64,
     /// Bytes read but not sent: the start of an incomplete character.
     pending: Vec<u8>,
+    ansi: Ansi,
     last_status: Option<BuildStatus>,
     tx: mpsc::Sender<Event>,
 }
@@ -165,10 +178,9 @@ impl Follower {
             self.send(Event::default().event("status").data(build_json(&build))).await?;
             self.last_status = Some(build.status);
         }
-        let stored =
-            StoredLog::open(ctx.reports.as_ref(), &self.project, self.id).await.map_err(ApiError::from)?;
-        if stored.size() > self.read() {
-            let mut pieces = stored.read_from(ctx.reports.clone(), self.read());
+        self.log.refresh(ctx.reports.as_ref()).await.map_err(ApiError::from)?;
+        if self.log.size() > self.read() {
+            let mut pieces = self.log.read_from(ctx.reports.clone(), self.read());
             while let Some(piece) = pieces.next().await {
                 self.pending.extend_from_slice(&piece.map_err(ApiError::from)?);
                 let (text, used) = utf8::decode_prefix(&self.pending);
@@ -195,8 +207,9 @@ impl Follower {
             return Ok(());
         }
         let end = self.sent + used as u64;
-        let data =
-            serde_json::to_string(&LogPiece { offset: self.sent, text }).map_err(ApiError::internal)?;
+        let html = self.ansi.to_html(text);
+        let data = serde_json::to_string(&LogPiece { offset: self.sent, text, html: &html })
+            .map_err(ApiError::internal)?;
         self.send(Event::default().event("log").id(end.to_string()).data(data)).await?;
         self.pending.drain(..used);
         self.sent = end;

@@ -16,11 +16,15 @@
 //!   and the stylesheet.
 //! - [`log`]: `GET /builds/{id}/log?offset=N`, and the tail of a log for the build page.
 //! - [`events`]: `GET /builds/{id}/events`, the live log and status as server-sent events.
+//! - [`artifacts`]: a build's artifacts, listed and downloaded, and its `report.json`.
+//! - [`ansi`]: logs as HTML, ANSI colour codes as spans.
 //! - [`utf8`]: cutting a byte stream into text without splitting a character.
 //! - [`badge`]: `GET /projects/{project}/badge.svg`.
 //! - [`query`]: reading query strings and path ids, with errors a person can act on.
 
+pub mod ansi;
 pub mod api;
+pub mod artifacts;
 pub mod badge;
 pub mod events;
 pub mod log;
@@ -47,6 +51,8 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/builds/{id}", get(pages::build))
         .route("/builds/{id}/log", get(log::log))
         .route("/builds/{id}/events", get(events::events))
+        .route("/builds/{id}/artifacts/{*path}", get(artifacts::download))
+        .route("/builds/{id}/report.json", get(artifacts::report))
         .route("/static/sparky.css", get(templates::stylesheet))
         .route("/api/v1/projects", get(api::projects))
         .route("/api/v1/projects/{project}", get(api::project))

@@ -5,7 +5,9 @@
 //! status is terminal and it has `X-Log-Size` bytes. The status is read before the
 //! log, so a terminal status means the size is final.
 //!
-//! [`tail`] reads the end of a log for the build page.
+//! With `?download=1` the log comes as a file (`Content-Disposition: attachment`).
+//!
+//! [`tail`] and [`window`] read the end of a log, or a part of it, for the build page.
 
 use axum::{
     body::Body,
@@ -27,6 +29,7 @@ pub async fn log(
 ) -> Result<Response, ApiError> {
     let id = query::build_id(&id)?;
     let from = query::offset(raw.as_deref())?;
+    let download = query::flag(raw.as_deref(), "download")?;
     let build = ctx.store.build(id).await?.ok_or_else(|| query::no_build(id))?;
     let stored = StoredLog::open(ctx.reports.as_ref(), &build.project, id).await?;
     let size = stored.size();
@@ -43,6 +46,12 @@ pub async fn log(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("x-log-size", HeaderValue::from(size));
     headers.insert("x-build-status", HeaderValue::from_static(build.status.as_str()));
+    if download {
+        let name = format!("attachment; filename=\"{}-{id}.log\"", build.project);
+        if let Ok(value) = HeaderValue::from_str(&name) {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+    }
     Ok(response)
 }
 
@@ -69,12 +78,29 @@ impl LogTail {
 /// Reads at most the last `max` bytes of a build's log, starting at a character.
 pub async fn tail(ctx: &Ctx, project: &str, id: i64, max: u64) -> Result<LogTail, ApiError> {
     let stored = StoredLog::open(ctx.reports.as_ref(), project, id).await?;
+    let from = stored.size().saturating_sub(max);
+    read(ctx, &stored, from, max).await
+}
+
+/// Reads at most `max` bytes of a build's log from byte `from` (moved on to the next
+/// character), for paging through a long log.
+pub async fn window(ctx: &Ctx, project: &str, id: i64, from: u64, max: u64) -> Result<LogTail, ApiError> {
+    let stored = StoredLog::open(ctx.reports.as_ref(), project, id).await?;
+    read(ctx, &stored, from.min(stored.size()), max).await
+}
+
+async fn read(ctx: &Ctx, stored: &StoredLog, from: u64, max: u64) -> Result<LogTail, ApiError> {
     let size = stored.size();
-    let from = size.saturating_sub(max);
-    let mut bytes = Vec::with_capacity((size - from) as usize);
+    let until = size.min(from.saturating_add(max));
+    let mut bytes = Vec::with_capacity((until - from) as usize);
     let mut stream = stored.read_from(ctx.reports.clone(), from);
     while let Some(piece) = stream.next().await {
-        bytes.extend_from_slice(&piece?);
+        let piece = piece?;
+        let room = (until - from) as usize - bytes.len();
+        bytes.extend_from_slice(&piece[..piece.len().min(room)]);
+        if bytes.len() as u64 >= until - from {
+            break;
+        }
     }
     let skip = if from > 0 { utf8::char_boundary(&bytes) } else { 0 };
     let (text, used) = utf8::decode_prefix(&bytes[skip..]);

@@ -79,6 +79,28 @@ pub fn offset(query: Option<&str>) -> Result<u64, ApiError> {
     }
 }
 
+/// Whether `?NAME=1` (or `true`, or just `?NAME`) is set. Other parameters are ignored.
+pub fn flag(query: Option<&str>, name: &str) -> Result<bool, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
+    match pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()) {
+        None | Some("0" | "false") => Ok(false),
+        Some("" | "1" | "true") => Ok(true),
+        Some(other) => Err(ApiError::BadRequest(format!("{name}={other:?}: expected 1 or 0"))),
+    }
+}
+
+/// `?from=N` on the build page: where the part of the log shown starts; `None`: the
+/// log's end is shown. Other parameters are ignored.
+pub fn log_from(query: Option<&str>) -> Result<Option<u64>, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
+    match pairs.iter().find(|(k, _)| k == "from").map(|(_, v)| v.as_str()) {
+        None | Some("") => Ok(None),
+        Some(text) => parse_offset("from", text).map(Some),
+    }
+}
+
 /// Where a live log resumes: the `Last-Event-ID` a reconnecting client sends, else
 /// `?offset=N`, else the start.
 pub fn resume_offset(headers: &HeaderMap, query: Option<&str>) -> Result<u64, ApiError> {

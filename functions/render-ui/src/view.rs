@@ -53,6 +53,8 @@ pub struct BuildView {
     pub scm_branch: Option<String>,
     pub scm_sha: Option<String>,
     pub parent_build: Option<i64>,
+    /// Why the build's report is incomplete (storage failed past its retries).
+    pub report_error: Option<String>,
 }
 
 impl BuildView {
@@ -82,6 +84,7 @@ impl BuildView {
             scm_branch: build.scm.branch.clone(),
             scm_sha: build.scm.sha.clone(),
             parent_build: build.parent_build,
+            report_error: build.report_error.clone(),
         }
     }
 }

@@ -1,19 +1,29 @@
 //! `GET /builds/{id}`: one build — what triggered it, its parameters and times, Cancel
-//! and Rebuild buttons (forms posting to the trigger function) — and its log. The
-//! server renders the log (its last [`MAX_LOG_ON_PAGE`] bytes, with a link to the
-//! whole), so the page reads fine without JavaScript; with it, a small script follows
-//! `/builds/{id}/events` from where the rendered log ends.
+//! and Rebuild buttons (forms posting to the trigger function), its artifacts — and
+//! its log. The server renders the log (ANSI colours as HTML), so the page reads fine
+//! without JavaScript: by default its last [`MAX_LOG_ON_PAGE`] bytes, with links to
+//! earlier parts (`?from=N`), the raw log and a download; with JavaScript, a small
+//! script follows `/builds/{id}/events` from where the rendered tail ends.
+//!
+//! If report storage can't be read, the page still shows the build and says so; if
+//! the build's report could not be stored in full, it says the report is incomplete.
 
 use axum::{
-    extract::{Path, State},
+    extract::{Path, RawQuery, State},
     response::Response,
 };
 use serde::Serialize;
-use sparky_core::{Ctx, time::now_ms};
+use sparky_core::{
+    Ctx,
+    api::{ApiError, error_chain},
+    time::now_ms,
+};
 
 use super::{PageError, page};
 use crate::{
-    log::tail,
+    ansi::Ansi,
+    artifacts::{self, ArtifactView},
+    log::{LogTail, tail, window},
     query,
     view::{BuildView, human_size},
 };
@@ -23,38 +33,85 @@ pub const MAX_LOG_ON_PAGE: u64 = 1024 * 1024;
 
 #[derive(Serialize)]
 struct LogView {
-    text: String,
+    /// The part shown, as HTML (escaped, colours as spans).
+    html: String,
     /// Where the live follower continues.
     end: u64,
-    truncated: bool,
+    /// Whether the part shown is the log's end (and so may be followed live).
+    tail: bool,
+    /// Whether the part shown is less than the whole log.
+    partial: bool,
     shown: String,
     size: String,
+    earlier: Option<String>,
+    later: Option<String>,
+}
+
+impl LogView {
+    fn new(id: i64, part: LogTail, tail: bool) -> Self {
+        let earlier = (part.start > 0)
+            .then(|| format!("/builds/{id}?from={}", part.start.saturating_sub(MAX_LOG_ON_PAGE)));
+        let later = (!tail && part.end < part.size).then(|| format!("/builds/{id}?from={}", part.end));
+        LogView {
+            html: Ansi::default().to_html(&part.text),
+            end: part.end,
+            tail,
+            partial: part.start > 0 || part.end < part.size,
+            shown: human_size(part.end - part.start),
+            size: human_size(part.size),
+            earlier,
+            later,
+        }
+    }
 }
 
 #[derive(Serialize)]
 struct BuildPage {
     build: BuildView,
-    log: LogView,
+    log: Option<LogView>,
+    artifacts: Vec<ArtifactView>,
+    /// Why the log or the artifacts could not be read right now.
+    storage_error: Option<String>,
     /// Whether the forms need the API token.
     token: bool,
 }
 
-/// `GET /builds/{id}`
+/// `GET /builds/{id}`, `GET /builds/{id}?from=N`
 #[tracing::instrument(skip_all, fields(build_id = %id))]
-pub async fn build(State(ctx): State<Ctx>, Path(id): Path<String>) -> Result<Response, PageError> {
+pub async fn build(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, PageError> {
     let id = query::build_id(&id)?;
+    let from = query::log_from(raw.as_deref())?;
     let build = ctx.store.build(id).await?.ok_or_else(|| query::no_build(id))?;
-    let log = tail(&ctx, &build.project, id, MAX_LOG_ON_PAGE).await?;
+    let part = match from {
+        None => tail(&ctx, &build.project, id, MAX_LOG_ON_PAGE).await.map(|t| LogView::new(id, t, true)),
+        Some(from) => window(&ctx, &build.project, id, from, MAX_LOG_ON_PAGE).await.map(|w| {
+            let at_end = w.end >= w.size;
+            LogView::new(id, w, at_end && build.status.is_terminal())
+        }),
+    };
+    let artifacts = artifacts::list(&ctx, &build.project, id).await;
+    let storage_error = match (&part, &artifacts) {
+        (Err(e), _) | (_, Err(e)) => Some(unavailable(e)),
+        _ => None,
+    };
     let context = BuildPage {
         build: BuildView::new(&build, now_ms()),
-        log: LogView {
-            truncated: log.truncated(),
-            shown: human_size(log.end - log.start),
-            size: human_size(log.size),
-            end: log.end,
-            text: log.text,
-        },
+        log: part.ok(),
+        artifacts: artifacts.unwrap_or_default(),
+        storage_error,
         token: ctx.config.api_token.is_some(),
     };
     page("build.html", context)
+}
+
+/// What the page says when report storage could not be read.
+fn unavailable(error: &ApiError) -> String {
+    if let ApiError::Internal(cause) = error {
+        tracing::warn!(error = %error_chain(cause.as_ref()), "report storage could not be read");
+    }
+    "report storage could not be read just now; reload to try again".into()
 }

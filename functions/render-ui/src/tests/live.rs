@@ -105,7 +105,7 @@ async fn streams_log_pieces_then_end_as_the_build_finishes() {
     put(&h, &mut log, id, &first).await;
     let piece = events.next().await.expect("first piece");
     assert_eq!(
-        piece.raw, "event: log\nid: 7\ndata: {\"offset\":0,\"text\":\"price: \"}\n\n",
+        piece.raw, "event: log\nid: 7\ndata: {\"offset\":0,\"text\":\"price: \",\"html\":\"price: \"}\n\n",
         "the exact wire format"
     );
 
@@ -177,9 +177,9 @@ async fn resumes_from_last_event_id_or_offset() {
 
     let uri = format!("/builds/{id}/events?offset=2");
     let all = Events::open(&h, &uri, &[]).await.rest().await;
-    assert_eq!(all[1].data, serde_json::json!({"offset": 2, "text": "e\ntwo\n"}));
+    assert_eq!(all[1].data, serde_json::json!({"offset": 2, "text": "e\ntwo\n", "html": "e\ntwo\n"}));
     let all = Events::open(&h, &uri, &[("last-event-id", "4")]).await.rest().await;
-    assert_eq!(all[1].data, serde_json::json!({"offset": 4, "text": "two\n"}));
+    assert_eq!(all[1].data, serde_json::json!({"offset": 4, "text": "two\n", "html": "two\n"}));
     let all = Events::open(&h, &uri, &[("last-event-id", "8")]).await.rest().await;
     let kinds: Vec<&str> = all.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(kinds, ["status", "end"], "nothing left to send");

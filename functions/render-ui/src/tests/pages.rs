@@ -1,7 +1,7 @@
 //! The HTML pages, the badge and the stylesheet.
 
 use axum::routing::post;
-use http::StatusCode;
+use http::{StatusCode, header};
 use sparky_core::{config::Secret, model::BuildStatus};
 
 use super::{harness, put};
@@ -150,7 +150,7 @@ async fn the_build_page_shows_the_build_escaped_with_its_log() {
     assert!(body.contains(&format!("<th>msg</th><td><pre>{ESCAPED}</pre></td>")));
     assert!(body.contains(r#"<span class="badge status-running" id="status">running</span>"#));
     assert!(body.contains(r#"<a href="/projects/app">app</a>"#));
-    assert!(body.contains("compiling &lt;b&gt;app&lt;&#x2f;b&gt;\n</pre>"));
+    assert!(body.contains("compiling &lt;b&gt;app&lt;/b&gt;\n</pre>"), "{body}");
     assert!(body.contains(r#"data-build="1" data-offset="21""#), "{body}");
     // Live: follow with JavaScript, refresh without it, and offer Cancel.
     assert!(body.contains(r#"<noscript><meta http-equiv="refresh" content="3"></noscript>"#));
@@ -198,12 +198,32 @@ async fn a_long_log_shows_its_end_and_links_the_whole() {
     put(&h, &mut log, id, b"the end\n").await;
     let size = text.len() + 8;
 
-    let body = h.get(&format!("/builds/{id}")).await.body;
-    assert!(body.contains("Showing the last 1.0 MiB of 1.5 MiB."), "shows the tail");
+    let body = h.get(&format!("/builds/{id}")).await.body.replace("&#x2f;", "/");
+    assert!(body.contains("Showing 1.0 MiB of 1.5 MiB."), "shows the tail");
     assert!(body.contains("the end\n</pre>"));
     assert!(body.contains(&format!(r#"data-offset="{size}""#)));
     assert!(!body.contains('\u{FFFD}'), "starts at a character");
     assert!(body.len() < 1_200_000, "not the whole log");
+    assert!(body.contains(r#"href="/builds/1/log?download=1" id="download-log""#));
+    assert!(!body.contains(r#"id="log-later""#), "the tail has nothing later");
+
+    // Earlier parts on request: the link goes to the part just before the tail.
+    // (The tail starts 1 MiB before the end, or a byte later, at a character.)
+    let start = size as u64 - 1024 * 1024;
+    let earlier =
+        |at: u64| format!(r#"href="/builds/{id}?from={}" id="log-earlier""#, at.saturating_sub(1024 * 1024));
+    assert!(body.contains(&earlier(start)) || body.contains(&earlier(start + 1)), "a link to earlier parts");
+    let first = h.get(&format!("/builds/{id}?from=0")).await.body.replace("&#x2f;", "/");
+    assert!(first.contains(&format!("<pre id=\"log\" class=\"log\" data-build=\"{id}\" data-offset=")));
+    assert!(first.contains(&format!(">\n{}", line.repeat(3))), "starts at the beginning");
+    assert!(first.contains(r#"id="log-later""#) && !first.contains(r#"id="log-earlier""#));
+    assert!(!first.contains("new EventSource("), "only the tail is followed live");
+    let odd = h.get(&format!("/builds/{id}?from=1")).await.body;
+    assert!(!odd.contains('\u{FFFD}'), "a window starts at a character");
+    assert_eq!(h.get(&format!("/builds/{id}?from=x")).await.status, StatusCode::BAD_REQUEST);
+    let download = h.get(&format!("/builds/{id}/log?download=1")).await;
+    assert_eq!(download.headers[header::CONTENT_DISPOSITION], "attachment; filename=\"app-1.log\"");
+    assert_eq!(download.body.len(), size);
 }
 
 #[tokio::test]

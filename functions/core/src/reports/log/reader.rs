@@ -20,9 +20,14 @@ pub struct StoredLog {
 impl StoredLog {
     /// Lists a build's log chunks.
     pub async fn open(store: &dyn ReportStore, project: &str, build_id: i64) -> Result<Self, ReportError> {
-        let mut log = StoredLog { prefix: Key::log_prefix(project, build_id), chunks: Vec::new() };
+        let mut log = Self::unlisted(project, build_id);
         log.refresh(store).await?;
         Ok(log)
+    }
+
+    /// A build's log with no chunks listed yet (see [`StoredLog::refresh`]).
+    pub fn unlisted(project: &str, build_id: i64) -> Self {
+        StoredLog { prefix: Key::log_prefix(project, build_id), chunks: Vec::new() }
     }
 
     /// Adds the chunks stored since the last listing (listing only keys after the
