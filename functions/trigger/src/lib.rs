@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`builds`]: `POST /api/v1/projects/{project}/builds`, `.../builds/{id}/cancel`,
 //!   `.../builds/{id}/rebuild`: the HTTP API and the UI's forms.
+//! - [`history`]: `DELETE /api/v1/projects/{project}/builds`: deleting a project's
+//!   history with its reports.
 //! - [`request`]: reading a trigger request: JSON or an HTML form, within limits.
 //! - [`hooks`]: `POST /hooks/{github,gitlab,gitea}`: Git push webhooks.
 //! - [`tick`]: `POST /events/cron` (a PingSource tick) and `sparky up`'s ticker: cron
@@ -13,6 +15,7 @@
 
 pub mod builds;
 pub mod files;
+pub mod history;
 pub mod hooks;
 pub mod poll;
 pub mod request;
@@ -25,7 +28,7 @@ pub use tick::Ticker;
 /// The trigger function's routes.
 pub fn router(ticker: Ticker) -> Router {
     let builds = Router::new()
-        .route("/api/v1/projects/{project}/builds", post(builds::trigger))
+        .route("/api/v1/projects/{project}/builds", post(builds::trigger).delete(history::delete))
         .route("/api/v1/builds/{id}/cancel", post(builds::cancel))
         .route("/api/v1/builds/{id}/rebuild", post(builds::rebuild))
         .route("/hooks/github", post(hooks::github))
