@@ -7,10 +7,12 @@
 //! - [`knative`]: the four functions started from that bundle, with a Broker and
 //!   PingSources standing in for Knative Eventing's.
 //! - [`lambda_runtime`]: a local AWS Lambda Runtime API endpoint.
+//! - [`biglog`]: a job that prints a lot, and checking its stored log.
 //! - [`moto`]: a real S3-compatible server process (`moto_server`) for the S3 tests.
 //! - `tests/e2e/`: the end-to-end tests, one module per area.
 //! - `src/bin/sparky-bench.rs`: benchmarks that print figures.
 
+pub mod biglog;
 pub mod git;
 pub mod knative;
 pub mod lambda_runtime;

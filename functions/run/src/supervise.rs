@@ -25,7 +25,7 @@ use tokio::{
 
 use crate::job::{Job, signal_group};
 
-/// Stored chunks grow at most this big.
+/// Output is handed to storage as soon as this much is buffered (and there is room).
 pub const CHUNK_BYTES: usize = 1024 * 1024;
 /// Buffered output is handed to storage at least this often.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
@@ -100,14 +100,11 @@ pub async fn supervise(watch: Watch<'_>, mut job: Job, log: &mut LogWriter) -> E
 
     while status.is_none() || pipe_open {
         tokio::select! {
-            read = job.output.read(&mut buf), if pipe_open => match read {
+            // A full buffer (storage slower than the job) pauses reading, which slows
+            // the job down; storage failing makes the writer drop output instead.
+            read = job.output.read(&mut buf), if pipe_open && !log.full() => match read {
                 Ok(0) => pipe_open = false,
-                Ok(n) => {
-                    log.append(&buf[..n]);
-                    if log.buffered() >= CHUNK_BYTES {
-                        log.cut().await;
-                    }
-                }
+                Ok(n) => log.append(&buf[..n]),
                 Err(error) => {
                     tracing::warn!(build_id = watch.build_id, %error, "reading the job's output failed");
                     pipe_open = false;
@@ -133,7 +130,8 @@ pub async fn supervise(watch: Watch<'_>, mut job: Job, log: &mut LogWriter) -> E
                 tracing::warn!(build_id = watch.build_id, "output still open after the job exited; stopped reading");
                 pipe_open = false;
             }
-            _ = flush_tick.tick() => log.cut().await,
+            _ = log.cut_when_room(), if log.buffered() >= CHUNK_BYTES => {}
+            _ = flush_tick.tick() => log.try_cut(),
             _ = watch_tick.tick(), if status.is_none() && stop.is_none() => {
                 if Instant::now() >= next_renewal {
                     next_renewal = Instant::now() + lease / 3;

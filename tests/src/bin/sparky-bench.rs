@@ -4,6 +4,12 @@
 //! (default 200) one after another; each job's first command writes bash's
 //! `$EPOCHREALTIME`. Prints percentiles of the time from sending the trigger request
 //! to that first command.
+//!
+//! `sparky-bench log [MIB] [--s3]`: starts `sparky up` (reports in a folder, or with
+//! `--s3` in a bucket of a `moto_server` it starts) and runs one job that prints MIB
+//! MiB (default 1024) of log lines. Prints the throughput from trigger to the build's
+//! end (the log stored), Sparky's peak resident memory (`VmHWM`), and checks that the
+//! stored log is complete and in order by reading it back over HTTP.
 
 use std::{
     path::Path,
@@ -12,7 +18,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use serde_json::json;
-use sparky_tests::{Api, Sparky, write_project};
+use sparky_tests::{Api, Sparky, biglog, moto::Moto, write_project};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,7 +29,18 @@ fn main() -> anyhow::Result<()> {
                 args.get(1).map(|n| n.parse()).transpose().context("N must be a number")?.unwrap_or(200);
             runtime.block_on(latency(count))
         }
-        _ => bail!("usage: sparky-bench latency [N]"),
+        Some("log") => {
+            let s3 = args.iter().any(|a| a == "--s3");
+            let mib = args[1..]
+                .iter()
+                .find(|a| !a.starts_with("--"))
+                .map(|n| n.parse::<u64>())
+                .transpose()
+                .context("MIB must be a number")?
+                .unwrap_or(1024);
+            runtime.block_on(log(mib, s3))
+        }
+        _ => bail!("usage: sparky-bench latency [N] | log [MIB] [--s3]"),
     }
 }
 
@@ -84,4 +101,65 @@ async fn wait_for_stamp(path: &Path) -> anyhow::Result<Duration> {
         }
         tokio::time::sleep(Duration::from_micros(500)).await;
     }
+}
+
+async fn log(mib: u64, s3: bool) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let bytes = mib * 1024 * 1024;
+    write_project(
+        dir.path(),
+        "big",
+        &format!("keep_builds: 10\ntimeout: 1h\nscript: |\n  {}", biglog::script(bytes)),
+    );
+    let moto = if s3 { Some(Moto::start()) } else { None };
+    let mut envs: Vec<(String, String)> = vec![("RUST_LOG".into(), "warn".into())];
+    if let Some(moto) = &moto {
+        moto.create_bucket("bench").await;
+        envs.extend(moto.sparky_env("bench", "sparky"));
+    }
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let sparky = Sparky::up(dir.path(), &envs);
+    let api = Api::new(&sparky.url);
+    let backend = if s3 { "S3 (moto_server)" } else { "folder" };
+    println!("sparky up at {}, reports in a {backend}; one job printing {mib} MiB", sparky.url);
+
+    let pid = sparky.pid().as_raw();
+    let started = Instant::now();
+    let id = api.trigger("big", json!({})).await;
+    let mut highest_rss = 0;
+    let build = loop {
+        let build = api.build(id).await;
+        highest_rss = highest_rss.max(biglog::memory(pid)?.0);
+        if sparky_tests::is_terminal(build["status"].as_str().unwrap_or_default()) {
+            break build;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let took = started.elapsed();
+    let (_, peak) = biglog::memory(pid)?;
+    if build["status"] != "succeeded" {
+        bail!("the build ended {}: {build}", build["status"]);
+    }
+    let stored = build["log_size"].as_u64().unwrap_or_default();
+    let mb = |b: u64, d: Duration| b as f64 / 1e6 / d.as_secs_f64();
+    println!(
+        "stored {stored} bytes of log in {:.2} s: {:.0} MB/s ({:.0} MiB/s), trigger to end",
+        took.as_secs_f64(),
+        mb(stored, took),
+        stored as f64 / 1048576.0 / took.as_secs_f64()
+    );
+    println!(
+        "sparky's memory: peak {:.1} MiB (VmHWM), highest seen while running {:.1} MiB (VmRSS)",
+        peak as f64 / 1048576.0,
+        highest_rss as f64 / 1048576.0
+    );
+    let read = biglog::verify(&api, id, bytes).await?;
+    println!(
+        "read back over HTTP in {:.2} s ({:.0} MB/s): complete and in order",
+        read.as_secs_f64(),
+        mb(bytes, read)
+    );
+    let (_, peak) = biglog::memory(pid)?;
+    println!("sparky's peak memory after serving the log: {:.1} MiB", peak as f64 / 1048576.0);
+    Ok(())
 }

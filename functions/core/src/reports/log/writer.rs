@@ -1,12 +1,14 @@
-//! Writing a log while its job runs. The job's output is buffered and [cut](LogWriter::cut)
-//! into chunks, which a background task stores (a few at once, recorded in order), so
-//! reading the job's pipe never waits on a store round trip. The queue between them is
-//! bounded: memory stays small whatever the job prints.
+//! Writing a log while its job runs. The job's output is buffered and cut into chunks,
+//! which a background task stores (a few at once, recorded in order), so reading the
+//! job's pipe never waits on a store round trip. The queue between them and the buffer
+//! are bounded: memory stays small whatever the job prints. While storage is merely
+//! slower than the job, the buffer fills and the caller stops reading output
+//! ([`LogWriter::full`]), which slows the job down to storage's pace.
 //!
 //! When storage fails, each chunk is retried with [`Backoff`] for as long as the build
-//! runs. If the queue fills meanwhile, the job is not held up: new output is dropped
-//! and counted, and the next chunk stored starts with a `[sparky]` line saying how many
-//! bytes were lost there. At the end, [`LogWriter::finish`] keeps trying until a
+//! runs. If the buffer fills meanwhile, the job is not held up: buffered output is
+//! dropped and counted, and the next chunk stored starts with a `[sparky]` line saying
+//! how many bytes were lost there. At the end, [`LogWriter::finish`] keeps trying until a
 //! deadline and reports what could not be stored ([`LogEnd`]), so the build still
 //! finishes and its page can say the log is incomplete. The stored log never has a
 //! gap: chunks are stored at the offsets they were cut at, and dropped bytes never
@@ -22,7 +24,7 @@ use futures_util::{StreamExt, stream};
 use tokio::{
     sync::{Notify, mpsc},
     task::JoinHandle,
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use super::chunk_key;
@@ -36,9 +38,8 @@ use crate::{
 const QUEUE: usize = 4;
 /// Chunks being stored at once.
 const CONCURRENT_PUTS: usize = 4;
-/// While storage works, a cut waits for room in the queue; this is how often it
-/// looks whether storage started failing meanwhile.
-const WAIT_SLICE: Duration = Duration::from_millis(250);
+/// Output buffered at most while the queue is full.
+pub const MAX_BUFFER: usize = 4 * 1024 * 1024;
 
 /// A piece of the log on its way to storage.
 struct Chunk {
@@ -130,14 +131,26 @@ impl LogWriter {
         }
     }
 
-    /// Adds bytes to the buffer; [`LogWriter::cut`] hands them on.
+    /// Adds bytes to the buffer. While storage fails and the buffer is full
+    /// ([`MAX_BUFFER`]), what is buffered is dropped (and counted) first, so that the
+    /// job can go on.
     pub fn append(&mut self, data: &[u8]) {
+        if self.buffer.len() >= MAX_BUFFER && self.failing() {
+            self.drop_buffer();
+        }
         self.buffer.extend_from_slice(data);
     }
 
     /// Bytes appended but not yet handed on.
     pub fn buffered(&self) -> usize {
         self.buffer.len()
+    }
+
+    /// Whether the buffer is full: the caller should stop reading output until
+    /// [`LogWriter::cut_when_room`] makes room (unless storage is failing, when
+    /// [`LogWriter::append`] drops output instead).
+    pub fn full(&self) -> bool {
+        self.buffer.len() >= MAX_BUFFER && !self.failing()
     }
 
     /// Bytes stored so far.
@@ -150,40 +163,62 @@ impl LogWriter {
         self.shared.failing.load(Ordering::Acquire) > 0
     }
 
-    /// Hands the buffered bytes to the upload task as one chunk. While storage works,
-    /// this waits for room in the queue (the job's output slows to storage's pace);
-    /// while it fails, a full queue means the bytes are dropped and counted instead.
-    pub async fn cut(&mut self) {
-        self.cut_until(None).await;
-    }
-
-    /// Like [`LogWriter::cut`], but waits for room until `deadline` (if given) even
-    /// while storage fails.
-    async fn cut_until(&mut self, deadline: Option<Instant>) {
+    /// Hands the buffered bytes to the upload task as one chunk if its queue has room;
+    /// otherwise they stay buffered. Never waits.
+    pub fn try_cut(&mut self) {
         if self.buffer.is_empty() {
             return;
         }
         let Some(tx) = self.tx.clone() else { return };
-        loop {
-            let slice = match deadline {
-                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-                None => WAIT_SLICE,
-            };
-            match tokio::time::timeout(slice, tx.reserve()).await {
-                Ok(Ok(permit)) => {
-                    let bytes = self.take_chunk();
-                    let len = bytes.len() as u64;
-                    permit.send(Chunk { offset: self.handed, bytes });
-                    self.handed += len;
-                    return;
-                }
-                Ok(Err(_)) => break,
-                Err(_) if deadline.is_some() || self.failing() => break,
-                Err(_) => {}
+        match tx.try_reserve() {
+            Ok(permit) => {
+                let chunk = self.next_chunk();
+                permit.send(chunk);
             }
+            Err(mpsc::error::TrySendError::Full(())) => {}
+            Err(mpsc::error::TrySendError::Closed(())) => self.drop_buffer(),
         }
+    }
+
+    /// Waits for room in the upload queue, then hands the buffered bytes on. Safe to
+    /// cancel (in a `select!`): nothing is handed on unless there is room.
+    pub async fn cut_when_room(&mut self) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        let Some(tx) = self.tx.clone() else { return };
+        match tx.reserve().await {
+            Ok(permit) => {
+                let chunk = self.next_chunk();
+                permit.send(chunk);
+            }
+            Err(_) => self.drop_buffer(),
+        }
+    }
+
+    /// Waits for room until `deadline` (however storage is doing), then hands the
+    /// buffered bytes on, or drops them if there is still no room.
+    async fn cut_until(&mut self, deadline: Instant) {
+        if tokio::time::timeout_at(deadline, self.cut_when_room()).await.is_err() {
+            self.drop_buffer();
+        }
+    }
+
+    /// The buffer as the next chunk, at the next offset.
+    fn next_chunk(&mut self) -> Chunk {
+        let bytes = self.take_chunk();
+        let chunk = Chunk { offset: self.handed, bytes };
+        self.handed += chunk.bytes.len() as u64;
+        chunk
+    }
+
+    /// Drops what is buffered, counting it as lost.
+    fn drop_buffer(&mut self) {
         let dropped = self.buffer.len() as u64;
-        tracing::warn!(prefix = %self.prefix, dropped, "report storage is failing and the log queue is full; output dropped");
+        if dropped == 0 {
+            return;
+        }
+        tracing::warn!(prefix = %self.prefix, dropped, "report storage is failing and the log buffer is full; output dropped");
         self.dropping += dropped;
         self.lost += dropped;
         self.buffer.clear();
@@ -209,7 +244,7 @@ impl LogWriter {
     /// Hands on what is buffered and waits until everything handed on is stored;
     /// fails as soon as storing fails (it goes on being retried in the background).
     pub async fn flush(&mut self) -> Result<(), ReportError> {
-        self.cut().await;
+        self.cut_when_room().await;
         loop {
             let progress = self.shared.progress.notified();
             if self.stored() >= self.handed {
@@ -228,7 +263,7 @@ impl LogWriter {
     /// Hands on the rest and waits for the upload task to store everything, retrying
     /// until `deadline`; then says what is stored and what is not.
     pub async fn finish(mut self, deadline: Instant) -> LogEnd {
-        self.cut_until(Some(deadline)).await;
+        self.cut_until(deadline).await;
         self.tx = None;
         if let Some(mut uploader) = self.uploader.take()
             && tokio::time::timeout_at(deadline, &mut uploader).await.is_err()

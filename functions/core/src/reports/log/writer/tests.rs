@@ -3,6 +3,7 @@
 use std::{
     path::Path,
     sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
 };
 
 use super::*;
@@ -69,7 +70,7 @@ async fn stores_chunks_in_order_and_tells_the_hub() {
     for i in 0..100 {
         log.append(format!("line {i}\n").as_bytes());
         if i % 7 == 0 {
-            log.cut().await;
+            log.try_cut();
         }
     }
     log.flush().await.expect("flush");
@@ -82,21 +83,28 @@ async fn stores_chunks_in_order_and_tells_the_hub() {
 }
 
 #[tokio::test]
-async fn an_outage_drops_output_only_when_the_queue_is_full_and_says_so() {
+async fn an_outage_drops_output_only_when_the_buffer_is_full_and_says_so() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = flaky(dir.path());
     let mut log = LogWriter::new(store.clone(), "app", 1, None);
     log.append(b"before\n");
     log.flush().await.expect("stored");
     store.down.store(true, Ordering::SeqCst);
-    // More chunks than the queue and the puts in flight hold: the cuts never hang.
-    let started = Instant::now();
-    for i in 0..20 {
-        log.append(format!("during {i}\n").as_bytes());
-        log.cut().await;
+    log.append(b"during 0000000\n");
+    log.try_cut();
+    while !log.failing() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "cuts waited {:?}", started.elapsed());
-    assert!(log.failing());
+    // Far more than the queue, the puts in flight and the buffer hold: nothing waits.
+    let started = Instant::now();
+    for i in 1..1_000_000 {
+        log.append(format!("during {i:07}\n").as_bytes());
+        if i % 5000 == 0 {
+            log.try_cut();
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "appends waited {:?}", started.elapsed());
+    assert!(!log.full(), "a failing store never holds the job up");
     assert!(log.flush().await.is_err(), "flush says storage fails");
     store.down.store(false, Ordering::SeqCst);
     log.append(b"after\n");
@@ -104,11 +112,13 @@ async fn an_outage_drops_output_only_when_the_queue_is_full_and_says_so() {
     assert!(end.lost > 0 && !end.complete(), "{end:?}");
     let text = read_all(store).await;
     assert_eq!(end.size, text.len() as u64);
-    assert!(text.starts_with("before\nduring 0\n"), "{text}");
-    assert!(text.ends_with("of output were lost here: report storage was unavailable\nafter\n"), "{text}");
-    let kept: Vec<&str> = text.lines().filter(|l| l.starts_with("during")).collect();
-    let numbers: Vec<usize> = kept.iter().filter_map(|l| l[7..].parse().ok()).collect();
-    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "kept lines are in order, without holes: {kept:?}");
+    assert!(text.starts_with("before\nduring 0000000\nduring 0000001\n"), "{}", &text[..100]);
+    assert!(text.contains("of output were lost here: report storage was unavailable\n"));
+    assert!(text.ends_with("during 0999999\nafter\n"), "the end is kept");
+    let numbers: Vec<usize> =
+        text.lines().filter_map(|l| l.strip_prefix("during ")).filter_map(|n| n.parse().ok()).collect();
+    assert!(numbers.windows(2).all(|w| w[1] > w[0]), "kept lines are in order");
+    assert_eq!(numbers.len() as u64 * 15 + end.lost, 1_000_000 * 15, "every line is kept or counted lost");
     assert!(end.problem().expect("problem").contains("store is down"), "{end:?}");
 }
 
