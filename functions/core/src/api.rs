@@ -10,9 +10,9 @@ use axum::{
     body::Body,
     response::{IntoResponse, Response},
 };
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 use http::{HeaderMap, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
 
 use crate::{
@@ -132,15 +132,42 @@ pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiErro
 pub async fn read_body_up_to(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let mut stream = body.into_data_stream();
     if declared.is_some_and(|n| n > limit as u64) {
+        if declared.is_some_and(|n| n <= DRAIN_LIMIT as u64) {
+            drain(&mut stream, 0).await;
+        }
         return Err(ApiError::TooLarge(limit));
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::TooLarge(limit)),
-        Err(e) if e.source().is_some_and(|s| s.is::<LengthLimitError>()) => Err(ApiError::TooLarge(limit)),
-        Err(e) => Err(ApiError::BadRequest(format!("could not read the request body: {e}"))),
+    let mut read = BytesMut::new();
+    while let Some(piece) = stream.next().await {
+        let piece =
+            piece.map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}")))?;
+        if read.len() + piece.len() > limit {
+            drain(&mut stream, read.len() + piece.len()).await;
+            return Err(ApiError::TooLarge(limit));
+        }
+        read.extend_from_slice(&piece);
     }
+    Ok(read.freeze())
+}
+
+/// A refused body is still read and thrown away, up to this many bytes and
+/// [`DRAIN_TIME`], so that a client still sending it gets the `413` rather than a
+/// broken connection; beyond that the connection is simply closed.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn drain(stream: &mut axum::body::BodyDataStream, mut seen: usize) {
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(piece)) = stream.next().await {
+            seen += piece.len();
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// With a token configured, the request must carry `Authorization: Bearer <token>`.
