@@ -14,7 +14,7 @@ use sparky_core::{
     hub::HubEvent,
     model::{Build, BuildStatus},
     project::ProjectConfig,
-    reports::log::LogWriter,
+    reports::{Key, log::LogWriter},
     store::StoreError,
     time::{human_duration, now_ms},
 };
@@ -59,6 +59,13 @@ pub async fn execute(
     ctx.hub.publish(HubEvent::StatusChanged(build_id));
     tracing::info!(project = %build.project, "build started");
 
+    if build.attempt > 0 {
+        // A new attempt: the last one's log chunks sit at the same offsets as this
+        // one's, so they would mix; its artifacts and report are stale too.
+        if let Err(error) = ctx.reports.delete_prefix(&Key::build_prefix(&build.project, build.id)).await {
+            tracing::warn!(error = %error_chain(&error), "could not delete the last attempt's reports");
+        }
+    }
     let mut log = LogWriter::new(ctx.reports.clone(), &build.project, build.id, Some(ctx.hub.clone()));
     let mut keep_builds = None;
     let outcome = match ctx.projects.get(&build.project).await {

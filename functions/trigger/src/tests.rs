@@ -189,3 +189,40 @@ async fn a_configured_token_is_required() {
     let (status, _, _) = h.post("/api/v1/projects/app/builds", &[form], "_token=s3cret").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn deleting_a_history_needs_the_token_and_keeps_live_builds() {
+    use sparky_core::{model::NewBuild, reports::Key, time::now_ms};
+
+    let h = harness(|c| c.api_token = Some(Secret::new("s3cret"))).await;
+    h.project("app", "script: echo hi\n");
+    let queue = || h.ctx.queue_build(NewBuild { project: "app".into(), ..NewBuild::default() });
+    let done = queue().await.expect("queue").build.id;
+    h.ctx.store.request_cancel(done, now_ms()).await.expect("cancel the queued build: it is finished");
+    let live = queue().await.expect("queue").build.id;
+    let report = Key::report("app", done).expect("key");
+    h.ctx.reports.put(&report, axum::body::Bytes::from_static(b"{}")).await.expect("put");
+
+    let delete = |token: Option<&str>| {
+        let mut request = Request::delete("/api/v1/projects/app/builds");
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        crate::router(crate::Ticker::new(h.ctx.clone()))
+            .oneshot(request.body(Body::empty()).expect("request"))
+    };
+    for token in [None, Some("wrong")] {
+        let refused = delete(token).await.expect("response");
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert!(h.ctx.store.build(done).await.expect("read").is_some(), "a refused call deletes nothing");
+
+    let answer = delete(Some("s3cret")).await.expect("response");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let bytes = answer.into_body().collect().await.expect("body").to_bytes();
+    let json: Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(json, serde_json::json!({ "project": "app", "deleted": 1, "kept_live": 1 }));
+    assert!(h.ctx.store.build(done).await.expect("read").is_none());
+    assert!(h.ctx.store.build(live).await.expect("read").is_some(), "a queued build stays");
+    assert!(h.ctx.reports.list("projects/app/").await.expect("list").is_empty(), "its reports went too");
+}

@@ -18,7 +18,7 @@ use aws_sdk_s3::{
     Client,
     config::{
         BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-        retry::RetryConfig, timeout::TimeoutConfig,
+        http::HttpResponse, retry::RetryConfig, timeout::TimeoutConfig,
     },
     error::SdkError,
     primitives::{ByteStream as SdkStream, Length},
@@ -304,18 +304,8 @@ where
 }
 
 /// The HTTP status of a failed call, if the store answered.
-fn status<E, R: AsStatus>(error: &SdkError<E, R>) -> Option<u16> {
-    error.raw_response().map(AsStatus::status_code)
-}
-
-trait AsStatus {
-    fn status_code(&self) -> u16;
-}
-
-impl AsStatus for aws_sdk_s3::config::http::HttpResponse {
-    fn status_code(&self) -> u16 {
-        self.status().as_u16()
-    }
+fn status<E>(error: &SdkError<E, HttpResponse>) -> Option<u16> {
+    error.raw_response().map(|response| response.status().as_u16())
 }
 
 #[async_trait::async_trait]
@@ -340,9 +330,8 @@ impl ReportStore for S3Store {
 
     async fn get(&self, key: &Key, range: Option<Range<u64>>) -> Result<Option<Object>, ReportError> {
         let object_key = self.object_key(key.as_str());
-        if let Some(range) = range.as_ref().filter(|r| r.end <= r.start) {
+        if range.as_ref().is_some_and(|r| r.end <= r.start) {
             // An empty range has no `Range:` header; only whether the object exists matters.
-            let _ = range;
             return match self.client.head_object().bucket(&self.bucket).key(&object_key).send().await {
                 Ok(_) => Ok(Some(Object::empty())),
                 Err(e) if status(&e) == Some(404) => Ok(None),
