@@ -41,13 +41,32 @@ fn expected_log() -> String {
     format!("before\n{}after\n", (1..=200).map(|i| format!("during {i}\n")).collect::<String>())
 }
 
-#[tokio::test]
-async fn a_store_killed_and_started_again_mid_build_gets_every_chunk_by_retrying() {
-    let mut moto = Moto::start();
-    let site = Site::up(Backend::S3, Some(&moto), &[("SPARKY_REPORTS_TIMEOUT", "60s")]).await;
+/// Sparky with its reports on `moto` and the gated job; with `started`, the job may
+/// start printing at once. Returns the site and its gates folder.
+async fn start(moto: &Moto, timeout: &str, started: bool) -> (Site, std::path::PathBuf) {
+    let site = Site::up(Backend::S3, Some(moto), &[("SPARKY_REPORTS_TIMEOUT", timeout)]).await;
     let gates = site.dir.path().join("gates");
     std::fs::create_dir_all(&gates).expect("gates");
     site.project("app", &job(&gates));
+    if started {
+        std::fs::write(gates.join("start"), "").expect("start");
+    }
+    (site, gates)
+}
+
+/// Waits for build `id` to succeed with its whole log and report stored.
+async fn assert_stored_whole(site: &Site, id: i64) {
+    let build = site.api.wait_for(id, Some("succeeded"), WAIT).await;
+    assert_eq!(build["report_error"], json!(null), "{build}");
+    assert_eq!(site.api.log(id).await, expected_log(), "the whole log, in order");
+    let report = site.ui.get(&format!("/builds/{id}/report.json")).await;
+    assert_eq!((report.status, &report.json["complete"]), (200, &json!(true)));
+}
+
+#[tokio::test]
+async fn a_store_killed_and_started_again_mid_build_gets_every_chunk_by_retrying() {
+    let mut moto = Moto::start();
+    let (site, gates) = start(&moto, "60s", false).await;
     let id = site.api.trigger("app", json!({})).await;
     site.api.wait_for(id, Some("running"), WAIT).await;
 
@@ -60,22 +79,13 @@ async fn a_store_killed_and_started_again_mid_build_gets_every_chunk_by_retrying
     assert_eq!(site.api.build(id).await["status"], "running", "storing is being retried");
     moto.restart();
     moto.create_bucket(site.bucket.as_deref().expect("bucket")).await;
-
-    let build = site.api.wait_for(id, Some("succeeded"), WAIT).await;
-    assert_eq!(build["report_error"], json!(null), "{build}");
-    assert_eq!(site.api.log(id).await, expected_log(), "the whole log, in order");
-    let report = site.ui.get(&format!("/builds/{id}/report.json")).await;
-    assert_eq!((report.status, &report.json["complete"]), (200, &json!(true)));
+    assert_stored_whole(&site, id).await;
 }
 
 #[tokio::test]
 async fn a_store_stopped_and_continued_mid_build_loses_nothing() {
     let moto = Moto::start();
-    let site = Site::up(Backend::S3, Some(&moto), &[("SPARKY_REPORTS_TIMEOUT", "60s")]).await;
-    let gates = site.dir.path().join("gates");
-    std::fs::create_dir_all(&gates).expect("gates");
-    site.project("app", &job(&gates));
-    std::fs::write(gates.join("start"), "").expect("start");
+    let (site, gates) = start(&moto, "60s", true).await;
     let id = site.api.trigger("app", json!({})).await;
     wait_for_log(&site, id, "before\n").await;
 
@@ -86,22 +96,13 @@ async fn a_store_stopped_and_continued_mid_build_loses_nothing() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(site.api.build(id).await["status"], "running", "recording waits for the store");
     moto.resume();
-
-    let build = site.api.wait_for(id, Some("succeeded"), WAIT).await;
-    assert_eq!(build["report_error"], json!(null), "{build}");
-    assert_eq!(site.api.log(id).await, expected_log(), "the whole log, in order");
-    let report = site.ui.get(&format!("/builds/{id}/report.json")).await;
-    assert_eq!((report.status, &report.json["complete"]), (200, &json!(true)));
+    assert_stored_whole(&site, id).await;
 }
 
 #[tokio::test]
 async fn a_store_down_past_the_timeout_leaves_the_build_finished_and_says_the_report_is_incomplete() {
     let mut moto = Moto::start();
-    let site = Site::up(Backend::S3, Some(&moto), &[("SPARKY_REPORTS_TIMEOUT", "3s")]).await;
-    let gates = site.dir.path().join("gates");
-    std::fs::create_dir_all(&gates).expect("gates");
-    site.project("app", &job(&gates));
-    std::fs::write(gates.join("start"), "").expect("start");
+    let (site, gates) = start(&moto, "3s", true).await;
     let id = site.api.trigger("app", json!({})).await;
     wait_for_log(&site, id, "before\n").await;
 
