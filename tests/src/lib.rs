@@ -9,6 +9,7 @@
 //! - [`lambda_runtime`]: a local AWS Lambda Runtime API endpoint.
 //! - [`biglog`]: a job that prints a lot, and checking its stored log.
 //! - [`moto`]: a real S3-compatible server process (`moto_server`) for the S3 tests.
+//! - [`strict_s3`]: a proxy in front of it that rejects the SDK's newer checksums.
 //! - `tests/e2e/`: the end-to-end tests, one module per area.
 //! - `src/bin/sparky-bench.rs`: benchmarks that print figures.
 
@@ -18,6 +19,7 @@ pub mod knative;
 pub mod lambda_runtime;
 pub mod manifests;
 pub mod moto;
+pub mod strict_s3;
 pub mod webdriver;
 
 use std::{

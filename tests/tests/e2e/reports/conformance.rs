@@ -1,6 +1,8 @@
 //! One conformance suite for every report storage backend: the same checks run
-//! unchanged against the folder backend (a temp folder) and the S3 backend (a real
-//! `moto_server` process). They are what Sparky relies on: whole-object put and
+//! unchanged against the folder backend (a temp folder), the S3 backend (a real
+//! `moto_server` process), and the S3 backend talking to a store that rejects the
+//! SDK's newer default checksums ([`StrictS3`] in front of moto; only `DeleteObjects`,
+//! which needs one, may be refused there, and Sparky then deletes key by key). They are what Sparky relies on: whole-object put and
 //! replace, (ranged) get, list by prefix in key order across S3's 1,000-key pages,
 //! delete by prefix, keys with spaces and non-ASCII, missing objects, and objects of
 //! hundreds of MiB streamed in and out without being held in memory.
@@ -11,28 +13,46 @@ use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use sha2::{Digest, Sha256};
 use sparky_core::reports::{FolderStore, Key, ReportStore, S3Store};
-use sparky_tests::moto::Moto;
+use sparky_tests::{
+    moto::Moto,
+    strict_s3::{Refused, StrictS3},
+};
 
 /// A backend under test, and what keeps it alive.
 pub struct Backend {
     pub store: Arc<dyn ReportStore>,
+    /// What a strict store refused.
+    pub refused: Option<Refused>,
     _dir: tempfile::TempDir,
 }
 
 pub async fn folder() -> Backend {
     let dir = tempfile::tempdir().expect("temp dir");
-    Backend { store: Arc::new(FolderStore::new(dir.path().join("reports"))), _dir: dir }
+    Backend { store: Arc::new(FolderStore::new(dir.path().join("reports"))), refused: None, _dir: dir }
 }
 
-/// A fresh bucket on the shared moto server, under a prefix (so that the backend's
-/// prefix handling is exercised too).
-pub async fn s3() -> Backend {
+/// A fresh bucket on the shared moto server.
+async fn new_bucket() -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let moto = Moto::shared();
     let bucket = format!("conformance-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    moto.create_bucket(&bucket).await;
-    let store = S3Store::new(&moto.settings(&bucket, "sparky/test"));
-    Backend { store: Arc::new(store), _dir: tempfile::tempdir().expect("temp dir") }
+    Moto::shared().create_bucket(&bucket).await;
+    bucket
+}
+
+/// A fresh bucket, under a prefix (so that the backend's prefix handling is exercised).
+pub async fn s3() -> Backend {
+    let store = S3Store::new(&Moto::shared().settings(&new_bucket().await, "sparky/test"));
+    Backend { store: Arc::new(store), refused: None, _dir: tempfile::tempdir().expect("temp dir") }
+}
+
+/// A fresh bucket behind a store that rejects the newer checksums.
+pub async fn s3_strict() -> Backend {
+    let moto = Moto::shared();
+    let strict = StrictS3::start(&moto.endpoint()).await;
+    let mut settings = moto.settings(&new_bucket().await, "sparky/test");
+    settings.endpoint = Some(strict.endpoint);
+    let store = Arc::new(S3Store::new(&settings));
+    Backend { store, refused: Some(strict.refused), _dir: tempfile::tempdir().expect("temp dir") }
 }
 
 fn key(k: &str) -> Key {
@@ -223,7 +243,18 @@ pub async fn big_object_streams(b: Backend) {
     );
 }
 
-/// Each check, as one test per backend.
+pub async fn multipart_file(b: Backend) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("40.bin");
+    let expected = big_file(&path, 40);
+    let k = key("projects/app/builds/2/artifacts/40.bin");
+    assert_eq!(b.store.put_file(&k, &path).await.expect("put_file"), 40 << 20);
+    let bytes = get(b.store.as_ref(), k.as_str(), None).await.expect("exists");
+    assert_eq!(Sha256::digest(&bytes).to_vec(), expected);
+}
+
+/// Each check, as one test per backend; behind the strict store, only `DeleteObjects`
+/// may have been refused.
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
         mod folder {
@@ -236,6 +267,17 @@ macro_rules! conformance {
             async fn $check() { super::$check(super::s3().await).await }
             )*
         }
+        mod s3_strict {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let backend = super::s3_strict().await;
+                let refused = backend.refused.clone().expect("strict");
+                super::$check(backend).await;
+                let refused = refused.lock().expect("lock").clone();
+                assert!(refused.iter().all(|r| r == "POST ?delete"), "refused: {refused:?}");
+            }
+            )*
+        }
     };
 }
 
@@ -246,5 +288,33 @@ conformance!(
     list_by_prefix,
     many_keys_page_and_delete,
     odd_keys,
-    big_object_streams,
+    multipart_file,
 );
+
+/// Hundreds of MiB, on the two backends (the strict store's proxy would hold parts in
+/// this process's memory, which the check measures).
+mod big {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn folder() {
+        super::big_object_streams(super::folder().await).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn s3() {
+        super::big_object_streams(super::s3().await).await
+    }
+}
+
+/// The strict store refuses `DeleteObjects` (it needs a checksum): deleting by prefix
+/// still works, key by key, and nothing else was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_refusing_checksums_gets_single_deletes() {
+    let b = s3_strict().await;
+    for k in ["p/1", "p/2", "p/3"] {
+        b.store.put(&key(k), Bytes::from_static(b"x")).await.expect("put without a checksum");
+    }
+    assert_eq!(b.store.delete_prefix("p/").await.expect("delete"), 3);
+    assert!(keys(b.store.as_ref(), "p/").await.is_empty());
+    let refused = b.refused.expect("strict").lock().expect("lock").clone();
+    assert_eq!(refused, ["POST ?delete"], "only the batch delete carried a checksum");
+}
