@@ -178,7 +178,7 @@ async fn hand_back(watch: &Watch<'_>, log: &mut LogWriter) {
             tracing::warn!(build_id = watch.build_id, "storing the log of a build handed back took too long")
         }
     }
-    match ctx.store.renew(watch.build_id, watch.owner.into(), now_ms(), 0).await {
+    match ctx.store.release(watch.build_id, watch.owner.into()).await {
         Ok(_) => tracing::warn!(build_id = watch.build_id, "shutting down: build handed back to dispatch"),
         Err(error) => tracing::error!(build_id = watch.build_id, error = %error_chain(&error),
             "could not give the lease up; the build is recovered when it runs out"),

@@ -194,6 +194,20 @@ impl Store {
         .await
     }
 
+    /// Gives a running build's lease up at once (its runner is going away): the next
+    /// sweep requeues it or ends it `lost`. `false` if it was not running under `owner`.
+    pub async fn release(&self, build_id: i64, owner: String) -> Result<bool, StoreError> {
+        self.write(move |tx| {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE builds SET lease_until = 0 WHERE id = ?1 AND status = 'running' AND lease_owner = ?2",
+                )?
+                .execute(params![build_id, owner])?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
     /// Whether someone asked to cancel a build (a read, cheap enough to ask often).
     pub async fn cancel_requested(&self, build_id: i64) -> Result<bool, StoreError> {
         self.call(move |conn| {

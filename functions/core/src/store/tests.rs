@@ -135,6 +135,7 @@ async fn sweep_requeues_while_retries_allow_then_loses() {
     assert!(build.error.unwrap_or_default().contains("lease"));
     let renewal = store.renew(id, "r".into(), 130, 100).await.expect("renew");
     assert!(!renewal.still_ours);
+    assert!(!store.release(id, "r".into()).await.expect("release"), "only a running build's lease");
 }
 
 #[tokio::test]
@@ -185,4 +186,16 @@ async fn keeps_the_downstream_chain_and_finds_children() {
         store.children(parent).await.expect("children").iter().map(|b| b.id).collect::<Vec<_>>(),
         vec![child.id]
     );
+}
+
+#[tokio::test]
+async fn a_released_lease_is_swept_at_once() {
+    let (_dir, store) = store().await;
+    let id = store.queue_build(new("app"), 1).await.expect("queue").build.id;
+    store.claim(limits(1, &[("app", 1)]), "d".into(), 10, 1_000_000).await.expect("claim");
+    store.start(id, "r".into(), 20, 1_000_000).await.expect("start");
+    assert!(!store.release(id, "someone-else".into()).await.expect("release"));
+    assert!(store.release(id, "r".into()).await.expect("release"));
+    let swept = store.sweep([("app".to_string(), 1)].into(), 21).await.expect("sweep");
+    assert_eq!(swept.iter().map(|s| s.status).collect::<Vec<_>>(), vec![BuildStatus::Queued]);
 }
