@@ -9,6 +9,7 @@ use sparky_core::{
     api::ApiError,
     hub::HubEvent,
     model::BuildStatus,
+    reports::report,
     store::{Claim, Limits},
     time::now_ms,
 };
@@ -96,6 +97,11 @@ pub async fn dispatch_once(ctx: &Ctx, deliver: &dyn Deliver) -> Result<PassRepor
         ctx.hub.publish(HubEvent::StatusChanged(claim.build_id));
         report.dispatched.push(claim.build_id);
         deliver.deliver(claim);
+    }
+    // Builds that ended here, not in a runner, still get their report.json.
+    let ended = report.swept.iter().filter(|(_, status)| status.is_terminal()).map(|(id, _)| *id);
+    for id in ended.chain(report.dropped.iter().copied()) {
+        report::store_without_runner(ctx, id).await;
     }
     Ok(report)
 }

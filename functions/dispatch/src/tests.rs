@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use sparky_core::{
     Config, Ctx,
     model::{BuildStatus, NewBuild},
+    reports::Key,
     store::Claim,
 };
 
@@ -54,6 +55,14 @@ async fn dispatches_within_limits_and_drops_what_cannot_run() {
     let dropped = ctx.store.build(off).await.expect("read").expect("row");
     assert_eq!(dropped.status, BuildStatus::Canceled);
     assert!(dropped.error.unwrap_or_default().contains("disabled"));
+
+    let stored =
+        sparky_core::reports::get_bytes(ctx.reports.as_ref(), &Key::report("off", off).expect("key"))
+            .await
+            .expect("read")
+            .expect("a report.json for a build canceled before it started");
+    let report: serde_json::Value = serde_json::from_slice(&stored).expect("JSON");
+    assert_eq!((report["status"].as_str(), report["complete"].as_bool()), (Some("canceled"), Some(true)));
 
     let again = dispatch_once(&ctx, sent.as_ref()).await.expect("pass");
     assert!(again.dispatched.is_empty(), "limits are full: {again:?}");

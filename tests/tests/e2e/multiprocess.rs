@@ -144,6 +144,12 @@ async fn a_killed_runner_loses_its_build_or_hands_it_back_for_a_retry() {
     let lost = ui.build(doomed).await;
     assert_eq!(lost["status"], "lost");
     assert!(lost["error"].as_str().unwrap_or_default().contains("lease"), "{lost}");
+    let report = ui.get(&format!("/builds/{doomed}/report.json")).await;
+    assert_eq!(report.status, 200, "a lost build has a report.json too");
+    assert_eq!(
+        (report.json["status"].as_str(), report.json["complete"].as_bool()),
+        (Some("lost"), Some(false))
+    );
     let retried = ui.wait_for(retry, None, Duration::from_secs(20)).await;
     assert_eq!(
         (retried["status"].as_str(), retried["attempt"].as_i64()),

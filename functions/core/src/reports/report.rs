@@ -5,9 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Key;
+use super::{Key, log::StoredLog};
 use crate::{
-    model::{Build, Params},
+    Ctx,
+    api::error_chain,
+    model::{Build, BuildStatus, Params},
     time::rfc3339,
 };
 
@@ -114,5 +116,32 @@ impl BuildReport {
             complete: problems.is_empty(),
             problems,
         }
+    }
+}
+
+/// Stores `report.json` for a build that ended without a runner recording it: swept as
+/// `lost`, or canceled before it started. Whatever log a vanished runner stored is
+/// counted; such a report is marked incomplete. Failures are logged, not returned:
+/// the build's status stands either way.
+pub async fn store_without_runner(ctx: &Ctx, build_id: i64) {
+    let Ok(Some(build)) = ctx.store.build(build_id).await else { return };
+    let log_size = match StoredLog::open(ctx.reports.as_ref(), &build.project, build.id).await {
+        Ok(log) => log.size(),
+        Err(_) => 0,
+    };
+    let problems = match build.status {
+        BuildStatus::Lost => {
+            vec!["the runner vanished before the build ended: its log may stop short, its artifacts were not stored".into()]
+        }
+        _ => Vec::new(),
+    };
+    let report = BuildReport::new(&build, log_size, problems.is_empty(), Vec::new(), problems);
+    let stored = match (Key::report(&build.project, build.id), serde_json::to_vec_pretty(&report)) {
+        (Ok(key), Ok(body)) => ctx.reports.put(&key, body.into()).await.map_err(|e| error_chain(&e)),
+        (Err(e), _) => Err(error_chain(&e)),
+        (_, Err(e)) => Err(e.to_string()),
+    };
+    if let Err(error) = stored {
+        tracing::warn!(build_id, %error, "could not store report.json of a build that ended without its runner");
     }
 }
