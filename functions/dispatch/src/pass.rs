@@ -31,6 +31,10 @@ pub struct PassReport {
 /// start and hands each claim to `deliver`.
 #[tracing::instrument(skip_all)]
 pub async fn dispatch_once(ctx: &Ctx, deliver: &dyn Deliver) -> Result<PassReport, ApiError> {
+    // Builds first, projects second: a build queued after this snapshot is left for the
+    // next pass, and every build in it belongs to a project that existed when it was
+    // queued, so a project missing from the later list was really removed.
+    let live = ctx.store.live_builds().await?;
     let projects = ctx.projects.list().await?;
     let mut concurrency = HashMap::new();
     let mut retries = HashMap::new();
@@ -61,14 +65,16 @@ pub async fn dispatch_once(ctx: &Ctx, deliver: &dyn Deliver) -> Result<PassRepor
 
     let mut gone = Vec::new();
     let mut off = Vec::new();
-    for build in ctx.store.live_builds().await? {
-        if build.status != BuildStatus::Queued {
+    for build in live.iter().filter(|b| b.status == BuildStatus::Queued) {
+        let listed_off = disabled.contains(&build.project);
+        if !listed_off && concurrency.contains_key(&build.project) {
             continue;
         }
-        if disabled.contains(&build.project) {
-            off.push(build.id);
-        } else if !concurrency.contains_key(&build.project) {
-            gone.push(build.id);
+        // Ask again right before ending it: the list may be a moment old.
+        match ctx.projects.get(&build.project).await? {
+            None => gone.push(build.id),
+            Some(project) if project.config.as_ref().is_ok_and(|c| c.disabled) => off.push(build.id),
+            Some(_) => {}
         }
     }
     for (ids, why) in [(gone, "its project no longer exists"), (off, "its project was disabled")] {
