@@ -142,10 +142,18 @@ async fn keep_builds_prunes_rows_logs_and_working_directories() {
         api.wait_for(id, None, Duration::from_secs(10)).await;
         ids.push(id);
     }
-    let page = api.get("/api/v1/projects/app/builds").await;
-    let kept: Vec<i64> =
-        page.json["builds"].as_array().expect("builds").iter().filter_map(|b| b["id"].as_i64()).collect();
-    assert_eq!(kept, vec![ids[4], ids[3], ids[2]]);
+    // Pruning runs right after a build is recorded.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = api.get("/api/v1/projects/app/builds").await;
+        let kept: Vec<i64> =
+            page.json["builds"].as_array().expect("builds").iter().filter_map(|b| b["id"].as_i64()).collect();
+        if kept == vec![ids[4], ids[3], ids[2]] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "kept {kept:?}, wanted the newest three of {ids:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for old in &ids[..2] {
         assert_eq!(api.get(&format!("/api/v1/builds/{old}")).await.status, 404);
         assert_eq!(api.get_text(&format!("/builds/{old}/log")).await.0, 404);

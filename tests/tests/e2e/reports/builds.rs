@@ -127,12 +127,14 @@ pub async fn artifacts_report_json_and_history(backend: Backend) {
         let next = site.api.trigger("app", json!({})).await;
         site.api.wait_for(next, Some("succeeded"), WAIT).await;
     }
+    // Pruning runs after the third build is recorded: reports first, then the row.
     let deadline = Instant::now() + WAIT;
-    while !site.keys(&prefix).await.is_empty() {
-        assert!(Instant::now() < deadline, "build {id}'s reports outlived keep_builds");
+    while !site.keys(&prefix).await.is_empty()
+        || site.api.get(&format!("/api/v1/builds/{id}")).await.status != 404
+    {
+        assert!(Instant::now() < deadline, "build {id} (row or reports) outlived keep_builds");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(site.api.get(&format!("/api/v1/builds/{id}")).await.status, 404);
     assert_eq!(
         site.keys("projects/app/builds/").await.iter().filter(|k| k.ends_with("report.json")).count(),
         2
