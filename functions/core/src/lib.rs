@@ -14,6 +14,7 @@
 //! - [`hub`]: in-process notifications (log grew, status changed, cancel asked).
 //! - [`api`]: JSON shapes of the HTTP API and the error type of the HTTP edge.
 //! - [`retention`]: `keep_builds`, pruning old builds with their reports.
+//! - `testing` (feature `testing`): a state on a temp root for in-process tests.
 //! - [`serve`]: serving a router on a listener, health and metrics routes, telemetry.
 //! - [`lambda`]: serving a router through the AWS Lambda Runtime API instead.
 
@@ -31,6 +32,8 @@ pub mod reports;
 pub mod retention;
 pub mod serve;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 
 pub use config::Config;

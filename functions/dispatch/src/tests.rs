@@ -3,10 +3,11 @@
 use std::sync::{Arc, Mutex};
 
 use sparky_core::{
-    Config, Ctx,
+    Ctx,
     model::{BuildStatus, NewBuild},
     reports::Key,
     store::Claim,
+    testing::TempCtx,
 };
 
 use crate::{Deliver, dispatch_once};
@@ -22,30 +23,22 @@ impl Deliver for Collect {
     }
 }
 
-fn project(ctx: &Ctx, name: &str, yaml: &str) {
-    let dir = ctx.projects.dir().join(name);
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    std::fs::write(dir.join("sparky.yaml"), yaml).expect("write");
-}
-
 async fn queue(ctx: &Ctx, name: &str) -> i64 {
     ctx.queue_build(NewBuild { project: name.into(), ..NewBuild::default() }).await.expect("queue").build.id
 }
 
 #[tokio::test]
 async fn dispatches_within_limits_and_drops_what_cannot_run() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::for_root(dir.path());
-    config.max_running = 3;
-    let ctx = Ctx::open_standalone(config).await.expect("open");
-    project(&ctx, "a", "script: echo\nconcurrency: 2\n");
-    project(&ctx, "b", "script: echo\n");
-    project(&ctx, "off", "script: echo\n");
+    let temp = TempCtx::new(|config| config.max_running = 3).await;
+    let ctx = temp.ctx.clone();
+    temp.project("a", "script: echo\nconcurrency: 2\n");
+    temp.project("b", "script: echo\n");
+    temp.project("off", "script: echo\n");
     let a = [queue(&ctx, "a").await, queue(&ctx, "a").await, queue(&ctx, "a").await];
     let b = queue(&ctx, "b").await;
     let off = queue(&ctx, "off").await;
     let gone = queue(&ctx, "gone").await;
-    project(&ctx, "off", "script: echo\ndisabled: true\n");
+    temp.project("off", "script: echo\ndisabled: true\n");
 
     let sent = Arc::new(Collect::default());
     let report = dispatch_once(&ctx, sent.as_ref()).await.expect("pass");

@@ -3,10 +3,11 @@
 use std::time::{Duration, Instant};
 
 use sparky_core::{
-    Config, Ctx,
+    Ctx,
     model::{BuildStatus, NewBuild, Params},
     reports::{folder::collect, log::StoredLog},
     store::Limits,
+    testing::TempCtx,
     time::now_ms,
 };
 
@@ -27,23 +28,18 @@ fn running(pid: i32) -> bool {
 }
 
 struct Harness {
-    _dir: tempfile::TempDir,
+    temp: TempCtx,
     ctx: Ctx,
 }
 
 async fn harness() -> Harness {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::for_root(dir.path());
-    config.api_url = Some("http://sparky.test".into());
-    let ctx = Ctx::open_standalone(config).await.expect("open");
-    Harness { _dir: dir, ctx }
+    let temp = TempCtx::new(|config| config.api_url = Some("http://sparky.test".into())).await;
+    Harness { ctx: temp.ctx.clone(), temp }
 }
 
 impl Harness {
     fn project(&self, name: &str, yaml: &str) {
-        let dir = self.ctx.projects.dir().join(name);
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        std::fs::write(dir.join("sparky.yaml"), yaml).expect("write");
+        self.temp.project(name, yaml);
     }
 
     /// Queues and dispatches one build, ready for `execute`.

@@ -4,27 +4,22 @@ use axum::body::Body;
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use sparky_core::{Config, Ctx, config::Secret, model::BuildStatus};
+use sparky_core::{Config, Ctx, config::Secret, model::BuildStatus, testing::TempCtx};
 use tower::ServiceExt;
 
 struct Harness {
-    _dir: tempfile::TempDir,
+    temp: TempCtx,
     ctx: Ctx,
 }
 
 async fn harness(configure: impl FnOnce(&mut Config)) -> Harness {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::for_root(dir.path());
-    configure(&mut config);
-    let ctx = Ctx::open_standalone(config).await.expect("open");
-    Harness { _dir: dir, ctx }
+    let temp = TempCtx::new(configure).await;
+    Harness { ctx: temp.ctx.clone(), temp }
 }
 
 impl Harness {
     fn project(&self, name: &str, yaml: &str) {
-        let dir = self.ctx.projects.dir().join(name);
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        std::fs::write(dir.join("sparky.yaml"), yaml).expect("write");
+        self.temp.project(name, yaml);
     }
 
     async fn post(

@@ -14,21 +14,19 @@ use sparky_core::{
     model::{BuildStatus, NewBuild, Params},
     reports::log::LogWriter,
     store::Limits,
+    testing::TempCtx,
     time::now_ms,
 };
 use tower::ServiceExt;
 
 pub struct Harness {
-    _dir: tempfile::TempDir,
+    temp: TempCtx,
     pub ctx: Ctx,
 }
 
 pub async fn harness(configure: impl FnOnce(&mut Config)) -> Harness {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::for_root(dir.path());
-    configure(&mut config);
-    let ctx = Ctx::open_standalone(config).await.expect("open");
-    Harness { _dir: dir, ctx }
+    let temp = TempCtx::new(configure).await;
+    Harness { ctx: temp.ctx.clone(), temp }
 }
 
 /// An answer, with its body as text.
@@ -50,9 +48,7 @@ impl Answer {
 
 impl Harness {
     pub fn project(&self, name: &str, yaml: &str) {
-        let dir = self.ctx.projects.dir().join(name);
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        std::fs::write(dir.join("sparky.yaml"), yaml).expect("write");
+        self.temp.project(name, yaml);
     }
 
     pub async fn get(&self, uri: &str) -> Answer {
