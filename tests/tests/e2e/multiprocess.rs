@@ -8,7 +8,9 @@ use std::{
 
 use nix::sys::signal::Signal;
 use serde_json::json;
-use sparky_tests::{Api, Sparky, free_port, kill_groups, peak_overlap, read_pids, write_project};
+use sparky_tests::{
+    Api, Sparky, free_port, kill_groups, peak_overlap, ping_request, read_pids, write_project,
+};
 
 /// Four functions on four ports; `trigger` and `ui` talk to them.
 struct Cluster {
@@ -57,13 +59,7 @@ impl Cluster {
     /// What a PingSource sweep does: an event to dispatch.
     async fn sweep(&self) -> serde_json::Value {
         let api = Api::new(&self.dispatch.url);
-        let request = api
-            .http
-            .post(api.url("/events/dispatch"))
-            .header("ce-specversion", "1.0")
-            .header("ce-type", "dev.knative.sources.ping")
-            .header("ce-source", "/apis/v1/namespaces/sparky/pingsources/sweep")
-            .header("ce-id", "sweep-1");
+        let request = ping_request(&api, "/events/dispatch", "2026-11-25T12:00:00Z", "sweep-1");
         let reply = api.send(request).await;
         assert_eq!(reply.status, 200, "{}", reply.json);
         reply.json
