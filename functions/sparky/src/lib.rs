@@ -7,8 +7,10 @@
 //! - [`service`]: `sparky serve <function>`: one function on `$PORT`, as on Knative.
 //! - [`client`]: `sparky build` and `sparky logs`: triggering and following builds
 //!   over the HTTP API.
+//! - [`init`]: as a container's PID 1, a minimal init in front of all that.
 
 pub mod cli;
 pub mod client;
+pub mod init;
 pub mod local;
 pub mod service;

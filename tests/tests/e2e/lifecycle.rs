@@ -65,3 +65,75 @@ async fn sigterm_cancels_running_builds_records_them_and_exits() {
     api.wait_for(queued, Some("canceled"), Duration::from_secs(5)).await;
     kill_groups(&read_pids(&pids));
 }
+
+/// `(pid, parent pid, state)` of every process under `ancestor`, from /proc.
+fn descendants(ancestor: i32) -> Vec<(i32, i32, char)> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let mut rest = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default().split_whitespace();
+        let state = rest.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid = rest.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        all.push((pid, ppid, state));
+    }
+    let mut found = vec![ancestor];
+    let mut result = Vec::new();
+    while let Some(parent) = found.pop() {
+        for &(pid, ppid, state) in all.iter().filter(|p| p.1 == parent) {
+            found.push(pid);
+            result.push((pid, ppid, state));
+        }
+    }
+    result
+}
+
+/// In a container `sparky` is PID 1: every process a job orphans becomes its child.
+/// It must reap them, and still stop cleanly on the SIGTERM a pod gets.
+#[tokio::test]
+async fn as_pid_1_sparky_reaps_orphaned_job_processes_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_project(
+        dir.path(),
+        "orphans",
+        "script: |\n  for i in 1 2 3; do ( sleep 0.2 & ); done\n  echo left three\n",
+    );
+    // A new pid namespace, as a container has, with sparky as its first process.
+    let mut command = std::process::Command::new("unshare");
+    command
+        .args(["--pid", "--fork", "--kill-child"])
+        .arg(sparky_tests::sparky_bin())
+        .args(["up", "--listen", "127.0.0.1:0", "--root"])
+        .arg(dir.path())
+        .env_remove("SPARKY_API_TOKEN")
+        .env_remove("SPARKY_ROOT")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut sparky = Sparky::spawn(command);
+    let api = Api::new(&sparky.url);
+    for _ in 0..3 {
+        let id = api.trigger("orphans", json!({})).await;
+        let build = api.wait_for(id, None, Duration::from_secs(10)).await;
+        assert_eq!(build["status"], "succeeded", "{build}");
+    }
+    let unshare = sparky.pid().as_raw();
+    let init =
+        descendants(unshare).iter().find(|p| p.1 == unshare).map(|p| p.0).expect("sparky under unshare");
+    // The orphans sleep 0.2 s; give them time to end and be reaped.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut left = descendants(init);
+    while left.len() > 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        left = descendants(init);
+    }
+    let zombies: Vec<_> = left.iter().filter(|p| p.2 == 'Z').collect();
+    assert!(zombies.is_empty(), "orphaned job processes were never reaped: {zombies:?}");
+    assert_eq!(left.len(), 1, "only sparky itself should be left under its init: {left:?}");
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(init), Signal::SIGTERM).expect("signal sparky");
+    let status = sparky.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert!(status.success(), "exit status {status:?}\n{}", sparky.log());
+    assert!(sparky.log().contains("shutting down"), "{}", sparky.log());
+}
