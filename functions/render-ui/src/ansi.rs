@@ -180,6 +180,12 @@ impl Ansi {
         html
     }
 
+    /// Takes in a piece of a log without converting it: only the colours it sets
+    /// carry over to the next piece.
+    pub fn advance(&mut self, text: &str) {
+        let _ = self.to_html(text);
+    }
+
     /// Appends escaped text in the current style.
     fn text(&self, html: &mut String, open: &mut bool, text: &str) {
         if text.is_empty() {
@@ -263,5 +269,12 @@ mod tests {
         assert_eq!(ansi.to_html("0m plain"), " plain");
         assert_eq!(ansi.to_html("\x1b"), "");
         assert_eq!(ansi.to_html("[4mu"), "<span class=\"ansi-underline\">u</span>");
+    }
+
+    #[test]
+    fn advancing_keeps_only_the_colours_in_force() {
+        let mut ansi = Ansi::default();
+        ansi.advance("\x1b[1mbold\x1b[0m \x1b[32mgreen <from here on> and on \x1b[4");
+        assert_eq!(ansi.to_html("mstill"), "<span class=\"ansi-fg-2 ansi-underline\">still</span>");
     }
 }

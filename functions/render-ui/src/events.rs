@@ -50,7 +50,7 @@ use sparky_core::{
 };
 use tokio::sync::{broadcast, mpsc};
 
-use crate::{ansi::Ansi, query, utf8};
+use crate::{ansi::Ansi, log, query, utf8};
 
 /// How often the store and the log are re-read when nothing is heard from the hub.
 const POLL: Duration = Duration::from_millis(500);
@@ -73,6 +73,13 @@ pub async fn events(
     let id = query::build_id(&id)?;
     let from = query::resume_offset(&headers, raw.as_deref())?;
     let build = ctx.store.build(id).await?.ok_or_else(|| query::no_build(id))?;
+    let ansi = match from {
+        0 => Ansi::default(),
+        at => match StoredLog::open(ctx.reports.as_ref(), &build.project, id).await {
+            Ok(stored) => log::ansi_at(&ctx, &stored, at).await,
+            Err(_) => Ansi::default(),
+        },
+    };
     // Subscribe before the first read, so that nothing happening in between is missed.
     let hub = ctx.hub.subscribe();
     let (tx, rx) = mpsc::channel(16);
@@ -81,7 +88,7 @@ pub async fn events(
         id,
         sent: from,
         pending: Vec::new(),
-        ansi: Ansi::default(),
+        ansi,
         last_status: None,
         tx,
     };

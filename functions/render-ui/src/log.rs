@@ -7,7 +7,8 @@
 //!
 //! With `?download=1` the log comes as a file (`Content-Disposition: attachment`).
 //!
-//! [`tail`] and [`window`] read the end of a log, or a part of it, for the build page.
+//! [`tail`] and [`window`] read the end of a log, or a part of it, for the build page;
+//! [`ansi_at`] finds the colours in force where such a part starts.
 
 use axum::{
     body::Body,
@@ -18,7 +19,10 @@ use futures_util::StreamExt;
 use http::{HeaderValue, header};
 use sparky_core::{Ctx, api::ApiError, reports::log::StoredLog};
 
-use crate::{query, utf8};
+use crate::{ansi::Ansi, query, utf8};
+
+/// How far back [`ansi_at`] looks for the colour codes in force at a point of a log.
+const ANSI_LOOKBACK: u64 = 64 * 1024;
 
 /// `GET /builds/{id}/log?offset=N`
 #[tracing::instrument(skip_all, fields(build_id = %id))]
@@ -59,6 +63,8 @@ pub async fn log(
 #[derive(Debug, Default)]
 pub struct LogTail {
     pub text: String,
+    /// The colours in force where `text` starts.
+    pub ansi: Ansi,
     /// The byte offset where `text` starts (0 unless the log was longer than asked).
     pub start: u64,
     /// The byte offset just after `text`: where a live follower continues. An
@@ -91,19 +97,38 @@ pub async fn window(ctx: &Ctx, project: &str, id: i64, from: u64, max: u64) -> R
 
 async fn read(ctx: &Ctx, stored: &StoredLog, from: u64, max: u64) -> Result<LogTail, ApiError> {
     let size = stored.size();
-    let until = size.min(from.saturating_add(max));
-    let mut bytes = Vec::with_capacity((until - from) as usize);
-    let mut stream = stored.read_from(ctx.reports.clone(), from);
-    while let Some(piece) = stream.next().await {
-        let piece = piece?;
-        let room = (until - from) as usize - bytes.len();
-        bytes.extend_from_slice(&piece[..piece.len().min(room)]);
-        if bytes.len() as u64 >= until - from {
-            break;
-        }
-    }
+    let bytes = read_range(ctx, stored, from, size.min(from.saturating_add(max))).await?;
     let skip = if from > 0 { utf8::char_boundary(&bytes) } else { 0 };
     let (text, used) = utf8::decode_prefix(&bytes[skip..]);
     let start = from + skip as u64;
-    Ok(LogTail { text, start, end: start + used as u64, size })
+    let ansi = ansi_at(ctx, stored, start).await;
+    Ok(LogTail { text, ansi, start, end: start + used as u64, size })
+}
+
+/// The colours in force at byte `at` of a log: those that the last [`ANSI_LOOKBACK`]
+/// bytes before it set and did not reset, so that a part of a log shown from `at` on
+/// starts in the colour the job printed it in. Colours are decoration: if that part
+/// can't be read, the part starts plain.
+pub async fn ansi_at(ctx: &Ctx, stored: &StoredLog, at: u64) -> Ansi {
+    let mut ansi = Ansi::default();
+    if at == 0 {
+        return ansi;
+    }
+    if let Ok(before) = read_range(ctx, stored, at.saturating_sub(ANSI_LOOKBACK), at).await {
+        ansi.advance(&String::from_utf8_lossy(&before));
+    }
+    ansi
+}
+
+/// The bytes `from..until` of a log (`until` at most its size).
+async fn read_range(ctx: &Ctx, stored: &StoredLog, from: u64, until: u64) -> Result<Vec<u8>, ApiError> {
+    let want = until.saturating_sub(from) as usize;
+    let mut bytes = Vec::with_capacity(want);
+    let mut stream = stored.read_from(ctx.reports.clone(), from);
+    while bytes.len() < want {
+        let Some(piece) = stream.next().await else { break };
+        let piece = piece?;
+        bytes.extend_from_slice(&piece[..piece.len().min(want - bytes.len())]);
+    }
+    Ok(bytes)
 }

@@ -21,7 +21,6 @@ use sparky_core::{
 
 use super::{PageError, page};
 use crate::{
-    ansi::Ansi,
     artifacts::{self, ArtifactView},
     log::{LogTail, tail, window},
     query,
@@ -48,12 +47,12 @@ struct LogView {
 }
 
 impl LogView {
-    fn new(id: i64, part: LogTail, tail: bool) -> Self {
+    fn new(id: i64, mut part: LogTail, tail: bool) -> Self {
         let earlier = (part.start > 0)
             .then(|| format!("/builds/{id}?from={}", part.start.saturating_sub(MAX_LOG_ON_PAGE)));
         let later = (!tail && part.end < part.size).then(|| format!("/builds/{id}?from={}", part.end));
         LogView {
-            html: Ansi::default().to_html(&part.text),
+            html: part.ansi.to_html(&part.text),
             end: part.end,
             tail,
             partial: part.start > 0 || part.end < part.size,

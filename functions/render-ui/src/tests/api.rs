@@ -177,10 +177,7 @@ async fn shows_one_build_and_the_queue() {
 #[tokio::test]
 async fn serves_the_log_from_an_offset() {
     let h = harness(|_| {}).await;
-    h.project("app", "script: echo\n");
-    let id = h.queue("app", &[], None).await;
-    h.start("app", id).await;
-    let mut log = h.log_writer("app", id);
+    let (id, mut log) = h.running_app_build().await;
     put(&h, &mut log, id, b"first line\n").await;
     put(&h, &mut log, id, b"second line\n").await;
 

@@ -168,10 +168,7 @@ async fn follows_by_polling_when_the_hub_says_nothing() {
 #[tokio::test]
 async fn resumes_from_last_event_id_or_offset() {
     let h = harness(|_| {}).await;
-    h.project("app", "script: echo\n");
-    let id = h.queue("app", &[], None).await;
-    h.start("app", id).await;
-    let mut log = h.log_writer("app", id);
+    let (id, mut log) = h.running_app_build().await;
     put(&h, &mut log, id, b"one\ntwo\n").await;
     h.finish(id, BuildStatus::Succeeded, Some(0), 8).await;
 
@@ -183,6 +180,27 @@ async fn resumes_from_last_event_id_or_offset() {
     let all = Events::open(&h, &uri, &[("last-event-id", "8")]).await.rest().await;
     let kinds: Vec<&str> = all.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(kinds, ["status", "end"], "nothing left to send");
+}
+
+#[tokio::test]
+async fn a_resumed_stream_and_a_later_part_of_the_log_keep_the_colour_in_force() {
+    let h = harness(|_| {}).await;
+    let (id, mut log) = h.running_app_build().await;
+    let text = "\x1b[1mbold\x1b[0m \x1b[32mgreen\nstill green\x1b[0m plain\n";
+    put(&h, &mut log, id, text.as_bytes()).await;
+    h.finish(id, BuildStatus::Succeeded, Some(0), text.len() as u64).await;
+
+    let at = text.find("still").expect("offset");
+    let uri = format!("/builds/{id}/events?offset={at}");
+    let all = Events::open(&h, &uri, &[]).await.rest().await;
+    assert_eq!(all[1].data["html"], "<span class=\"ansi-fg-2\">still green</span> plain\n");
+    let page = h.get(&format!("/builds/{id}?from={at}")).await.body;
+    assert!(page.contains("<span class=\"ansi-fg-2\">still green</span> plain"), "{page}");
+    let whole = h.get(&format!("/builds/{id}")).await.body;
+    assert!(
+        whole.contains("<span class=\"ansi-bold\">bold</span> <span class=\"ansi-fg-2\">green"),
+        "{whole}"
+    );
 }
 
 #[tokio::test]

@@ -102,6 +102,14 @@ impl Harness {
         self.ctx.hub.publish(sparky_core::hub::HubEvent::StatusChanged(id));
     }
 
+    /// A project `app` and a build of it that has started, with its log writer.
+    pub async fn running_app_build(&self) -> (i64, LogWriter) {
+        self.project("app", "script: echo\n");
+        let id = self.queue("app", &[], None).await;
+        self.start("app", id).await;
+        (id, self.log_writer("app", id))
+    }
+
     /// A log writer for build `id`; each `put` stores one chunk.
     pub fn log_writer(&self, project: &str, id: i64) -> LogWriter {
         LogWriter::new(self.ctx.reports.clone(), project, id, None)

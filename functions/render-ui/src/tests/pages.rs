@@ -188,10 +188,7 @@ async fn the_build_page_asks_for_the_token_when_one_is_set() {
 #[tokio::test]
 async fn a_long_log_shows_its_end_and_links_the_whole() {
     let h = harness(|_| {}).await;
-    h.project("app", "script: echo\n");
-    let id = h.queue("app", &[], None).await;
-    h.start("app", id).await;
-    let mut log = h.log_writer("app", id);
+    let (id, mut log) = h.running_app_build().await;
     let line = "é".repeat(40) + "\n"; // 81 bytes, two per character
     let text = line.repeat(20_000); // about 1.5 MiB
     put(&h, &mut log, id, text.as_bytes()).await;
