@@ -24,6 +24,7 @@
 //! | `SPARKY_WEBHOOK_SECRET` | secret Git hosts sign webhooks with | none: webhooks refused |
 //! | `SPARKY_WEBHOOK_SECRET_<NAME>` | a project's own secret (its `scm.secret_env`) | none |
 //! | `SPARKY_SCM_TIMEOUT` | time limit of one `git ls-remote` or checkout fetch | `30s` |
+//! | `SPARKY_TICK_WINDOW` | how far a delivered cron tick's time may be from the clock; a tick outside it queues nothing (`off`: any time) | `10m` |
 //! | `SPARKY_PUBLIC_URL` | Sparky's URL as people and Git hosts reach it (shown in the UI) | none |
 //! | `SPARKY_RUN_GRACE` | after SIGTERM, how long `serve run` lets its builds go on before it stops them and hands them back to the queue | none: until they end |
 //! | `SPARKY_LOG_FORMAT` | `text` or `json` | `text` |
@@ -111,6 +112,8 @@ pub struct Config {
     /// `SPARKY_WEBHOOK_SECRET_<NAME>` variables, by full name.
     pub project_secrets: BTreeMap<String, Secret>,
     pub scm_timeout: Duration,
+    /// `None`: a cron tick may stand for any minute.
+    pub tick_window: Option<Duration>,
     pub public_url: Option<String>,
     /// `None`: a shutting-down `serve run` waits for its builds however long they take.
     pub run_grace: Option<Duration>,
@@ -141,6 +144,7 @@ impl Config {
             webhook_secret: None,
             project_secrets: BTreeMap::new(),
             scm_timeout: Duration::from_secs(30),
+            tick_window: Some(Duration::from_secs(600)),
             public_url: None,
             run_grace: None,
             lambda_runtime_api: None,
@@ -211,6 +215,12 @@ impl Config {
         if let Some(limit) = get("SPARKY_SCM_TIMEOUT") {
             config.scm_timeout = parse("SPARKY_SCM_TIMEOUT", &limit, |v| {
                 humantime::parse_duration(v).map_err(|e| e.to_string())
+            })?;
+        }
+        if let Some(window) = get("SPARKY_TICK_WINDOW") {
+            config.tick_window = parse("SPARKY_TICK_WINDOW", &window, |v| match v {
+                "off" => Ok(None),
+                v => humantime::parse_duration(v).map(Some).map_err(|e| format!("{e}; or `off`")),
             })?;
         }
         config.public_url = get("SPARKY_PUBLIC_URL").map(trim_slash);

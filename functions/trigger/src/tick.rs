@@ -4,9 +4,11 @@
 //! often and by however many processes the tick is delivered, because each cron build
 //! carries the idempotency key `cron:<project>:<minute>` — then reads the `.triggers/`
 //! inboxes and starts the SCM polls that are due. Minutes without a tick are not
-//! caught up on.
+//! caught up on, and a delivered tick whose time is further from the clock than
+//! `SPARKY_TICK_WINDOW` queues nothing: a tick redelivered long after its minute is a
+//! missed minute, and nobody can queue cron builds for a minute of their choosing.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{Json, body::Body, extract::State};
 use chrono::{DateTime, Utc};
@@ -16,7 +18,7 @@ use sparky_core::{
     Ctx,
     api::{ApiError, read_body},
     cron::truncate_to_minute,
-    events::CloudEvent,
+    events::{CloudEvent, PING},
     model::{NewBuild, TriggerKind},
 };
 use tokio::sync::Semaphore;
@@ -68,12 +70,28 @@ pub async fn on_cron(
 ) -> Result<Json<TickReport>, ApiError> {
     let body = read_body(&headers, body).await?;
     let event = CloudEvent::parse(&headers, &body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if event.kind != PING {
+        return Err(ApiError::BadRequest(format!("expected a {PING} event, got {}", event.kind)));
+    }
+    let now = Utc::now();
     let at = match &event.time {
         Some(time) => DateTime::parse_from_rfc3339(time)
             .map_err(|e| ApiError::BadRequest(format!("the event's time {time:?} is not RFC 3339: {e}")))?
             .with_timezone(&Utc),
-        None => Utc::now(),
+        None => now,
     };
+    if let Some(window) = ticker.ctx.config.tick_window {
+        let off = (at - now).abs().to_std().unwrap_or_default();
+        if off > window {
+            return Err(ApiError::Unprocessable(format!(
+                "the tick's time {} is {} from this server's clock, more than SPARKY_TICK_WINDOW \
+                 ({}): nothing queued (missed minutes are not caught up on)",
+                at.to_rfc3339(),
+                humantime::format_duration(Duration::from_secs(off.as_secs())),
+                humantime::format_duration(window),
+            )));
+        }
+    }
     Ok(Json(tick(&ticker, at).await?))
 }
 

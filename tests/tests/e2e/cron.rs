@@ -24,7 +24,8 @@ async fn ticks_queue_matching_projects_exactly_once_per_minute() {
     write_project(dir.path(), "tokyo", "crontab: '0 9 * * *'\ntimezone: Asia/Tokyo\nscript: echo\n");
     write_project(dir.path(), "off", "crontab: '* * * * *'\ndisabled: true\nscript: echo\n");
     write_project(dir.path(), "typo", "crontab: '0 9 * * 8'\nscript: echo\n");
-    let sparky = Sparky::up(dir.path(), &[]);
+    // Ticks on the test's own clock: any minute of any day.
+    let sparky = Sparky::up(dir.path(), &[("SPARKY_TICK_WINDOW", "off")]);
     let api = Api::new(&sparky.url);
 
     // Wednesday 2026-11-25 00:15 UTC is 09:15 in Tokyo: only `quarterly` matches.
@@ -116,7 +117,7 @@ async fn ticks_queue_matching_projects_exactly_once_per_minute() {
 async fn overlapping_ping_sources_on_two_trigger_processes_queue_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_project(dir.path(), "every", "crontab: '* * * * *'\nscript: echo\n");
-    let env = [("SPARKY_SQLITE_JOURNAL", "delete")];
+    let env = [("SPARKY_SQLITE_JOURNAL", "delete"), ("SPARKY_TICK_WINDOW", "off")];
     let a = Sparky::serve("trigger", free_port(), dir.path(), &env);
     let b = Sparky::serve("trigger", free_port(), dir.path(), &env);
     let apis = [Api::new(&a.url), Api::new(&b.url)];
@@ -135,6 +136,32 @@ async fn overlapping_ping_sources_on_two_trigger_processes_queue_once() {
         new += reply.json["cron"].as_array().expect("cron").iter().filter(|q| q["new"] == true).count();
     }
     assert_eq!(new, 2, "two minutes, one build each");
+}
+
+#[tokio::test]
+async fn a_tick_far_from_the_clock_or_of_another_type_queues_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_project(dir.path(), "every", "crontab: '* * * * *'\nscript: echo\n");
+    let trigger = Sparky::serve("trigger", free_port(), dir.path(), &[("SPARKY_SQLITE_JOURNAL", "delete")]);
+    let api = Api::new(&trigger.url);
+    let stale = api.send(ping_request(&api, "/events/cron", "2020-01-01T00:05:00Z", "old")).await;
+    assert_eq!(stale.status, 422, "{}", stale.json);
+    let error = stale.json["error"].as_str().unwrap_or_default();
+    assert!(error.contains("SPARKY_TICK_WINDOW") && error.contains("not caught up"), "{error}");
+    let early = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    assert_eq!(api.send(ping_request(&api, "/events/cron", &early, "early")).await.status, 422);
+    let other = api.http.post(api.url("/events/cron")).header("ce-specversion", "1.0");
+    let other =
+        other.header("ce-type", "com.example.something").header("ce-source", "/x").header("ce-id", "o");
+    let other = api.send(other).await;
+    assert_eq!(other.status, 400, "{}", other.json);
+    assert!(other.json["error"].as_str().unwrap_or_default().contains("dev.knative.sources.ping"));
+    assert!(ids(&api.get("/api/v1/projects/every/builds").await.json).is_empty(), "nothing queued");
+    // A tick a few minutes late, as a retried delivery may be, still counts.
+    let late = (chrono::Utc::now() - chrono::Duration::minutes(3)).to_rfc3339();
+    let reply = api.send(ping_request(&api, "/events/cron", &late, "late")).await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    assert_eq!(reply.json["cron"][0]["project"], "every");
 }
 
 #[tokio::test]

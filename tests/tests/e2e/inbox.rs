@@ -104,7 +104,7 @@ async fn files_become_builds_within_a_second_and_bad_ones_are_rejected() {
 async fn several_processes_reading_one_inbox_queue_each_file_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_project(dir.path(), "app", "script: echo\n");
-    let env = [("SPARKY_SQLITE_JOURNAL", "delete")];
+    let env = [("SPARKY_SQLITE_JOURNAL", "delete"), ("SPARKY_TICK_WINDOW", "off")];
     let triggers: Vec<_> = (0..3).map(|_| Sparky::serve("trigger", free_port(), dir.path(), &env)).collect();
     let ui = Sparky::serve("render-ui", free_port(), dir.path(), &env);
     let inbox = inbox(dir.path(), "app");

@@ -357,11 +357,18 @@ async fn functions_started_as_the_manifests_say_run_api_and_cron_builds() {
         "{delivered:?}"
     );
 
-    // Cron: the PingSource's tick at 08:06 queues nothing, at 08:10 the project.
-    let (status, reply) = cluster.ping("sparky-cron", "2026-11-25T08:06:00Z").await.expect("tick");
+    // Cron, on the test's clock (within SPARKY_TICK_WINDOW of the real one): the
+    // PingSource's tick for the last multiple of 5 minutes queues the project, the tick
+    // a minute later nothing.
+    let now = chrono::Utc::now().timestamp();
+    let fifth = |offset: i64| {
+        let at = now - now.rem_euclid(300) + offset;
+        chrono::DateTime::from_timestamp(at, 0).expect("time").to_rfc3339()
+    };
+    let (status, reply) = cluster.ping("sparky-cron", &fifth(60)).await.expect("tick");
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["cron"], json!([]), "{reply}");
-    let (status, reply) = cluster.ping("sparky-cron", "2026-11-25T08:10:00Z").await.expect("tick");
+    let (status, reply) = cluster.ping("sparky-cron", &fifth(0)).await.expect("tick");
     assert_eq!(status, 200, "{reply}");
     let cron_id = reply["cron"][0]["build_id"].as_i64().unwrap_or_else(|| panic!("no cron build: {reply}"));
     let build = ui.wait_for(cron_id, None, Duration::from_secs(30)).await;

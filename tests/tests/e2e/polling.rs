@@ -61,7 +61,7 @@ async fn new_commits_are_built_once_and_bad_repositories_are_reported_without_de
         &format!("scm: {{ url: '{}/missing.git', poll: true }}\nscript: echo\n", dir.path().display()),
     );
     write_project(dir.path(), "slow", &format!("scm: {{ url: '{silent_url}', poll: true }}\nscript: echo\n"));
-    let sparky = Sparky::up(dir.path(), &[("SPARKY_SCM_TIMEOUT", "2s")]);
+    let sparky = Sparky::up(dir.path(), &[("SPARKY_SCM_TIMEOUT", "2s"), ("SPARKY_TICK_WINDOW", "off")]);
     let api = Api::new(&sparky.url);
 
     // The first sight of the branch builds its head, while the slow repository hangs.
