@@ -41,6 +41,8 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
     #[error("the database is busy; retry in a moment")]
@@ -69,11 +71,22 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
+}
+
+/// A build id from a path: a positive integer, else a 404 for a build that can't exist.
+pub fn build_id(text: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| no_build(text))
+}
+
+/// The 404 for a build that does not exist.
+pub fn no_build(id: impl std::fmt::Display) -> ApiError {
+    ApiError::NotFound(format!("there is no build {id}"))
 }
 
 impl From<StoreError> for ApiError {
@@ -179,7 +192,9 @@ pub fn check_token(expected: Option<&Secret>, headers: &HeaderMap) -> Result<(),
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .unwrap_or_default();
     if constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
         Ok(())
@@ -256,6 +271,24 @@ pub fn build_url(id: i64) -> String {
     format!("/builds/{id}")
 }
 
+/// Where artifact `path` of build `id` is downloaded.
+pub fn artifact_url(id: i64, path: &str) -> String {
+    format!("/builds/{id}/artifacts/{}", encode_path(path))
+}
+
+/// Percent-encodes a path for a URL, keeping `/` and unreserved characters.
+pub fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +305,15 @@ mod tests {
         assert!(matches!(check_token(Some(&token), &headers), Err(ApiError::Unauthorized(_))));
         headers.insert(header::AUTHORIZATION, http::HeaderValue::from_static("Bearer t0k"));
         assert!(check_token(Some(&token), &headers).is_ok());
+        headers.insert(header::AUTHORIZATION, http::HeaderValue::from_static("bearer t0k"));
+        assert!(check_token(Some(&token), &headers).is_ok(), "the scheme is case-insensitive");
+        headers.insert(header::AUTHORIZATION, http::HeaderValue::from_static("Basic t0k"));
+        assert!(check_token(Some(&token), &headers).is_err());
+    }
+
+    #[test]
+    fn artifact_urls_are_percent_encoded() {
+        assert_eq!(artifact_url(7, "a b/é#?.txt"), "/builds/7/artifacts/a%20b/%C3%A9%23%3F.txt");
     }
 
     #[tokio::test]

@@ -21,9 +21,22 @@ pub async fn serve(
     axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }
 
-/// `GET /healthz` and `GET /metrics`, added once per process around its functions.
-pub fn common_routes(ctx: Ctx) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(ctx)
+/// A process's whole router: its functions' `routes`, plus `GET /healthz` and
+/// `GET /metrics`, and JSON errors for unknown routes (404) and methods (405).
+pub fn app(routes: Router, ctx: Ctx) -> Router {
+    routes
+        .route("/healthz", get(healthz))
+        .merge(Router::new().route("/metrics", get(metrics)).with_state(ctx))
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
+}
+
+async fn no_route(method: http::Method, uri: http::Uri) -> ApiError {
+    ApiError::NotFound(format!("there is nothing at {method} {}", uri.path()))
+}
+
+async fn no_method(method: http::Method, uri: http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{} does not take {method}", uri.path()))
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -16,7 +16,7 @@ use http::{HeaderValue, header};
 use serde::Serialize;
 use sparky_core::{
     Ctx,
-    api::ApiError,
+    api::{ApiError, artifact_url, encode_path},
     reports::{Key, ReportError},
 };
 
@@ -41,7 +41,7 @@ pub async fn list(ctx: &Ctx, project: &str, id: i64) -> Result<Vec<ArtifactView>
         .filter_map(|object| {
             let path = object.key.strip_prefix(&prefix)?.to_string();
             Some(ArtifactView {
-                url: format!("/builds/{id}/artifacts/{}", encode_path(&path)),
+                url: artifact_url(id, &path),
                 size: human_size(object.size),
                 bytes: object.size,
                 path,
@@ -79,6 +79,11 @@ pub async fn download(
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
+}
+
+/// `GET /builds/{id}/artifacts/`: a download needs an artifact's path.
+pub async fn no_path() -> ApiError {
+    ApiError::BadRequest("give the artifact's path after /artifacts/; the build's page lists them".into())
 }
 
 /// `GET /builds/{id}/report.json`: the build's stored report (404 until it ends).
@@ -141,19 +146,6 @@ pub fn content_type(path: &str) -> &'static str {
     }
 }
 
-/// Percent-encodes a path for a URL, keeping `/` and unreserved characters.
-pub fn encode_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for byte in path.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'/') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,7 +156,6 @@ mod tests {
         assert_eq!(content_type("app.tar.gz"), "application/gzip");
         assert_eq!(content_type("notes.txt"), "text/plain; charset=utf-8");
         assert_eq!(content_type("binary"), OCTET_STREAM);
-        assert_eq!(encode_path("a b/é#?.txt"), "a%20b/%C3%A9%23%3F.txt");
         assert!(artifact_key("app", 1, "dir/file.txt").is_ok());
         for bad in ["../../sparky.db", "a/../../b", "/etc/passwd", "a//b", "a/./b"] {
             assert!(matches!(artifact_key("app", 1, bad), Err(ApiError::BadRequest(_))), "{bad}");

@@ -51,6 +51,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/builds/{id}", get(pages::build))
         .route("/builds/{id}/log", get(log::log))
         .route("/builds/{id}/events", get(events::events))
+        .route("/builds/{id}/artifacts/", get(artifacts::no_path))
         .route("/builds/{id}/artifacts/{*path}", get(artifacts::download))
         .route("/builds/{id}/report.json", get(artifacts::report))
         .route("/static/sparky.css", get(templates::stylesheet))

@@ -6,21 +6,12 @@
 use http::HeaderMap;
 use serde::Deserialize;
 use sparky_core::api::ApiError;
+pub use sparky_core::api::{build_id, no_build};
 
 /// Builds per page unless `?limit=` says otherwise.
 pub const DEFAULT_LIMIT: u32 = 20;
 /// The largest page; larger limits are cut to this.
 pub const MAX_LIMIT: u32 = 200;
-
-/// A build id from a path. Anything that is not one names no build, so it is a 404.
-pub fn build_id(text: &str) -> Result<i64, ApiError> {
-    text.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| no_build(text))
-}
-
-/// The 404 for a build that does not exist.
-pub fn no_build(id: impl std::fmt::Display) -> ApiError {
-    ApiError::NotFound(format!("there is no build {id}"))
-}
 
 /// One page of a history: at most `limit` builds older than `before`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +37,7 @@ impl Page {
             Some(text) => match text.parse::<u64>() {
                 Ok(0) | Err(_) => {
                     return Err(ApiError::BadRequest(format!(
-                        "limit={text:?}: expected a number of builds from 1 to {MAX_LIMIT}"
+                        "limit={text:?}: expected a number of builds, at least 1 (more than {MAX_LIMIT} is cut to {MAX_LIMIT})"
                     )));
                 }
                 Ok(n) => n.min(u64::from(MAX_LIMIT)) as u32,

@@ -86,7 +86,7 @@ pub async fn store(ctx: &Ctx, build: &Build, dir: &Path, log: &mut LogWriter, de
             Ok((key, size)) => {
                 total += size;
                 stored.artifacts.push(ArtifactEntry {
-                    url: format!("/builds/{}/artifacts/{}", build.id, file.path),
+                    url: sparky_core::api::artifact_url(build.id, &file.path),
                     path: file.path,
                     size,
                     key: key.to_string(),

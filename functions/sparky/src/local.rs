@@ -42,12 +42,12 @@ impl Deliver for LocalDeliver {
 
 /// All four routers in one, plus `/healthz` and `/metrics`.
 pub fn app(ctx: Ctx, deliver: Arc<dyn Deliver>) -> Router {
-    Router::new()
+    let functions = Router::new()
         .merge(sparky_trigger::router(Ticker::new(ctx.clone())))
         .merge(sparky_dispatch::router(Dispatcher { ctx: ctx.clone(), deliver }))
         .merge(sparky_run::router(ctx.clone()))
-        .merge(sparky_render_ui::router(ctx.clone()))
-        .merge(serve::common_routes(ctx))
+        .merge(sparky_render_ui::router(ctx.clone()));
+    serve::app(functions, ctx)
 }
 
 /// Binds `config.listen` and runs until `shutdown` fires.

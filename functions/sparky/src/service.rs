@@ -125,5 +125,5 @@ async fn open(
         Function::Run => sparky_run::router(ctx.clone()),
         Function::RenderUi => sparky_render_ui::router(ctx.clone()),
     };
-    Ok((ctx.clone(), router.merge(serve::common_routes(ctx))))
+    Ok((ctx.clone(), serve::app(router, ctx)))
 }

@@ -11,7 +11,7 @@ use http::{HeaderMap, StatusCode, header};
 use serde_json::json;
 use sparky_core::{
     Ctx,
-    api::{ApiError, BuildJson, build_url, check_token, constant_time_eq},
+    api::{self, ApiError, BuildJson, build_url, check_token, constant_time_eq},
     model::{Build, NewBuild, TriggerKind},
     project::{Project, ProjectConfig, params},
     store::{CancelOutcome, Inserted},
@@ -54,19 +54,20 @@ pub async fn trigger(
 }
 
 /// `POST /api/v1/builds/{id}/cancel`
-#[tracing::instrument(skip_all, fields(build_id = id))]
+#[tracing::instrument(skip_all, fields(build_id = %id))]
 pub async fn cancel(
     State(ctx): State<Ctx>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let id = api::build_id(&id)?;
     let request = read_action(&headers, body).await?;
     authorize(&ctx, &headers, &request)?;
     let outcome = ctx.store.request_cancel(id, now_ms()).await?;
     let state = match outcome {
         CancelOutcome::NotFound => {
-            return Err(ApiError::NotFound(format!("there is no build {id}")));
+            return Err(api::no_build(id));
         }
         CancelOutcome::AlreadyFinished(status) => {
             return Err(ApiError::Conflict(format!("build {id} already finished ({status})")));
@@ -91,18 +92,18 @@ pub async fn cancel(
 
 /// `POST /api/v1/builds/{id}/rebuild`: a new build of the same project with the
 /// same parameters.
-#[tracing::instrument(skip_all, fields(build_id = id))]
+#[tracing::instrument(skip_all, fields(build_id = %id))]
 pub async fn rebuild(
     State(ctx): State<Ctx>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let id = api::build_id(&id)?;
     let request = read_action(&headers, body).await?;
     authorize(&ctx, &headers, &request)?;
     let key = request::idempotency_key(&headers)?;
-    let old: Build =
-        ctx.store.build(id).await?.ok_or_else(|| ApiError::NotFound(format!("there is no build {id}")))?;
+    let old: Build = ctx.store.build(id).await?.ok_or_else(|| api::no_build(id))?;
     let project = ctx.projects.get(&old.project).await?.ok_or_else(|| unknown_project(&old.project))?;
     manual_runs_allowed(&project)?;
     let new = NewBuild {

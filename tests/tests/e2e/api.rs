@@ -57,6 +57,11 @@ async fn trigger_api_answers_and_refuses_as_documented() {
                 .await,
             413,
         ),
+        (api.post("/api/v1/builds/abc/cancel").await, 404),
+        (api.post("/api/v1/builds/abc/rebuild").await, 404),
+        (api.get("/api/v1/nothing").await, 404),
+        (api.send(api.http.put(api.url("/api/v1/projects/app/builds"))).await, 405),
+        (api.get(&format!("/builds/{id}/artifacts/")).await, 400),
     ];
     for (reply, expected) in cases {
         assert_eq!(reply.status, expected, "{}", reply.json);
@@ -138,6 +143,11 @@ async fn a_token_guards_the_build_changing_api() {
     assert_eq!(accepted.status, 201);
     let id = accepted.json["id"].as_i64().expect("id");
     assert_eq!(api.post(&format!("/api/v1/builds/{id}/cancel")).await.status, 401);
+    let lower = api
+        .http
+        .post(api.url(&format!("/api/v1/builds/{id}/cancel")))
+        .header("authorization", "bearer t0ken");
+    assert_eq!(api.send(lower).await.status, 202, "the scheme is case-insensitive");
     assert_eq!(api.get(&format!("/api/v1/builds/{id}")).await.status, 200, "reads stay open");
 }
 

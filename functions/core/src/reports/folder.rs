@@ -93,7 +93,12 @@ impl ReportStore for FolderStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(key.as_str())(e)),
         };
-        let size = file.metadata().await.map_err(io_err(key.as_str()))?.len();
+        let meta = file.metadata().await.map_err(io_err(key.as_str()))?;
+        if meta.is_dir() {
+            // A folder stands for a prefix of keys, and a prefix is not an object.
+            return Ok(None);
+        }
+        let size = meta.len();
         let range = range.unwrap_or(0..size);
         let (start, end) = (range.start.min(size), range.end.min(size));
         let len = end.saturating_sub(start);

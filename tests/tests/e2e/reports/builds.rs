@@ -90,6 +90,9 @@ pub async fn artifacts_report_json_and_history(backend: Backend) {
         .expect("blob");
     assert_eq!(blob.bytes().await.expect("body").as_ref(), original.as_slice());
     assert_eq!(get("passwd").await.expect("GET").status(), 404, "a refused link was not stored");
+    let folder = get("reports/deep").await.expect("GET");
+    assert_eq!(folder.status(), 404, "a folder of artifacts is not one");
+    assert!(folder.text().await.expect("body").contains("no artifact"));
     for escape in ["..%2F..%2F..%2Fsparky.db", "%2Fetc%2Fpasswd", "a%2F%2Fb"] {
         assert_eq!(get(escape).await.expect("GET").status(), 400, "{escape}");
     }
@@ -116,6 +119,7 @@ pub async fn artifacts_report_json_and_history(backend: Backend) {
         r["artifacts"].as_array().expect("artifacts").iter().filter_map(|a| a["path"].as_str()).collect();
     assert_eq!(paths, ["latest.html", "my notes é.txt", "reports/deep/blob.bin", "reports/index.html"]);
     assert_eq!(r["artifacts"][2]["size"], 3_000_000);
+    assert_eq!(r["artifacts"][1]["url"], format!("/builds/{id}/artifacts/my%20notes%20%C3%A9.txt"));
     let prefix = format!("projects/app/builds/{id}/");
     let stored = site.keys(&prefix).await;
     assert!(stored.contains(&format!("{prefix}report.json")), "{stored:?}");

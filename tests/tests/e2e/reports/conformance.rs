@@ -108,6 +108,10 @@ pub async fn missing_objects(b: Backend) {
     assert_eq!(get(s, "projects/nope/builds/1/report.json", None).await, None);
     assert!(keys(s, "projects/nope/").await.is_empty());
     assert_eq!(s.delete_prefix("projects/nope/").await.expect("delete nothing"), 0);
+    // A prefix of stored keys is not an object (in a folder, it is a directory).
+    s.put(&key("dir/inner/file"), Bytes::from_static(b"x")).await.expect("put");
+    assert_eq!(get(s, "dir/inner", None).await, None);
+    assert_eq!(get(s, "dir", Some(0..1)).await, None);
 }
 
 pub async fn list_by_prefix(b: Backend) {
