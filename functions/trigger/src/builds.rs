@@ -105,11 +105,19 @@ pub async fn rebuild(
     let key = request::idempotency_key(&headers)?;
     let old: Build = ctx.store.build(id).await?.ok_or_else(|| api::no_build(id))?;
     let project = ctx.projects.get(&old.project).await?.ok_or_else(|| unknown_project(&old.project))?;
-    manual_runs_allowed(&project)?;
+    let config = manual_runs_allowed(&project)?;
+    // The same parameters, checked against the project's `vars` as they are now (and
+    // any added since taking their defaults).
+    let same = old.params.iter().map(|(k, v)| (k.clone(), params::ParamValue::Text(v.clone()))).collect();
+    let params = params::resolve(&config.vars, same).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "{e} (build {id}'s parameters no longer fit the project's vars; trigger a new build instead)"
+        ))
+    })?;
     let new = NewBuild {
         project: old.project.clone(),
         trigger: Some(TriggerKind::Rebuild),
-        params: old.params.clone(),
+        params,
         description: Some(format!("Rebuild of #{id}")),
         scm: old.scm.clone(),
         idempotency_key: key,

@@ -178,3 +178,29 @@ async fn the_log_reads_from_an_offset_while_the_build_runs() {
     assert_eq!(response.headers()["content-type"], "text/plain; charset=utf-8");
     assert_eq!(response.text().await.expect("text"), "second\n");
 }
+
+#[tokio::test]
+async fn a_rebuild_checks_the_old_parameters_against_the_vars_of_now() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let project = |values: &str| {
+        let yaml =
+            format!("script: echo \"t=$t\"\nvars: [{{ name: t, type: select, values: [{values}] }}]\n");
+        write_project(dir.path(), "app", &yaml);
+    };
+    project("a, b");
+    let sparky = Sparky::up(dir.path(), &[]);
+    let api = Api::new(&sparky.url);
+    let id = api.trigger("app", json!({ "t": "b" })).await;
+    api.wait_for(id, None, Duration::from_secs(10)).await;
+    project("a, c");
+    let refused = api.post(&format!("/api/v1/builds/{id}/rebuild")).await;
+    assert_eq!(refused.status, 400, "{}", refused.json);
+    let error = refused.json["error"].as_str().unwrap_or_default();
+    assert!(error.contains("params.t") && error.contains("no longer fit"), "{error}");
+    project("a, b, c");
+    let rebuilt = api.post(&format!("/api/v1/builds/{id}/rebuild")).await;
+    assert_eq!(rebuilt.status, 201, "{}", rebuilt.json);
+    let new_id = rebuilt.json["id"].as_i64().expect("id");
+    api.wait_for(new_id, None, Duration::from_secs(10)).await;
+    assert_eq!(api.log(new_id).await, "t=b\n");
+}

@@ -41,21 +41,31 @@ pub struct ParamError {
     pub problem: String,
 }
 
-/// A value as requests send it: JSON strings, numbers and booleans are all accepted.
+/// A value as requests send it: JSON strings, numbers and booleans are all accepted;
+/// anything else is kept so that [`resolve`] can refuse it naming the field.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
 pub enum ParamValue {
     Text(String),
     Bool(bool),
     Number(serde_json::Number),
+    Other(serde_json::Value),
 }
 
 impl ParamValue {
-    fn into_text(self) -> String {
+    fn into_text(self) -> Result<String, String> {
         match self {
-            ParamValue::Text(s) => s,
-            ParamValue::Bool(b) => b.to_string(),
-            ParamValue::Number(n) => n.to_string(),
+            ParamValue::Text(s) => Ok(s),
+            ParamValue::Bool(b) => Ok(b.to_string()),
+            ParamValue::Number(n) => Ok(n.to_string()),
+            ParamValue::Other(value) => {
+                let kind = match value {
+                    serde_json::Value::Null => "null",
+                    serde_json::Value::Array(_) => "a list",
+                    _ => "an object",
+                };
+                Err(format!("expected a string, number or boolean, got {kind}"))
+            }
         }
     }
 }
@@ -74,7 +84,7 @@ pub fn resolve(vars: &[Var], given: BTreeMap<String, ParamValue>) -> Result<Para
             };
             return Err(ParamError { field: name, problem });
         };
-        let value = value.into_text();
+        let value = value.into_text().map_err(|problem| ParamError { field: name.clone(), problem })?;
         let value = match var.kind {
             VarKind::Select if !var.values.contains(&value) => {
                 return Err(ParamError {
@@ -148,5 +158,8 @@ mod tests {
         assert!(err.to_string().contains("takes target, dry_run"), "{err}");
         let err = resolve(&vars(), given(&[("target", ParamValue::Text("moon".into()))])).unwrap_err();
         assert_eq!(err.to_string(), "params.target: \"moon\" is not one of staging, prod");
+        let list: ParamValue = serde_json::from_str("[\"prod\"]").expect("any JSON");
+        let err = resolve(&vars(), given(&[("target", list)])).unwrap_err();
+        assert_eq!(err.to_string(), "params.target: expected a string, number or boolean, got a list");
     }
 }
