@@ -102,6 +102,14 @@ impl FromStr for Crontab {
         if sets[4] & (1 << 7) != 0 {
             sets[4] = (sets[4] | 1) & !(1 << 7);
         }
+        // With the day of week `*`, only the days of month count: at least one of them
+        // must exist in one of the months (February has a 29th in leap years).
+        const LONGEST: [u32; 12] = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        let possible =
+            (1..=12u32).any(|m| has(sets[3], m) && (1..=LONGEST[m as usize - 1]).any(|d| has(sets[2], d)));
+        if parts[4].starts_with('*') && !possible {
+            return Err(fail("never fires: none of its months has such a day".into()));
+        }
         Ok(Crontab {
             text: trimmed.to_string(),
             minutes: sets[0],

@@ -136,4 +136,5 @@ async fn as_pid_1_sparky_reaps_orphaned_job_processes_and_stops_on_sigterm() {
     let status = sparky.wait_exit(Duration::from_secs(10)).expect("exits");
     assert!(status.success(), "exit status {status:?}\n{}", sparky.log());
     assert!(sparky.log().contains("shutting down"), "{}", sparky.log());
+    assert!(!sparky.log().contains('\u{1b}'), "a log that is not a terminal has no colour codes");
 }

@@ -95,12 +95,12 @@ impl Projects {
             Err(e) => return Err(e),
         };
         let shown = format!("projects/{name}/sparky.yaml");
-        let has_job = match tokio::fs::metadata(dir.join("job")).await {
-            Ok(meta) => meta.is_file() && meta.permissions().mode() & 0o111 != 0,
-            Err(_) => false,
+        let job = match tokio::fs::metadata(dir.join("job")).await {
+            Ok(meta) if meta.is_file() => Some(meta.permissions().mode() & 0o111 != 0),
+            _ => None,
         };
         let config = match String::from_utf8(source) {
-            Ok(text) => ProjectConfig::parse(&shown, &text, has_job),
+            Ok(text) => ProjectConfig::parse(&shown, &text, job),
             Err(_) => Err(ProjectError { file: shown, line: None, problem: "not UTF-8 text".into() }),
         };
         Ok(Some(Project { name: name.into(), dir, config }))

@@ -138,9 +138,9 @@ impl Scalar {
 }
 
 impl ProjectConfig {
-    /// Parses and checks `source`, the text of `file`; `has_job` tells whether an
-    /// executable `job` file sits beside it.
-    pub fn parse(file: &str, source: &str, has_job: bool) -> Result<ProjectConfig, ProjectError> {
+    /// Parses and checks `source`, the text of `file`; `job` tells whether a `job`
+    /// file sits beside it (`Some`) and whether it is executable.
+    pub fn parse(file: &str, source: &str, job: Option<bool>) -> Result<ProjectConfig, ProjectError> {
         let raw: Raw = if source.trim().is_empty() {
             serde_yaml_ng::from_str("{}")
         } else {
@@ -157,10 +157,17 @@ impl ProjectConfig {
             problem,
         };
 
-        let script = match (raw.script, has_job) {
+        let script = match (raw.script, job) {
             (Some(s), _) if !s.trim().is_empty() => Script::Inline(s),
-            (_, true) => Script::JobFile,
-            _ => {
+            (_, Some(true)) => Script::JobFile,
+            (_, Some(false)) => {
+                return Err(fail(
+                    "script",
+                    "nothing to run: the `job` file beside sparky.yaml is not executable (chmod +x it)"
+                        .into(),
+                ));
+            }
+            (_, None) => {
                 return Err(fail(
                     "script",
                     "nothing to run: add `script:` or an executable `job` file beside sparky.yaml".into(),
@@ -317,7 +324,7 @@ mod tests {
             "description: Build it\nscript: |\n  cargo test\ntimeout: 30m\nconcurrency: 2\n\
              env: { RUST_LOG: info, N: 3 }\nvars:\n  - { name: target, type: select, values: [staging, prod] }\n\
              downstream: [deploy]\ncrontab: '*/5 * * * *'\nscm: { url: 'https://x/y.git', branch: main }\n",
-            false,
+            None,
         )
         .expect("valid");
         assert_eq!(config.script, Script::Inline("cargo test\n".into()));
@@ -334,21 +341,23 @@ mod tests {
     #[test]
     fn errors_name_file_line_and_problem() {
         let err = ProjectError::to_string(
-            &ProjectConfig::parse(FILE, "script: echo\ntimout: 5m\n", false).unwrap_err(),
+            &ProjectConfig::parse(FILE, "script: echo\ntimout: 5m\n", None).unwrap_err(),
         );
         assert!(err.starts_with("projects/app/sparky.yaml, line 2: unknown field `timout`"), "{err}");
-        let err = ProjectConfig::parse(FILE, "script: echo\ntimeout: soon\n", false).unwrap_err();
+        let err = ProjectConfig::parse(FILE, "script: echo\ntimeout: soon\n", None).unwrap_err();
         assert_eq!(err.line, Some(2));
         assert!(err.problem.contains("\"soon\""), "{err}");
-        let err = ProjectConfig::parse(FILE, "script: [unclosed\n", false).unwrap_err();
+        let err = ProjectConfig::parse(FILE, "script: [unclosed\n", None).unwrap_err();
         assert!(err.line.is_some(), "{err}");
-        let err = ProjectConfig::parse(FILE, "script: echo\ncrontab: '0 25 * * *'\n", false).unwrap_err();
+        let err = ProjectConfig::parse(FILE, "script: echo\ncrontab: '0 25 * * *'\n", None).unwrap_err();
         assert_eq!(err.line, Some(2));
         assert!(err.problem.contains("crontab \"0 25 * * *\": hour field"), "{err}");
-        let err = ProjectConfig::parse(FILE, "script: echo\ntimezone: Mars/Base\n", false).unwrap_err();
+        let err = ProjectConfig::parse(FILE, "script: echo\ntimezone: Mars/Base\n", None).unwrap_err();
         assert!(err.problem.contains("Mars/Base"), "{err}");
-        let err = ProjectConfig::parse(FILE, "description: nothing\n", false).unwrap_err();
+        let err = ProjectConfig::parse(FILE, "description: nothing\n", None).unwrap_err();
         assert!(err.problem.contains("nothing to run"), "{err}");
-        assert!(ProjectConfig::parse(FILE, "", true).is_ok(), "a job file is enough");
+        assert!(ProjectConfig::parse(FILE, "", Some(true)).is_ok(), "a job file is enough");
+        let err = ProjectConfig::parse(FILE, "", Some(false)).unwrap_err();
+        assert!(err.problem.contains("not executable"), "{err}");
     }
 }
