@@ -25,6 +25,9 @@ pub struct Page {
 struct RawPage {
     limit: Option<String>,
     before: Option<String>,
+    /// Not part of a page, but allowed beside it: see [`refused`].
+    #[serde(rename = "refused")]
+    _refused: Option<String>,
 }
 
 impl Page {
@@ -79,6 +82,14 @@ pub fn flag(query: Option<&str>, name: &str) -> Result<bool, ApiError> {
         Some("" | "1" | "true") => Ok(true),
         Some(other) => Err(ApiError::BadRequest(format!("{name}={other:?}: expected 1 or 0"))),
     }
+}
+
+/// `?refused=<why>`: the trigger function sends a browser back to the page whose form
+/// it refused with this; the page shows it. Other parameters are ignored.
+pub fn refused(query: Option<&str>) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default()).ok()?;
+    let why = pairs.into_iter().find(|(k, _)| k == "refused")?.1;
+    Some(why.chars().take(400).collect()).filter(|w: &String| !w.trim().is_empty())
 }
 
 /// `?from=N` on the build page: where the part of the log shown starts; `None`: the

@@ -1,5 +1,7 @@
 //! The build API: trigger, cancel, rebuild. Each answers JSON, or — when the request
-//! came from one of the UI's forms — a `303 See Other` to the build's page.
+//! came from one of the UI's forms — a `303 See Other` to the build's page. A form a
+//! browser posted that is refused goes back to the page it came from (the project's,
+//! or the build's) with `?refused=<why>`, which that page shows.
 
 use axum::{
     Json,
@@ -27,11 +29,16 @@ pub async fn trigger(
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    let request = request::read(&headers, body).await?;
-    authorize(&ctx, &headers, &request)?;
-    let key = request::idempotency_key(&headers)?;
-    let project = ctx.projects.get(&name).await?.ok_or_else(|| unknown_project(&name))?;
+) -> Response {
+    let back = format!("/projects/{}", api::encode_path(&name));
+    answer(queue(&ctx, &name, &headers, body).await, &headers, &back)
+}
+
+async fn queue(ctx: &Ctx, name: &str, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let request = request::read(headers, body).await?;
+    authorize(ctx, headers, &request)?;
+    let key = request::idempotency_key(headers)?;
+    let project = ctx.projects.get(name).await?.ok_or_else(|| unknown_project(name))?;
     let config = manual_runs_allowed(&project)?;
     let params =
         params::resolve(&config.vars, request.params).map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -60,10 +67,15 @@ pub async fn cancel(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    let id = api::build_id(&id)?;
-    let request = read_action(&headers, body).await?;
-    authorize(&ctx, &headers, &request)?;
+) -> Response {
+    let back = format!("/builds/{}", api::encode_path(&id));
+    answer(cancel_build(&ctx, &id, &headers, body).await, &headers, &back)
+}
+
+async fn cancel_build(ctx: &Ctx, id: &str, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let id = api::build_id(id)?;
+    let request = read_action(headers, body).await?;
+    authorize(ctx, headers, &request)?;
     let outcome = ctx.store.request_cancel(id, now_ms()).await?;
     let state = match outcome {
         CancelOutcome::NotFound => {
@@ -98,11 +110,16 @@ pub async fn rebuild(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    let id = api::build_id(&id)?;
-    let request = read_action(&headers, body).await?;
-    authorize(&ctx, &headers, &request)?;
-    let key = request::idempotency_key(&headers)?;
+) -> Response {
+    let back = format!("/builds/{}", api::encode_path(&id));
+    answer(rebuild_build(&ctx, &id, &headers, body).await, &headers, &back)
+}
+
+async fn rebuild_build(ctx: &Ctx, id: &str, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let id = api::build_id(id)?;
+    let request = read_action(headers, body).await?;
+    authorize(ctx, headers, &request)?;
+    let key = request::idempotency_key(headers)?;
     let old: Build = ctx.store.build(id).await?.ok_or_else(|| api::no_build(id))?;
     let project = ctx.projects.get(&old.project).await?.ok_or_else(|| unknown_project(&old.project))?;
     let config = manual_runs_allowed(&project)?;
@@ -175,6 +192,27 @@ fn manual_runs_allowed(project: &Project) -> Result<&ProjectConfig, ApiError> {
         )));
     }
     Ok(config)
+}
+
+/// The answer to a build API call: a refused form that a browser posted goes back to
+/// `back` with `?refused=<why>`; every other refusal is the JSON error.
+fn answer(result: Result<Response, ApiError>, headers: &HeaderMap, back: &str) -> Response {
+    match result {
+        Ok(response) => response,
+        Err(error) if from_browser_form(headers) => {
+            let why: String = error.to_string().chars().take(400).collect();
+            let query = serde_urlencoded::to_string([("refused", why)]).unwrap_or_default();
+            Redirect::to(&format!("{back}?{query}")).into_response()
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+/// A form post from a browser (which asks for HTML), not an API client's.
+fn from_browser_form(headers: &HeaderMap) -> bool {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    text(header::CONTENT_TYPE).starts_with("application/x-www-form-urlencoded")
+        && text(header::ACCEPT).contains("text/html")
 }
 
 /// `201 Created` with the new build (or `200 OK` with the earlier one when an

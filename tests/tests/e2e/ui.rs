@@ -127,3 +127,57 @@ async fn pages_work_without_javascript_and_escape_what_users_wrote() {
     assert!(!source.contains("<img src=x"), "user input reached the page unescaped");
     browser.close().await;
 }
+
+/// Waits until the browser's URL satisfies `done`; returns it.
+async fn wait_for_url(browser: &sparky_tests::webdriver::Browser, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let url = browser.current_url().await.expect("url");
+        if done(&url) {
+            return url;
+        }
+        assert!(std::time::Instant::now() < deadline, "still at {url}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_refused_run_form_comes_back_to_its_page_saying_why() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_project(dir.path(), "app", "script: echo ran\n");
+    let sparky = Sparky::up(dir.path(), &[("SPARKY_API_TOKEN", "s3cret")]);
+    let driver = Driver::start().await.expect("chromedriver");
+    let browser = driver.browser(false).await.expect("browser");
+
+    browser.goto(&format!("{}/projects/app", sparky.url)).await.expect("project page");
+    browser.find("#run-token").await.expect("token field").type_text("wrong").await.expect("type");
+    browser.find("#run").await.expect("Run button").click().await.expect("submit");
+    wait_for_url(&browser, |u| u.contains("/projects/app?refused=")).await;
+    let refused = browser.find("#refused").await.expect("the reason").text().await.expect("text");
+    assert!(refused.starts_with("Not run:") && refused.contains("API token"), "{refused}");
+    let api = Api::new(&sparky.url);
+    let builds = api.get("/api/v1/projects/app/builds").await.json;
+    assert_eq!(builds["builds"].as_array().map(Vec::len), Some(0), "nothing queued");
+
+    browser.find("#run-token").await.expect("token field").type_text("s3cret").await.expect("type");
+    browser.find("#run").await.expect("Run button").click().await.expect("submit");
+    let url = wait_for_url(&browser, |u| u.contains("/builds/")).await;
+    let id: i64 = url.rsplit('/').next().and_then(|s| s.parse().ok()).expect("build id in URL");
+    api.wait_for(id, Some("succeeded"), WAIT).await;
+
+    // Rebuild a build of a project disabled since: back on the build's page, saying why.
+    write_project(dir.path(), "app", "script: echo ran\ndisabled: true\n");
+    browser.goto(&format!("{}/builds/{id}", sparky.url)).await.expect("build page");
+    let token = browser.find("#rebuild-form input[name=_token]").await.expect("token field");
+    token.type_text("s3cret").await.expect("type");
+    browser.find("#rebuild").await.expect("Rebuild button").click().await.expect("submit");
+    wait_for_url(&browser, |u| u.contains(&format!("/builds/{id}?refused="))).await;
+    let refused = browser.find("#refused").await.expect("the reason").text().await.expect("text");
+    assert!(refused.starts_with("Not done:") && refused.contains("disabled"), "{refused}");
+    // An API client posting a form still gets the JSON error.
+    let form = api.http.post(api.url("/api/v1/projects/app/builds"));
+    let form = form.header("content-type", "application/x-www-form-urlencoded").body("_token=wrong");
+    let reply = api.send(form).await;
+    assert_eq!(reply.status, 401, "{}", reply.json);
+    browser.close().await;
+}

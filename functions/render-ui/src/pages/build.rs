@@ -73,6 +73,8 @@ struct BuildPage {
     storage_error: Option<String>,
     /// Whether the forms need the API token.
     token: bool,
+    /// Why Cancel or Rebuild was refused, when it sent the browser back here.
+    refused: Option<String>,
 }
 
 /// `GET /builds/{id}`, `GET /builds/{id}?from=N`
@@ -103,6 +105,7 @@ pub async fn build(
         artifacts: artifacts.unwrap_or_default(),
         storage_error,
         token: ctx.config.api_token.is_some(),
+        refused: query::refused(raw.as_deref()),
     };
     page("build.html", context)
 }

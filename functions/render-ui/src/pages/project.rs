@@ -12,7 +12,7 @@ use sparky_core::{Ctx, project::Var, time::now_ms};
 
 use super::{ConfigErrorView, PageError, page};
 use crate::{
-    query::Page,
+    query::{self, Page},
     summary::{self, ConfigJson},
     view::BuildView,
 };
@@ -43,6 +43,8 @@ struct ProjectPage {
     /// Set when showing an older page.
     before: Option<i64>,
     next_before: Option<i64>,
+    /// Why the Run form was refused, when it sent the browser back here.
+    refused: Option<String>,
 }
 
 /// `GET /projects/{project}`
@@ -85,6 +87,7 @@ pub async fn project(
         builds: history.builds.iter().map(|b| BuildView::new(b, now)).collect(),
         before: page_query.before,
         next_before: history.next_before,
+        refused: query::refused(raw.as_deref()),
     };
     page("project.html", context)
 }
