@@ -2,6 +2,7 @@
 //! `chromedriver`, for end-to-end tests of the web UI.
 
 use std::{
+    os::unix::process::CommandExt as _,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -13,11 +14,15 @@ use crate::free_port;
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// A running chromedriver; killed when dropped.
+/// A running chromedriver; killed when dropped, with every browser it started (its
+/// process group), even when a test failed before closing them.
 pub struct Driver {
     process: Child,
     base: String,
     http: reqwest::Client,
+    /// The browsers' profiles and temporary files; removed after the browsers are gone
+    /// (fields drop after `Drop::drop`).
+    profiles: tempfile::TempDir,
 }
 
 /// One browser session.
@@ -25,7 +30,6 @@ pub struct Browser {
     driver_base: String,
     session: String,
     http: reqwest::Client,
-    _profile: tempfile::TempDir,
 }
 
 /// An element of the current page.
@@ -38,14 +42,22 @@ impl Driver {
     /// Starts `chromedriver` on a free port and waits until it is ready.
     pub async fn start() -> anyhow::Result<Driver> {
         let port = free_port();
+        let profiles = tempfile::tempdir()?;
         let process = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            // Chromium's own temporary files too go where the driver cleans up.
+            .env("TMPDIR", profiles.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .context("starting chromedriver (Debian package chromium-driver)")?;
-        let driver =
-            Driver { process, base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
+        let driver = Driver {
+            process,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+            profiles,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(r) = driver.http.get(format!("{}/status", driver.base)).send().await
@@ -63,14 +75,14 @@ impl Driver {
 
     /// A new headless Chromium session; `javascript: false` turns scripts off.
     pub async fn browser(&self, javascript: bool) -> anyhow::Result<Browser> {
-        let profile = tempfile::tempdir()?;
+        let profile = tempfile::tempdir_in(self.profiles.path())?.keep();
         let mut options = json!({
             "binary": "/usr/bin/chromium",
             "args": [
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-quic", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync",
-                format!("--user-data-dir={}", profile.path().display()),
+                format!("--user-data-dir={}", profile.display()),
             ],
         });
         if !javascript {
@@ -80,18 +92,14 @@ impl Driver {
         let reply: Value =
             self.http.post(format!("{}/session", self.base)).json(&body).send().await?.json().await?;
         let session = reply["value"]["sessionId"].as_str().with_context(|| format!("no session: {reply}"))?;
-        Ok(Browser {
-            driver_base: self.base.clone(),
-            session: session.to_string(),
-            http: self.http.clone(),
-            _profile: profile,
-        })
+        Ok(Browser { driver_base: self.base.clone(), session: session.to_string(), http: self.http.clone() })
     }
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.process.kill();
+        let group = nix::unistd::Pid::from_raw(self.process.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.process.wait();
     }
 }
