@@ -296,11 +296,14 @@ pub fn valid_env_name(name: &str) -> bool {
 
 /// serde's message without the location suffix (the line is reported separately).
 fn yaml_problem(e: &serde_yaml_ng::Error) -> String {
+    // "PROBLEM at line L column C[, while parsing X at line L2 column C2]": the error's
+    // own position is reported apart; the context (where an unclosed `[` opened, say)
+    // stays.
     let text = e.to_string();
-    match text.find(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
+    let Some(at) = text.find(" at line ") else { return text };
+    let rest = &text[at..];
+    let position_end = rest.find(',').unwrap_or(rest.len());
+    format!("{}{}", &text[..at], &rest[position_end..])
 }
 
 /// The 1-based line where top-level `key:` is written, if it is.
@@ -347,6 +350,9 @@ mod tests {
         let err = ProjectConfig::parse(FILE, "script: echo\ntimeout: soon\n", None).unwrap_err();
         assert_eq!(err.line, Some(2));
         assert!(err.problem.contains("\"soon\""), "{err}");
+        let err =
+            ProjectConfig::parse(FILE, "description: x\ndownstream: [a\nkeep_builds: 3\n", None).unwrap_err();
+        assert!(err.problem.contains("while parsing a flow sequence at line 2"), "{err}");
         let err = ProjectConfig::parse(FILE, "script: [unclosed\n", None).unwrap_err();
         assert!(err.line.is_some(), "{err}");
         let err = ProjectConfig::parse(FILE, "script: echo\ncrontab: '0 25 * * *'\n", None).unwrap_err();
