@@ -179,9 +179,7 @@ impl Config {
             other => config.reports = other.map(PathBuf::from),
         }
         if let Some(limit) = get("SPARKY_REPORTS_TIMEOUT") {
-            config.reports_timeout = parse("SPARKY_REPORTS_TIMEOUT", &limit, |v| {
-                humantime::parse_duration(v).map_err(|e| e.to_string())
-            })?;
+            config.reports_timeout = parse("SPARKY_REPORTS_TIMEOUT", &limit, duration)?;
         }
         config.work = get("SPARKY_WORK").map(PathBuf::from);
         if let Some(n) = get("SPARKY_MAX_RUNNING") {
@@ -196,8 +194,7 @@ impl Config {
         config.api_url = get("SPARKY_API_URL").map(trim_slash);
         config.api_token = get("SPARKY_API_TOKEN").map(Secret::new);
         if let Some(lease) = get("SPARKY_LEASE") {
-            config.lease =
-                parse("SPARKY_LEASE", &lease, |v| humantime::parse_duration(v).map_err(|e| e.to_string()))?;
+            config.lease = parse("SPARKY_LEASE", &lease, duration)?;
         }
         if let Some(format) = get("SPARKY_LOG_FORMAT") {
             config.log_format = parse("SPARKY_LOG_FORMAT", &format, |v| match v {
@@ -213,21 +210,17 @@ impl Config {
             .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
             .collect();
         if let Some(limit) = get("SPARKY_SCM_TIMEOUT") {
-            config.scm_timeout = parse("SPARKY_SCM_TIMEOUT", &limit, |v| {
-                humantime::parse_duration(v).map_err(|e| e.to_string())
-            })?;
+            config.scm_timeout = parse("SPARKY_SCM_TIMEOUT", &limit, duration)?;
         }
         if let Some(window) = get("SPARKY_TICK_WINDOW") {
             config.tick_window = parse("SPARKY_TICK_WINDOW", &window, |v| match v {
                 "off" => Ok(None),
-                v => humantime::parse_duration(v).map(Some).map_err(|e| format!("{e}; or `off`")),
+                v => duration(v).map(Some).map_err(|e| format!("{e}; or `off`")),
             })?;
         }
         config.public_url = get("SPARKY_PUBLIC_URL").map(trim_slash);
         if let Some(grace) = get("SPARKY_RUN_GRACE") {
-            config.run_grace = Some(parse("SPARKY_RUN_GRACE", &grace, |v| {
-                humantime::parse_duration(v).map_err(|e| e.to_string())
-            })?);
+            config.run_grace = Some(parse("SPARKY_RUN_GRACE", &grace, duration)?);
         }
         config.lambda_runtime_api = get("AWS_LAMBDA_RUNTIME_API");
         if let Some(host) = get("HOSTNAME") {
@@ -293,6 +286,11 @@ fn s3_settings(url: &str, get: &impl Fn(&str) -> Option<String>) -> Result<S3Set
 
 fn trim_slash(url: String) -> String {
     url.trim_end_matches('/').to_string()
+}
+
+/// A duration like `30s`, `5m` or `1h 30m`.
+fn duration(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value).map_err(|e| e.to_string())
 }
 
 fn parse<T>(

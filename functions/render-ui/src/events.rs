@@ -73,25 +73,23 @@ pub async fn events(
     let id = query::build_id(&id)?;
     let from = query::resume_offset(&headers, raw.as_deref())?;
     let build = ctx.store.build(id).await?.ok_or_else(|| query::no_build(id))?;
-    let ansi = match from {
-        0 => Ansi::default(),
+    // Resuming mid-log: the chunks listed to find the colours in force there are the
+    // follower's first listing too.
+    let unlisted = || (StoredLog::unlisted(&build.project, id), Ansi::default());
+    let (stored, ansi) = match from {
+        0 => unlisted(),
         at => match StoredLog::open(ctx.reports.as_ref(), &build.project, id).await {
-            Ok(stored) => log::ansi_at(&ctx, &stored, at).await,
-            Err(_) => Ansi::default(),
+            Ok(stored) => {
+                let ansi = log::ansi_at(&ctx, &stored, at).await;
+                (stored, ansi)
+            }
+            Err(_) => unlisted(),
         },
     };
     // Subscribe before the first read, so that nothing happening in between is missed.
     let hub = ctx.hub.subscribe();
     let (tx, rx) = mpsc::channel(16);
-    let follower = Follower {
-        log: StoredLog::unlisted(&build.project, id),
-        id,
-        sent: from,
-        pending: Vec::new(),
-        ansi,
-        last_status: None,
-        tx,
-    };
+    let follower = Follower { log: stored, id, sent: from, pending: Vec::new(), ansi, last_status: None, tx };
     tokio::spawn(follower.run(ctx, hub));
     let events =
         stream::unfold(

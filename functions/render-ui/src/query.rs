@@ -58,26 +58,24 @@ impl Page {
     }
 }
 
-#[derive(Deserialize)]
-struct RawOffset {
-    offset: Option<String>,
+/// The first value of parameter `name` in a query string; other parameters are ignored.
+fn param(query: Option<&str>, name: &str) -> Result<Option<String>, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
+    Ok(pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v))
 }
 
-/// `?offset=N`: a byte offset into a log, 0 when absent. Other parameters are ignored.
+/// `?offset=N`: a byte offset into a log, 0 when absent.
 pub fn offset(query: Option<&str>) -> Result<u64, ApiError> {
-    let raw: RawOffset = serde_urlencoded::from_str(query.unwrap_or_default())
-        .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
-    match raw.offset.as_deref() {
+    match param(query, "offset")?.as_deref() {
         None | Some("") => Ok(0),
         Some(text) => parse_offset("offset", text),
     }
 }
 
-/// Whether `?NAME=1` (or `true`, or just `?NAME`) is set. Other parameters are ignored.
+/// Whether `?NAME=1` (or `true`, or just `?NAME`) is set.
 pub fn flag(query: Option<&str>, name: &str) -> Result<bool, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
-        .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
-    match pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()) {
+    match param(query, name)?.as_deref() {
         None | Some("0" | "false") => Ok(false),
         Some("" | "1" | "true") => Ok(true),
         Some(other) => Err(ApiError::BadRequest(format!("{name}={other:?}: expected 1 or 0"))),
@@ -85,19 +83,16 @@ pub fn flag(query: Option<&str>, name: &str) -> Result<bool, ApiError> {
 }
 
 /// `?refused=<why>`: the trigger function sends a browser back to the page whose form
-/// it refused with this; the page shows it. Other parameters are ignored.
+/// it refused with this; the page shows it.
 pub fn refused(query: Option<&str>) -> Option<String> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default()).ok()?;
-    let why = pairs.into_iter().find(|(k, _)| k == "refused")?.1;
+    let why = param(query, "refused").ok()??;
     Some(why.chars().take(400).collect()).filter(|w: &String| !w.trim().is_empty())
 }
 
 /// `?from=N` on the build page: where the part of the log shown starts; `None`: the
-/// log's end is shown. Other parameters are ignored.
+/// log's end is shown.
 pub fn log_from(query: Option<&str>) -> Result<Option<u64>, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
-        .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
-    match pairs.iter().find(|(k, _)| k == "from").map(|(_, v)| v.as_str()) {
+    match param(query, "from")?.as_deref() {
         None | Some("") => Ok(None),
         Some(text) => parse_offset("from", text).map(Some),
     }

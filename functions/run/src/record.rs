@@ -9,10 +9,8 @@ use sparky_core::{
     api::error_chain,
     model::Build,
     reports::{
-        Key,
         log::{LogEnd, LogWriter},
         report::BuildReport,
-        retry,
     },
     store::StoreError,
     time::now_ms,
@@ -87,16 +85,8 @@ pub async fn record(
     ended.log_size = Some(log_end.size);
     let report =
         BuildReport::new(&ended, log_end.size, log_end.complete(), stored.artifacts, problems.clone());
-    match (serde_json::to_vec_pretty(&report), Key::report(&build.project, build.id)) {
-        (Ok(body), Ok(key)) => {
-            let body = bytes::Bytes::from(body);
-            let put = retry::until(deadline, "report.json", || ctx.reports.put(&key, body.clone())).await;
-            if let Err(error) = put {
-                problems.push(format!("report.json could not be stored ({})", error_chain(&error)));
-            }
-        }
-        (Err(error), _) => problems.push(format!("report.json could not be written ({error})")),
-        (_, Err(error)) => problems.push(format!("report.json could not be written ({error})")),
+    if let Err(problem) = report.store(ctx.reports.as_ref(), deadline).await {
+        problems.push(problem);
     }
     if !problems.is_empty() {
         let problem = problems.join("; ");

@@ -17,10 +17,9 @@ use std::{process::ExitStatus, time::Duration};
 
 use nix::sys::signal::Signal;
 use sparky_core::{Ctx, api::error_chain, hub::HubEvent, reports::log::LogWriter, time::now_ms};
-use tokio::time::timeout;
 use tokio::{
     io::AsyncReadExt,
-    time::{Instant, MissedTickBehavior, interval, sleep_until},
+    time::{Instant, MissedTickBehavior, interval, sleep_until, timeout},
 };
 
 use crate::job::{Job, signal_group};

@@ -3,9 +3,11 @@
 //! read without Sparky's database. The README documents its fields; `version` goes
 //! up when one changes meaning or goes away (new fields may appear at any time).
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
-use super::{Key, log::StoredLog};
+use super::{Key, ReportStore, log::StoredLog, retry};
 use crate::{
     Ctx,
     api::error_chain,
@@ -117,6 +119,18 @@ impl BuildReport {
             problems,
         }
     }
+
+    /// Stores this report as its build's `report.json`, retrying until `deadline`
+    /// (a deadline already past: one attempt). `Err` says what went wrong, for the
+    /// build's `report_error`.
+    pub async fn store(&self, reports: &dyn ReportStore, deadline: Instant) -> Result<(), String> {
+        let written = |e: &dyn std::fmt::Display| format!("report.json could not be written ({e})");
+        let body = Bytes::from(serde_json::to_vec_pretty(self).map_err(|e| written(&e))?);
+        let key = Key::report(&self.project, self.id).map_err(|e| written(&e))?;
+        retry::until(deadline, "report.json", || reports.put(&key, body.clone()))
+            .await
+            .map_err(|e| format!("report.json could not be stored ({})", error_chain(&e)))
+    }
 }
 
 /// Stores `report.json` for a build that ended without a runner recording it: swept as
@@ -136,12 +150,7 @@ pub async fn store_without_runner(ctx: &Ctx, build_id: i64) {
         _ => Vec::new(),
     };
     let report = BuildReport::new(&build, log_size, problems.is_empty(), Vec::new(), problems);
-    let stored = match (Key::report(&build.project, build.id), serde_json::to_vec_pretty(&report)) {
-        (Ok(key), Ok(body)) => ctx.reports.put(&key, body.into()).await.map_err(|e| error_chain(&e)),
-        (Err(e), _) => Err(error_chain(&e)),
-        (_, Err(e)) => Err(e.to_string()),
-    };
-    if let Err(error) = stored {
+    if let Err(error) = report.store(ctx.reports.as_ref(), Instant::now()).await {
         tracing::warn!(build_id, %error, "could not store report.json of a build that ended without its runner");
     }
 }

@@ -20,7 +20,7 @@ use aws_sdk_s3::{
         BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
         http::HttpResponse, retry::RetryConfig, timeout::TimeoutConfig,
     },
-    error::SdkError,
+    error::{BuildError, SdkError},
     primitives::{ByteStream as SdkStream, Length},
     types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier},
 };
@@ -244,18 +244,18 @@ impl S3Store {
     /// single deletes.
     async fn delete_keys(&self, keys: Vec<String>) -> Result<(), ReportError> {
         for batch in keys.chunks(DELETE_BATCH) {
+            let unbuildable = |e: BuildError| ReportError::Backend {
+                operation: "DeleteObjects",
+                key: batch[0].clone(),
+                source: e.into(),
+            };
             let objects = batch
                 .iter()
                 .map(|k| ObjectIdentifier::builder().key(k).build())
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ReportError::Backend {
-                    operation: "DeleteObjects",
-                    key: batch[0].clone(),
-                    source: e.into(),
-                })?;
-            let delete = Delete::builder().set_objects(Some(objects)).quiet(true).build().map_err(|e| {
-                ReportError::Backend { operation: "DeleteObjects", key: batch[0].clone(), source: e.into() }
-            })?;
+                .map_err(unbuildable)?;
+            let delete =
+                Delete::builder().set_objects(Some(objects)).quiet(true).build().map_err(unbuildable)?;
             let batched = self.client.delete_objects().bucket(&self.bucket).delete(delete).send().await;
             let leftover: Vec<String> = match batched {
                 Ok(out) => out.errors().iter().filter_map(|e| e.key().map(String::from)).collect(),

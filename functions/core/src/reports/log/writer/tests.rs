@@ -56,6 +56,16 @@ async fn read_all(store: Arc<Flaky>) -> String {
     String::from_utf8(collect(stored.read_from(store, 0)).await.expect("read")).expect("UTF-8")
 }
 
+/// A writer that has stored `first`, on a store that is down from then on.
+async fn stored_then_down(dir: &Path, first: &[u8]) -> (Arc<Flaky>, LogWriter) {
+    let store = flaky(dir);
+    let mut log = LogWriter::new(store.clone(), "app", 1, None);
+    log.append(first);
+    log.flush().await.expect("stored");
+    store.down.store(true, Ordering::SeqCst);
+    (store, log)
+}
+
 fn soon() -> Instant {
     Instant::now() + Duration::from_secs(10)
 }
@@ -85,11 +95,7 @@ async fn stores_chunks_in_order_and_tells_the_hub() {
 #[tokio::test]
 async fn an_outage_drops_output_only_when_the_buffer_is_full_and_says_so() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = flaky(dir.path());
-    let mut log = LogWriter::new(store.clone(), "app", 1, None);
-    log.append(b"before\n");
-    log.flush().await.expect("stored");
-    store.down.store(true, Ordering::SeqCst);
+    let (store, mut log) = stored_then_down(dir.path(), b"before\n").await;
     log.append(b"during 0000000\n");
     log.try_cut();
     while !log.failing() {
@@ -125,11 +131,7 @@ async fn an_outage_drops_output_only_when_the_buffer_is_full_and_says_so() {
 #[tokio::test]
 async fn a_store_down_until_the_deadline_leaves_an_incomplete_log() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = flaky(dir.path());
-    let mut log = LogWriter::new(store.clone(), "app", 1, None);
-    log.append(b"kept\n");
-    log.flush().await.expect("stored");
-    store.down.store(true, Ordering::SeqCst);
+    let (store, mut log) = stored_then_down(dir.path(), b"kept\n").await;
     log.append(b"never stored\n");
     let started = Instant::now();
     let end = log.finish(Instant::now() + Duration::from_millis(600)).await;
