@@ -9,9 +9,10 @@ use sparky_tests::{Api, Reply, Sparky, git::Repo, hmac_hex, write_project};
 const SECRET: &str = "hook-s3cret";
 
 struct Setup {
-    _dir: tempfile::TempDir,
     sparky: Sparky,
     repo: Repo,
+    /// Last, so that it is removed after sparky is stopped (fields drop in order).
+    _dir: tempfile::TempDir,
 }
 
 /// Projects: `app` (main only) and `tags` (tags too) on the test's repository,

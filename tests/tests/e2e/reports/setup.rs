@@ -17,7 +17,6 @@ pub enum Backend {
 
 /// Sparky on a temp root, as one process or as four.
 pub struct Site {
-    pub dir: tempfile::TempDir,
     /// Build-changing calls go here.
     pub api: Api,
     /// Reads (pages, logs, events) go here.
@@ -29,6 +28,9 @@ pub struct Site {
     /// The bucket, on S3.
     pub bucket: Option<String>,
     _processes: Vec<Sparky>,
+    /// The state folder; last, so that it is removed after the processes are stopped
+    /// (fields drop in order) and none of them writes into it again.
+    pub dir: tempfile::TempDir,
 }
 
 /// The environment for Sparky, a view of its storage, and the bucket on S3.
