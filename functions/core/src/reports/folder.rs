@@ -130,14 +130,18 @@ impl ReportStore for FolderStore {
                     continue;
                 }
                 let key = if key_dir.is_empty() { name } else { format!("{key_dir}/{name}") };
-                let kind = entry.file_type().await.map_err(io_err(prefix))?;
-                if kind.is_dir() {
+                // An object deleted while it is being listed is simply not listed.
+                let meta = match entry.metadata().await {
+                    Ok(meta) => meta,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_err(prefix)(e)),
+                };
+                if meta.is_dir() {
                     if key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) {
                         pending.push((entry.path(), key));
                     }
-                } else if kind.is_file() && key.starts_with(prefix) {
-                    let size = entry.metadata().await.map_err(io_err(prefix))?.len();
-                    found.push(ObjectMeta { key, size });
+                } else if meta.is_file() && key.starts_with(prefix) {
+                    found.push(ObjectMeta { key, size: meta.len() });
                 }
             }
         }
@@ -199,6 +203,28 @@ pub async fn collect(stream: ByteStream) -> io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn listing_while_objects_are_deleted_never_fails() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = std::sync::Arc::new(FolderStore::new(dir.path()));
+        let deleter = store.clone();
+        let deleting = tokio::spawn(async move {
+            for round in 0..200 {
+                for n in 0..20 {
+                    let key = Key::new(format!("p/b{round}/f{n}")).expect("key");
+                    deleter.put(&key, Bytes::from_static(b"x")).await.expect("put");
+                }
+                deleter.delete_prefix(&format!("p/b{round}/")).await.expect("delete");
+            }
+        });
+        while !deleting.is_finished() {
+            if let Err(error) = store.list("p/").await {
+                panic!("a listing failed while objects were deleted: {error}");
+            }
+        }
+        deleting.await.expect("deleter");
+    }
 
     #[tokio::test]
     async fn put_get_list_delete() {
