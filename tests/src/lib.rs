@@ -170,8 +170,23 @@ impl Sparky {
 
 impl Drop for Sparky {
     fn drop(&mut self) {
+        // Jobs run in process groups of their own, so killing sparky alone would leave
+        // them running (a checkout, a script) and writing into the state folder the
+        // test removes next, which then fails to go. They are stopped with it.
+        // (Only while it runs: once reaped, its pid may be someone else's.)
+        let running = matches!(self.child.try_wait(), Ok(None));
+        let jobs: Vec<i32> = if running {
+            descendants(self.child.id() as i32).into_iter().map(|(pid, _, _)| pid).collect()
+        } else {
+            Vec::new()
+        };
         let _ = self.child.kill();
+        kill_groups(&jobs);
         let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while jobs.iter().any(|pid| alive(*pid)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
@@ -276,6 +291,29 @@ impl Api {
 
 pub fn is_terminal(status: &str) -> bool {
     matches!(status, "succeeded" | "failed" | "canceled" | "timed_out" | "lost")
+}
+
+/// `(pid, parent pid, state)` of every process under `ancestor`, from /proc.
+pub fn descendants(ancestor: i32) -> Vec<(i32, i32, char)> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let mut rest = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default().split_whitespace();
+        let state = rest.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid = rest.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        all.push((pid, ppid, state));
+    }
+    let mut found = vec![ancestor];
+    let mut result = Vec::new();
+    while let Some(parent) = found.pop() {
+        for &(pid, ppid, state) in all.iter().filter(|p| p.1 == parent) {
+            found.push(pid);
+            result.push((pid, ppid, state));
+        }
+    }
+    result
 }
 
 /// Whether a process is still alive (and not a zombie).

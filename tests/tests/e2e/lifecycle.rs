@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde_json::json;
-use sparky_tests::{Api, Sparky, alive, kill_groups, read_pids, write_project};
+use sparky_tests::{Api, Sparky, alive, descendants, kill_groups, read_pids, write_project};
 
 #[tokio::test]
 async fn an_empty_root_gets_a_hello_project_that_greets() {
@@ -64,29 +64,6 @@ async fn sigterm_cancels_running_builds_records_them_and_exits() {
     api.post(&format!("/api/v1/builds/{queued}/cancel")).await;
     api.wait_for(queued, Some("canceled"), Duration::from_secs(5)).await;
     kill_groups(&read_pids(&pids));
-}
-
-/// `(pid, parent pid, state)` of every process under `ancestor`, from /proc.
-fn descendants(ancestor: i32) -> Vec<(i32, i32, char)> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-        let mut rest = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default().split_whitespace();
-        let state = rest.next().and_then(|s| s.chars().next()).unwrap_or('?');
-        let ppid = rest.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-        all.push((pid, ppid, state));
-    }
-    let mut found = vec![ancestor];
-    let mut result = Vec::new();
-    while let Some(parent) = found.pop() {
-        for &(pid, ppid, state) in all.iter().filter(|p| p.1 == parent) {
-            found.push(pid);
-            result.push((pid, ppid, state));
-        }
-    }
-    result
 }
 
 /// In a container `sparky` is PID 1: every process a job orphans becomes its child.
