@@ -26,6 +26,7 @@
 //! | `SPARKY_SCM_TIMEOUT` | time limit of one `git ls-remote` or checkout fetch | `30s` |
 //! | `SPARKY_TICK_WINDOW` | how far a delivered cron tick's time may be from the clock; a tick outside it queues nothing (`off`: any time) | `10m` |
 //! | `SPARKY_PUBLIC_URL` | Sparky's URL as people and Git hosts reach it (shown in the UI) | none |
+//! | `SPARKY_SELF_TICK` | `true`: `serve dispatch` sweeps leases and `serve trigger` ticks cron, reads inboxes and polls on their own clocks (one machine, no PingSources) | `false` |
 //! | `SPARKY_RUN_GRACE` | after SIGTERM, how long `serve run` lets its builds go on before it stops them and hands them back to the queue | none: until they end |
 //! | `SPARKY_LOG_FORMAT` | `text` or `json` | `text` |
 //! | `RUST_LOG` | log filter (read by the tracing subscriber) | `info` |
@@ -117,6 +118,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// `None`: a shutting-down `serve run` waits for its builds however long they take.
     pub run_grace: Option<Duration>,
+    /// `serve dispatch` and `serve trigger` tick themselves instead of waiting for
+    /// PingSources (`sparky up` always does).
+    pub self_tick: bool,
     /// `AWS_LAMBDA_RUNTIME_API`: serve through AWS Lambda rather than on a port.
     pub lambda_runtime_api: Option<String>,
 }
@@ -147,6 +151,7 @@ impl Config {
             tick_window: Some(Duration::from_secs(600)),
             public_url: None,
             run_grace: None,
+            self_tick: false,
             lambda_runtime_api: None,
         }
     }
@@ -221,6 +226,13 @@ impl Config {
         config.public_url = get("SPARKY_PUBLIC_URL").map(trim_slash);
         if let Some(grace) = get("SPARKY_RUN_GRACE") {
             config.run_grace = Some(parse("SPARKY_RUN_GRACE", &grace, duration)?);
+        }
+        if let Some(on) = get("SPARKY_SELF_TICK") {
+            config.self_tick = parse("SPARKY_SELF_TICK", &on, |v| match v {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err("expected `true` or `false`".into()),
+            })?;
         }
         config.lambda_runtime_api = get("AWS_LAMBDA_RUNTIME_API");
         if let Some(host) = get("HOSTNAME") {
@@ -318,6 +330,7 @@ mod tests {
             ("SPARKY_RUN_URL", "http://run/"),
             ("SPARKY_LEASE", "5s"),
             ("SPARKY_RUN_GRACE", "55m"),
+            ("SPARKY_SELF_TICK", "true"),
             ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
         ]))
         .expect("valid config");
@@ -328,6 +341,7 @@ mod tests {
         assert_eq!(c.lease, Duration::from_secs(5));
         assert_eq!(c.run_grace, Some(Duration::from_secs(55 * 60)));
         assert_eq!(c.lambda_runtime_api.as_deref(), Some("127.0.0.1:9001"));
+        assert!(c.self_tick);
         assert_eq!(c.reports_dir(), PathBuf::from("/srv/sparky/reports"));
         assert_eq!(c.listen, "127.0.0.1:4000");
     }

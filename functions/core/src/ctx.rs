@@ -12,12 +12,9 @@ use crate::{
     config::JournalMode,
     events::{CloudEvent, DISPATCH_POKE},
     hub::Hub,
-    hub::HubEvent,
-    model::NewBuild,
     project::Projects,
     reports::{self, ReportStore},
-    store::{Inserted, Store, StoreError},
-    time::now_ms,
+    store::{Store, StoreError},
 };
 
 /// Tells dispatch to look at the queue now. A lost poke only delays builds until the
@@ -152,18 +149,5 @@ impl Ctx {
     /// no dispatch to poke, a fresh shutdown token.
     pub async fn open_standalone(config: Config) -> Result<Ctx, OpenError> {
         Ctx::open(config, JournalMode::Wal, Arc::new(NoPoke), CancellationToken::new()).await
-    }
-
-    /// Queues a build (committed before this returns), tells whoever watches, and
-    /// pokes dispatch so that it starts without waiting for a sweep.
-    pub async fn queue_build(&self, new: NewBuild) -> Result<Inserted, StoreError> {
-        let inserted = self.store.queue_build(new, now_ms()).await?;
-        if inserted.created {
-            tracing::info!(build_id = inserted.build.id, project = %inserted.build.project,
-                trigger = %inserted.build.trigger, "build queued");
-            self.hub.publish(HubEvent::StatusChanged(inserted.build.id));
-            self.dispatch.poke();
-        }
-        Ok(inserted)
     }
 }

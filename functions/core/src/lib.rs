@@ -10,6 +10,7 @@
 //! - [`project`]: `projects/NAME/sparky.yaml`, its validation and build parameters.
 //! - [`ctx`]: the state every function receives, and the links between functions
 //!   (poking dispatch, delivering a build to run).
+//! - [`lifecycle`]: every change of a build's status, and what must follow each one.
 //! - [`events`]: CloudEvents as Knative delivers them.
 //! - [`hub`]: in-process notifications (log grew, status changed, cancel asked).
 //! - [`api`]: JSON shapes of the HTTP API and the error type of the HTTP edge.
@@ -25,6 +26,7 @@ pub mod ctx;
 pub mod events;
 pub mod hub;
 pub mod lambda;
+pub mod lifecycle;
 pub mod model;
 pub mod project;
 pub mod repo;

@@ -147,8 +147,11 @@ pub struct Build {
     pub description: Option<String>,
     pub scm: ScmRef,
     pub parent_build: Option<i64>,
-    /// How many times it was handed back after its runner vanished.
+    /// How many times it was sent to a runner: the number of its current (or last)
+    /// attempt, 0 while it never was.
     pub attempt: u32,
+    /// How many of its `retries` it used: attempts that started and whose runner vanished.
+    pub retries_used: u32,
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
@@ -161,6 +164,165 @@ pub struct Build {
     pub chain: Vec<String>,
     /// Why its report (log, artifacts, `report.json`) is incomplete, if it is.
     pub report_error: Option<String>,
+}
+
+/// Why a build's status changed, as the lifecycle's events record it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Somebody or something asked for it (→ `queued`).
+    Triggered,
+    /// dispatch claimed it within the limits (→ `dispatched`).
+    Claimed,
+    /// A runner took it (→ `running`).
+    Started,
+    /// Its runner recorded how it ended (→ a terminal status).
+    Finished,
+    /// Somebody canceled it before it ran (→ `canceled`).
+    Canceled,
+    /// run could not be reached at all (→ `queued`, no retry used).
+    DeliveryFailed,
+    /// It was sent to a runner but never started before its lease ran out (→ `queued`,
+    /// no retry used).
+    DeliveryLost,
+    /// It started and its runner stopped renewing its lease (→ `queued` while `retries`
+    /// allow, else `lost`).
+    RunnerVanished,
+    /// Its runner shut down before the build ended and gave it back (→ `queued` while
+    /// `retries` allow, else `lost`).
+    HandedBack,
+    /// The process that was to run it shut down before it started (→ `queued`).
+    ShutDown,
+    /// Its project's folder is gone (→ `canceled`).
+    ProjectGone,
+    /// Its project was disabled (→ `canceled`).
+    ProjectDisabled,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 12] = [
+        Reason::Triggered,
+        Reason::Claimed,
+        Reason::Started,
+        Reason::Finished,
+        Reason::Canceled,
+        Reason::DeliveryFailed,
+        Reason::DeliveryLost,
+        Reason::RunnerVanished,
+        Reason::HandedBack,
+        Reason::ShutDown,
+        Reason::ProjectGone,
+        Reason::ProjectDisabled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Triggered => "triggered",
+            Reason::Claimed => "claimed",
+            Reason::Started => "started",
+            Reason::Finished => "finished",
+            Reason::Canceled => "canceled",
+            Reason::DeliveryFailed => "delivery_failed",
+            Reason::DeliveryLost => "delivery_lost",
+            Reason::RunnerVanished => "runner_vanished",
+            Reason::HandedBack => "handed_back",
+            Reason::ShutDown => "shut_down",
+            Reason::ProjectGone => "project_gone",
+            Reason::ProjectDisabled => "project_disabled",
+        }
+    }
+
+    /// How people read it (pages, `report.json`).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reason::Triggered => "triggered",
+            Reason::Claimed => "sent to a runner",
+            Reason::Started => "started",
+            Reason::Finished => "finished",
+            Reason::Canceled => "canceled",
+            Reason::DeliveryFailed => "delivery failed: run could not be reached",
+            Reason::DeliveryLost => "delivery lost: it never started",
+            Reason::RunnerVanished => "runner vanished",
+            Reason::HandedBack => "handed back: its runner shut down",
+            Reason::ShutDown => "not started: Sparky shut down",
+            Reason::ProjectGone => "its project no longer exists",
+            Reason::ProjectDisabled => "its project was disabled",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Reason {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Reason::ALL
+            .into_iter()
+            .find(|reason| reason.as_str() == s)
+            .ok_or_else(|| UnknownName { what: "reason", value: s.into() })
+    }
+}
+
+/// One status change of one build, as the lifecycle recorded it. Event ids grow in
+/// the order the changes were committed, across every process sharing the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub id: i64,
+    pub build_id: i64,
+    pub project: String,
+    /// `None` for the event that created the build.
+    pub from: Option<BuildStatus>,
+    pub to: BuildStatus,
+    pub reason: Reason,
+    /// The build's attempt when it changed (0 before it was first sent to a runner).
+    pub attempt: u32,
+    pub at: i64,
+}
+
+/// One try at running a build: from being sent to a runner until it went back to the
+/// queue or ended. Numbered from 1, the same in the API, `report.json` and the pages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    pub number: u32,
+    pub dispatched_at: i64,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    /// What it went to when it ended: `queued` (tried again) or a terminal status.
+    pub outcome: Option<BuildStatus>,
+    pub reason: Option<Reason>,
+}
+
+impl Attempt {
+    /// The attempts of a build, from its events (oldest first).
+    pub fn from_events(events: &[Event]) -> Vec<Attempt> {
+        let mut attempts: Vec<Attempt> = Vec::new();
+        for event in events {
+            if event.to == BuildStatus::Dispatched {
+                attempts.push(Attempt {
+                    number: event.attempt,
+                    dispatched_at: event.at,
+                    started_at: None,
+                    ended_at: None,
+                    outcome: None,
+                    reason: None,
+                });
+                continue;
+            }
+            let Some(current) = attempts.last_mut().filter(|a| a.ended_at.is_none()) else { continue };
+            if event.to == BuildStatus::Running {
+                current.started_at = Some(event.at);
+            } else {
+                current.ended_at = Some(event.at);
+                current.outcome = Some(event.to);
+                current.reason = Some(event.reason);
+            }
+        }
+        attempts
+    }
 }
 
 /// A build about to be queued.
@@ -178,6 +340,33 @@ pub struct NewBuild {
     pub chain: Vec<String>,
 }
 
+impl NewBuild {
+    /// When `earlier` was queued with the same idempotency key: what this request asks
+    /// for differently, if anything (a key names one request, not a slot to reuse).
+    pub fn conflict_with(&self, earlier: &Build) -> Option<String> {
+        let id = earlier.id;
+        if self.project != earlier.project {
+            return Some(format!(
+                "this Idempotency-Key was already used for build {id} of project {}, not {}",
+                earlier.project, self.project
+            ));
+        }
+        if self.params != earlier.params {
+            return Some(format!(
+                "this Idempotency-Key was already used for build {id} with other params; \
+                 send a new key for a new build"
+            ));
+        }
+        if self.description != earlier.description {
+            return Some(format!(
+                "this Idempotency-Key was already used for build {id} with another description; \
+                 send a new key for a new build"
+            ));
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +382,41 @@ mod tests {
         assert!("done".parse::<BuildStatus>().is_err());
         assert!(BuildStatus::TimedOut.is_terminal());
         assert!(!BuildStatus::Dispatched.is_terminal());
+        for reason in Reason::ALL {
+            assert_eq!(reason.as_str().parse::<Reason>().ok(), Some(reason));
+        }
+    }
+
+    #[test]
+    fn attempts_come_from_events() {
+        let event = |id, from, to, reason, attempt| Event {
+            id,
+            build_id: 1,
+            project: "p".into(),
+            from,
+            to,
+            reason,
+            attempt,
+            at: id * 10,
+        };
+        use BuildStatus::*;
+        let events = [
+            event(1, None, Queued, Reason::Triggered, 0),
+            event(2, Some(Queued), Dispatched, Reason::Claimed, 1),
+            event(3, Some(Dispatched), Queued, Reason::DeliveryLost, 1),
+            event(4, Some(Queued), Dispatched, Reason::Claimed, 2),
+            event(5, Some(Dispatched), Running, Reason::Started, 2),
+            event(6, Some(Running), Succeeded, Reason::Finished, 2),
+        ];
+        let attempts = Attempt::from_events(&events);
+        assert_eq!(attempts.len(), 2);
+        assert_eq!(
+            (attempts[0].number, attempts[0].started_at, attempts[0].outcome, attempts[0].reason),
+            (1, None, Some(Queued), Some(Reason::DeliveryLost))
+        );
+        assert_eq!(
+            (attempts[1].number, attempts[1].started_at, attempts[1].ended_at, attempts[1].outcome),
+            (2, Some(50), Some(60), Some(Succeeded))
+        );
     }
 }

@@ -28,3 +28,16 @@ impl TempCtx {
         std::fs::write(dir.join("sparky.yaml"), yaml).expect("sparky.yaml");
     }
 }
+
+/// Ends queued builds as `canceled` (their project gone) the way a process that died
+/// right after the change would leave them: rows and events written, nothing followed
+/// up (no `report.json`, no pruning).
+pub async fn end_without_follow_up(ctx: &Ctx, ids: &[i64]) {
+    let reason = crate::model::Reason::ProjectGone;
+    ctx.store.end_queued(ids.to_vec(), reason, crate::time::now_ms()).await.expect("end the builds");
+}
+
+/// Moves every lifecycle event `ms` into the past.
+pub async fn age_events(ctx: &Ctx, ms: i64) {
+    ctx.store.age_events(ms).await.expect("age the events");
+}

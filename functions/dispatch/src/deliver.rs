@@ -5,12 +5,14 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use sparky_core::{
     Ctx,
+    api::error_chain,
     events::{BUILD_RUN, CloudEvent},
+    model::Reason,
     store::Claim,
 };
 
 /// Sends a claimed build to run. Never blocks: delivery happens in the background,
-/// and a build that is never started is recovered by the lease sweep.
+/// and a build that never starts is put back in the queue by the lease sweep.
 pub trait Deliver: Send + Sync + 'static {
     fn deliver(&self, claim: Claim);
 }
@@ -29,6 +31,14 @@ impl HttpDeliver {
     }
 }
 
+/// Puts a build run never took back in the queue at once (no retry used); if that
+/// fails, the lease sweep does it later.
+async fn requeue(ctx: &Ctx, build_id: i64) {
+    if let Err(error) = ctx.requeue_dispatched(build_id, Reason::DeliveryFailed).await {
+        tracing::error!(build_id, error = %error_chain(&error), "could not requeue; the lease sweep will");
+    }
+}
+
 /// Where build events go: run's `/events/run` when `run_url` is a bare origin (run
 /// itself), else `run_url` as it is (a Broker's address, which has a path:
 /// `/{namespace}/{broker}`).
@@ -40,8 +50,8 @@ fn event_url(run_url: &str) -> String {
 
 impl Deliver for HttpDeliver {
     fn deliver(&self, claim: Claim) {
-        let event =
-            CloudEvent::new(BUILD_RUN, "/sparky/dispatch", serde_json::json!({ "build_id": claim.build_id }));
+        let data = serde_json::json!({ "build_id": claim.build_id, "attempt": claim.attempt });
+        let event = CloudEvent::new(BUILD_RUN, "/sparky/dispatch", data);
         let request = self
             .ctx
             .http
@@ -64,17 +74,17 @@ impl Deliver for HttpDeliver {
                     }
                 }
                 Ok(response) => {
+                    // An error answer means run did not take it: back to the queue now.
                     tracing::warn!(build_id, %url, status = %response.status(), "run refused the build");
+                    requeue(&ctx, build_id).await;
                 }
                 Err(error) if error.is_connect() => {
                     // Run never saw it: hand it back now rather than wait for the lease.
-                    tracing::warn!(build_id, %url, %error, "could not reach run; build goes back to the queue");
-                    if let Err(e) = ctx.store.requeue_undelivered(build_id).await {
-                        tracing::error!(build_id, error = %e, "could not requeue; the lease sweep will");
-                    }
+                    tracing::warn!(build_id, %url, error = %error_chain(&error), "could not reach run");
+                    requeue(&ctx, build_id).await;
                 }
                 Err(error) => {
-                    tracing::warn!(build_id, %url, %error, "delivery to run failed; the lease decides");
+                    tracing::warn!(build_id, %url, error = %error_chain(&error), "delivery to run failed; the lease decides");
                 }
             }
         });

@@ -1,31 +1,37 @@
-//! sparky-dispatch: the queue. On every poke (and on a sweep tick) it ends builds whose
-//! runner vanished, then claims the builds that may start within the limits and sends
-//! each to run.
+//! sparky-dispatch: the queue. On every poke (and on a sweep tick) it ends the attempts
+//! whose lease ran out, then claims the builds that may start within the limits and
+//! sends each to run.
 //!
 //! # Layout
 //! - [`pass`]: one dispatch pass: sweep, drop what can never run, claim, deliver.
+//! - [`passes`]: passes one at a time in tasks of their own, asked for by pokes, by
+//!   `POST /events/dispatch` and by a tick.
 //! - [`deliver`]: how a claimed build reaches run: a CloudEvent over HTTP (held open for
 //!   the whole build, as Knative Eventing does), or a direct call in one process.
-//! - [`local`]: the dispatch loop of `sparky up`, woken by pokes.
 //!
-//! Route: `POST /events/dispatch` (any body: a poke, or a PingSource sweep tick).
+//! Route: `POST /events/dispatch` (any body: a poke, or a PingSource sweep tick). It
+//! takes no token — PingSources and Brokers can't send one — so it must not be
+//! reachable from outside (the Knative bundle keeps it cluster-local); a pass only does
+//! what the queue already says, so a caller can at most make dispatch look sooner.
 
 pub mod deliver;
-pub mod local;
 pub mod pass;
+pub mod passes;
 
-use axum::{Json, Router, extract::State, routing::post};
-use sparky_core::{Ctx, api::ApiError};
 use std::sync::Arc;
 
-pub use deliver::{Deliver, HttpDeliver};
-pub use pass::{PassReport, dispatch_once};
+use axum::{Json, Router, extract::State, routing::post};
+use sparky_core::{Ctx, api::ApiError, store::StoreError};
 
-/// What the dispatch router needs: the shared state and a way to reach run.
+pub use deliver::{Deliver, HttpDeliver};
+pub use pass::{PassError, PassReport, dispatch_once};
+pub use passes::Passes;
+
+/// What the dispatch router needs: the shared state and this process's pass loop.
 #[derive(Clone)]
 pub struct Dispatcher {
     pub ctx: Ctx,
-    pub deliver: Arc<dyn Deliver>,
+    pub passes: Arc<Passes>,
 }
 
 /// The dispatch function's routes.
@@ -34,7 +40,11 @@ pub fn router(dispatcher: Dispatcher) -> Router {
 }
 
 async fn on_event(State(d): State<Dispatcher>) -> Result<Json<PassReport>, ApiError> {
-    Ok(Json(dispatch_once(&d.ctx, d.deliver.as_ref()).await?))
+    match d.passes.pass().await {
+        Ok(report) => Ok(Json(report)),
+        Err(PassError::Store(StoreError::Busy)) => Err(ApiError::Busy),
+        Err(error) => Err(ApiError::internal(error)),
+    }
 }
 
 #[cfg(test)]

@@ -1,36 +1,53 @@
 //! One dispatch pass. Safe to run in several processes at once: every step is a
-//! conditional transition in one short write transaction.
+//! conditional transition of the lifecycle in one short write transaction.
 
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use sparky_core::{
     Ctx,
-    api::ApiError,
-    hub::HubEvent,
-    model::BuildStatus,
-    reports::report,
-    store::{Claim, Limits},
-    time::now_ms,
+    model::{BuildStatus, Reason},
+    store::{Limits, StoreError},
 };
 
 use crate::Deliver;
 
 /// What a pass did, as `POST /events/dispatch` answers it.
-#[derive(Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct PassReport {
-    /// Builds whose lease expired: `[id, new status]`.
+    /// Builds whose lease ran out: `[id, new status]`.
     pub swept: Vec<(i64, BuildStatus)>,
     /// Queued builds ended because their project is gone or disabled.
     pub dropped: Vec<i64>,
     /// Builds sent to run.
     pub dispatched: Vec<i64>,
+    /// Ended builds whose follow-ups (report.json, pruning) a dead process left undone.
+    pub followed_up: usize,
+}
+
+/// Why a pass failed; the next pass tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error("the build store failed")]
+    Store(#[from] StoreError),
+    #[error("could not read the projects")]
+    Projects(#[from] std::io::Error),
+    #[error("dispatch is shutting down")]
+    ShuttingDown,
+    /// A pass run for this request (in its own task) failed; its log says why.
+    #[error("the dispatch pass failed: {0}")]
+    Failed(String),
 }
 
 /// Sweeps expired leases, ends queued builds that can never run, claims what may
-/// start and hands each claim to `deliver`.
+/// start and hands each claim to `deliver`; with `follow_up`, also does what dead
+/// processes left undone after ending builds.
 #[tracing::instrument(skip_all)]
-pub async fn dispatch_once(ctx: &Ctx, deliver: &dyn Deliver) -> Result<PassReport, ApiError> {
+pub async fn dispatch_once(
+    ctx: &Ctx,
+    deliver: &dyn Deliver,
+    follow_up: bool,
+) -> Result<PassReport, PassError> {
     // Builds first, projects second: a build queued after this snapshot is left for the
     // next pass, and every build in it belongs to a project that existed when it was
     // queued, so a project missing from the later list was really removed.
@@ -56,11 +73,8 @@ pub async fn dispatch_once(ctx: &Ctx, deliver: &dyn Deliver) -> Result<PassRepor
     }
     let mut report = PassReport::default();
 
-    for outcome in ctx.store.sweep(retries, now_ms()).await? {
-        tracing::warn!(build_id = outcome.build_id, project = %outcome.project, status = %outcome.status,
-            "lease expired: the runner vanished");
-        ctx.hub.publish(HubEvent::StatusChanged(outcome.build_id));
-        report.swept.push((outcome.build_id, outcome.status));
+    for event in ctx.sweep_leases(retries).await? {
+        report.swept.push((event.build_id, event.to));
     }
 
     let mut gone = Vec::new();
@@ -77,37 +91,20 @@ pub async fn dispatch_once(ctx: &Ctx, deliver: &dyn Deliver) -> Result<PassRepor
             Some(_) => {}
         }
     }
-    for (ids, why) in [(gone, "its project no longer exists"), (off, "its project was disabled")] {
-        if ids.is_empty() {
-            continue;
+    for (ids, reason) in [(gone, Reason::ProjectGone), (off, Reason::ProjectDisabled)] {
+        if !ids.is_empty() {
+            report.dropped.extend(ctx.drop_queued(ids, reason).await?);
         }
-        ctx.store
-            .end_queued(
-                ids.clone(),
-                BuildStatus::Canceled,
-                format!("canceled before it started: {why}"),
-                now_ms(),
-            )
-            .await?;
-        for id in &ids {
-            ctx.hub.publish(HubEvent::StatusChanged(*id));
-        }
-        report.dropped.extend(ids);
     }
 
     let limits = Limits { global: ctx.config.max_running, concurrency };
-    let lease_ms = ctx.config.lease.as_millis() as i64;
-    let claims: Vec<Claim> = ctx.store.claim(limits, ctx.config.instance.clone(), now_ms(), lease_ms).await?;
-    for claim in claims {
-        tracing::debug!(build_id = claim.build_id, project = %claim.project, "dispatching");
-        ctx.hub.publish(HubEvent::StatusChanged(claim.build_id));
+    for claim in ctx.claim_builds(limits).await? {
+        tracing::debug!(build_id = claim.build_id, project = %claim.project, attempt = claim.attempt, "dispatching");
         report.dispatched.push(claim.build_id);
         deliver.deliver(claim);
     }
-    // Builds that ended here, not in a runner, still get their report.json.
-    let ended = report.swept.iter().filter(|(_, status)| status.is_terminal()).map(|(id, _)| *id);
-    for id in ended.chain(report.dropped.iter().copied()) {
-        report::store_without_runner(ctx, id).await;
+    if follow_up {
+        report.followed_up = ctx.follow_up_pending().await?;
     }
     Ok(report)
 }

@@ -1,6 +1,9 @@
 //! Dispatch passes against a real store in a temp folder.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use sparky_core::{
     Ctx,
@@ -9,8 +12,9 @@ use sparky_core::{
     store::Claim,
     testing::TempCtx,
 };
+use tokio_util::sync::CancellationToken;
 
-use crate::{Deliver, dispatch_once};
+use crate::{Deliver, Passes, dispatch_once, passes};
 
 #[derive(Default)]
 struct Collect(Mutex<Vec<i64>>);
@@ -41,7 +45,7 @@ async fn dispatches_within_limits_and_drops_what_cannot_run() {
     temp.project("off", "script: echo\ndisabled: true\n");
 
     let sent = Arc::new(Collect::default());
-    let report = dispatch_once(&ctx, sent.as_ref()).await.expect("pass");
+    let report = dispatch_once(&ctx, sent.as_ref(), false).await.expect("pass");
     assert_eq!(report.dispatched, vec![a[0], a[1], b]);
     assert_eq!(report.dropped, vec![gone, off]);
     assert_eq!(sent.0.lock().expect("lock").clone(), vec![a[0], a[1], b]);
@@ -57,6 +61,73 @@ async fn dispatches_within_limits_and_drops_what_cannot_run() {
     let report: serde_json::Value = serde_json::from_slice(&stored).expect("JSON");
     assert_eq!((report["status"].as_str(), report["complete"].as_bool()), (Some("canceled"), Some(true)));
 
-    let again = dispatch_once(&ctx, sent.as_ref()).await.expect("pass");
+    let again = dispatch_once(&ctx, sent.as_ref(), false).await.expect("pass");
     assert!(again.dispatched.is_empty(), "limits are full: {again:?}");
+}
+
+/// Waits until `sent` holds `count` deliveries.
+async fn delivered(sent: &Collect, count: usize) -> Vec<i64> {
+    for _ in 0..200 {
+        let got = sent.0.lock().expect("lock").clone();
+        if got.len() >= count {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("only {:?} delivered", sent.0.lock().expect("lock"));
+}
+
+#[tokio::test]
+async fn a_pass_whose_caller_hung_up_still_delivers_what_it_claimed() {
+    let temp = TempCtx::new(|config| config.max_running = 10).await;
+    let ctx = temp.ctx.clone();
+    temp.project("a", "script: echo\nconcurrency: 5\n");
+    let ids = [queue(&ctx, "a").await, queue(&ctx, "a").await];
+    let sent = Arc::new(Collect::default());
+    let passes = Arc::new(Passes::default());
+    let shutdown = CancellationToken::new();
+    let deliver: Arc<dyn Deliver> = sent.clone();
+    let pass_loop =
+        tokio::spawn(passes::run_loop(ctx.clone(), deliver, passes.clone(), None, shutdown.clone()));
+    // The first pass runs at start; wait for it, then ask for more and hang up at once
+    // (a poke's caller timing out).
+    delivered(&sent, 2).await;
+    let third = queue(&ctx, "a").await;
+    let hung_up = tokio::time::timeout(Duration::from_micros(1), passes.pass()).await;
+    assert!(hung_up.is_err(), "the caller gave up before the pass ended");
+    let got = delivered(&sent, 3).await;
+    assert_eq!(got, vec![ids[0], ids[1], third], "each claimed build delivered once");
+    let build = ctx.store.build(third).await.expect("read").expect("row");
+    assert_eq!((build.status, build.attempt), (BuildStatus::Dispatched, 1));
+    // A waiting caller gets the report of a pass that began after it asked.
+    let report = passes.pass().await.expect("pass");
+    assert!(report.dispatched.is_empty(), "nothing left to claim: {report:?}");
+    shutdown.cancel();
+    pass_loop.await.expect("the loop ends on shutdown");
+}
+
+#[tokio::test]
+async fn ended_builds_a_dead_process_left_pending_are_followed_up() {
+    let temp = TempCtx::new(|_| {}).await;
+    let ctx = temp.ctx.clone();
+    temp.project("a", "script: echo\nkeep_builds: 1\n");
+    let first = queue(&ctx, "a").await;
+    let second = queue(&ctx, "a").await;
+    // As if a process ended both builds and died before their follow-ups: rows and
+    // events written, no report.json, no pruning.
+    sparky_core::testing::end_without_follow_up(&ctx, &[first, second]).await;
+    let key = Key::report("a", second).expect("key");
+    assert!(sparky_core::reports::get_bytes(ctx.reports.as_ref(), &key).await.expect("read").is_none());
+    let sent = Collect::default();
+    let fresh = dispatch_once(&ctx, &sent, true).await.expect("pass");
+    assert_eq!(fresh.followed_up, 0, "a follow-up still in its process's hands is left alone");
+    sparky_core::testing::age_events(&ctx, 60_000).await;
+    let report = dispatch_once(&ctx, &sent, true).await.expect("pass");
+    assert_eq!(report.followed_up, 2);
+    let stored = sparky_core::reports::get_bytes(ctx.reports.as_ref(), &key).await.expect("read");
+    let doc: serde_json::Value = serde_json::from_slice(&stored.expect("report.json written")).expect("JSON");
+    assert_eq!(doc["status"], "canceled");
+    assert!(ctx.store.build(first).await.expect("read").is_none(), "pruned to keep_builds: 1");
+    let again = dispatch_once(&ctx, &sent, true).await.expect("pass");
+    assert_eq!(again.followed_up, 0, "done once");
 }

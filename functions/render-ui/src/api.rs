@@ -8,6 +8,10 @@
 //! | `GET /api/v1/projects/{project}/builds?limit=N&before=ID` | `{"builds": [Build], "next_before": ID or null}`, newest first |
 //! | `GET /api/v1/builds/{id}` | a build ([`BuildJson`]) |
 //! | `GET /api/v1/queue` | `{"builds": [Build]}`: queued, dispatched and running, oldest first |
+//! | `GET /api/v1/events?after=N&limit=M` | `{"events": [Event], "next_after": N}`: every status change, oldest first |
+//!
+//! Who may call them: anyone who can reach render-ui, like the pages (reads are not
+//! private yet); they change nothing.
 
 use axum::{
     Json,
@@ -16,7 +20,7 @@ use axum::{
 use serde_json::{Value, json};
 use sparky_core::{
     Ctx,
-    api::{ApiError, BuildJson},
+    api::{ApiError, BuildJson, EventJson},
 };
 
 use crate::{
@@ -67,7 +71,21 @@ pub async fn builds(
 pub async fn build(State(ctx): State<Ctx>, Path(id): Path<String>) -> Result<Json<BuildJson>, ApiError> {
     let id = query::build_id(&id)?;
     let build = ctx.store.build(id).await?.ok_or_else(|| query::no_build(id))?;
-    Ok(Json(BuildJson::from(&build)))
+    let events = ctx.store.build_events(id).await?;
+    Ok(Json(BuildJson::with_attempts(&build, &events)))
+}
+
+/// `GET /api/v1/events?after=N&limit=M`: the lifecycle's events with ids above `after`
+/// (default 0), oldest first, at most `limit` (default 100, at most 1000). Pass
+/// `next_after` as `after` to go on; it stays `after` when nothing is new, so a tool
+/// can poll with it and miss nothing.
+#[tracing::instrument(skip_all)]
+pub async fn events(State(ctx): State<Ctx>, RawQuery(raw): RawQuery) -> Result<Json<Value>, ApiError> {
+    let cursor = query::EventCursor::parse(raw.as_deref())?;
+    let events = ctx.store.events_after(cursor.after, cursor.limit).await?;
+    let next_after = events.last().map_or(cursor.after, |e| e.id);
+    let events: Vec<EventJson> = events.iter().map(EventJson::from).collect();
+    Ok(Json(json!({ "events": events, "next_after": next_after })))
 }
 
 /// `GET /api/v1/queue`

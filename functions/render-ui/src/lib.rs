@@ -60,6 +60,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/api/v1/projects/{project}/builds", get(api::builds))
         .route("/api/v1/builds/{id}", get(api::build))
         .route("/api/v1/queue", get(api::queue))
+        .route("/api/v1/events", get(api::events))
         .with_state(ctx)
 }
 

@@ -35,17 +35,7 @@ impl Page {
     pub fn parse(query: Option<&str>) -> Result<Page, ApiError> {
         let raw: RawPage = serde_urlencoded::from_str(query.unwrap_or_default())
             .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
-        let limit = match raw.limit.as_deref() {
-            None | Some("") => DEFAULT_LIMIT,
-            Some(text) => match text.parse::<u64>() {
-                Ok(0) | Err(_) => {
-                    return Err(ApiError::BadRequest(format!(
-                        "limit={text:?}: expected a number of builds, at least 1 (more than {MAX_LIMIT} is cut to {MAX_LIMIT})"
-                    )));
-                }
-                Ok(n) => n.min(u64::from(MAX_LIMIT)) as u32,
-            },
-        };
+        let limit = limit(raw.limit.as_deref(), "builds", DEFAULT_LIMIT, MAX_LIMIT)?;
         let before = match raw.before.as_deref() {
             None | Some("") => None,
             Some(text) => Some(text.parse::<i64>().map_err(|_| {
@@ -55,6 +45,55 @@ impl Page {
             })?),
         };
         Ok(Page { limit, before })
+    }
+}
+
+/// `?limit=`: how many `things` (`default` when absent; at least 1; cut to `max`).
+fn limit(text: Option<&str>, things: &str, default: u32, max: u32) -> Result<u32, ApiError> {
+    match text {
+        None | Some("") => Ok(default),
+        Some(text) => match text.parse::<u64>() {
+            Ok(0) | Err(_) => Err(ApiError::BadRequest(format!(
+                "limit={text:?}: expected a number of {things}, at least 1 (more than {max} is cut to {max})"
+            ))),
+            Ok(n) => Ok(n.min(u64::from(max)) as u32),
+        },
+    }
+}
+
+/// Events per answer unless `?limit=` says otherwise, and the most.
+pub const EVENTS_LIMIT: u32 = 100;
+pub const MAX_EVENTS_LIMIT: u32 = 1000;
+
+/// Where a reader of the lifecycle's events is: after event `after`, `limit` at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventCursor {
+    pub after: i64,
+    pub limit: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCursor {
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+impl EventCursor {
+    /// Reads `?after=N&limit=M` (both optional).
+    pub fn parse(query: Option<&str>) -> Result<EventCursor, ApiError> {
+        let raw: RawCursor = serde_urlencoded::from_str(query.unwrap_or_default())
+            .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
+        let after = match raw.after.as_deref() {
+            None | Some("") => 0,
+            Some(text) => text.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "after={text:?}: expected an event id, 0 or more (the `next_after` of the previous answer)"
+                ))
+            })?,
+        };
+        let limit = limit(raw.limit.as_deref(), "events", EVENTS_LIMIT, MAX_EVENTS_LIMIT)?;
+        Ok(EventCursor { after, limit })
     }
 }
 

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sparky_core::{
-    model::Build,
+    model::{Attempt, Build, Reason},
     time::{human_duration, rfc3339},
 };
 
@@ -46,7 +46,7 @@ pub struct BuildView {
     pub duration: Option<String>,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
-    /// 1 for the first try; more when it was handed back after its runner vanished.
+    /// The number of its current or last attempt; 0 before it was sent to a runner.
     pub attempt: u32,
     pub cancel_requested: bool,
     pub scm_url: Option<String>,
@@ -78,7 +78,7 @@ impl BuildView {
             duration,
             exit_code: build.exit_code,
             error: build.error.clone(),
-            attempt: build.attempt + 1,
+            attempt: build.attempt,
             cancel_requested: build.cancel_requested,
             scm_url: build.scm.url.clone(),
             scm_branch: build.scm.branch.clone(),
@@ -86,6 +86,41 @@ impl BuildView {
             parent_build: build.parent_build,
             report_error: build.report_error.clone(),
         }
+    }
+}
+
+/// One attempt at running a build, as the build page lists it.
+#[derive(Debug, Serialize)]
+pub struct AttemptView {
+    pub number: u32,
+    pub dispatched: When,
+    pub started: Option<When>,
+    pub ended: Option<When>,
+    /// `queued` (tried again) or the terminal status it ended with.
+    pub outcome: Option<&'static str>,
+    pub reason: Option<&'static str>,
+}
+
+impl AttemptView {
+    /// The attempts worth listing: all of them, once there was more than one or one
+    /// ended otherwise than by its runner recording the result.
+    pub fn list(attempts: &[Attempt], now: i64) -> Vec<AttemptView> {
+        let plain =
+            attempts.len() <= 1 && attempts.iter().all(|a| a.reason.is_none_or(|r| r == Reason::Finished));
+        if plain {
+            return Vec::new();
+        }
+        attempts
+            .iter()
+            .map(|a| AttemptView {
+                number: a.number,
+                dispatched: When::new(a.dispatched_at, now),
+                started: a.started_at.map(|t| When::new(t, now)),
+                ended: a.ended_at.map(|t| When::new(t, now)),
+                outcome: a.outcome.map(|s| s.as_str()),
+                reason: a.reason.map(|r| r.describe()),
+            })
+            .collect()
     }
 }
 

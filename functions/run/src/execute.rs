@@ -1,7 +1,7 @@
 //! One build from start to end: take it (`dispatched -> running`, a duplicate delivery
 //! is a no-op), prepare a fresh working directory, start the job, supervise it, store
-//! its reports and record the result ([`crate::record`]), prune old builds and poke
-//! dispatch so that the next build starts at once.
+//! its reports and record the result ([`crate::record`]). What follows the result
+//! (pruning, the poke that starts the next build) is the lifecycle's.
 
 use std::{
     os::unix::process::ExitStatusExt,
@@ -11,12 +11,11 @@ use std::{
 use sparky_core::{
     Ctx,
     api::error_chain,
-    hub::HubEvent,
     model::{Build, BuildStatus},
     project::ProjectConfig,
     reports::{Key, log::LogWriter},
     store::StoreError,
-    time::{human_duration, now_ms},
+    time::human_duration,
 };
 
 use crate::{
@@ -50,16 +49,13 @@ pub async fn execute(
     stop_on_shutdown: bool,
 ) -> Result<Option<BuildStatus>, StoreError> {
     let owner = format!("{}/{build_id}", ctx.config.instance);
-    let lease_ms = ctx.config.lease.as_millis() as i64;
-    let Some(build) = ctx.store.start(build_id, owner.clone(), now_ms(), lease_ms).await? else {
+    let Some(build) = ctx.start_build(build_id, &owner).await? else {
         tracing::info!("not dispatched any more; nothing to run");
-        ctx.hub.publish(HubEvent::StatusChanged(build_id));
         return Ok(None);
     };
-    ctx.hub.publish(HubEvent::StatusChanged(build_id));
-    tracing::info!(project = %build.project, "build started");
+    tracing::info!(project = %build.project, attempt = build.attempt, "build started");
 
-    if build.attempt > 0 {
+    if build.attempt > 1 {
         // A new attempt: the last one's log chunks sit at the same offsets as this
         // one's, so they would mix; its artifacts and report are stale too.
         if let Err(error) = ctx.reports.delete_prefix(&Key::build_prefix(&build.project, build.id)).await {
@@ -67,11 +63,9 @@ pub async fn execute(
         }
     }
     let mut log = LogWriter::new(ctx.reports.clone(), &build.project, build.id, Some(ctx.hub.clone()));
-    let mut keep_builds = None;
     let outcome = match ctx.projects.get(&build.project).await {
         Ok(Some(project)) => match &project.config {
             Ok(config) => {
-                keep_builds = Some(config.keep_builds);
                 let outcome =
                     run_job(ctx, &build, &project, config, &owner, stop_on_shutdown, &mut log).await;
                 if outcome.as_ref().is_some_and(|o| o.status == BuildStatus::Succeeded) {
@@ -91,19 +85,11 @@ pub async fn execute(
     };
     let status = outcome.status;
     let exit_code = outcome.exit_code;
-    let recorded = record::record(ctx, &build, &owner, outcome, log).await?;
-    ctx.hub.publish(HubEvent::StatusChanged(build_id));
-    ctx.dispatch.poke();
-    if !recorded {
+    if !record::record(ctx, &build, &owner, outcome, log).await? {
         tracing::warn!("the build was taken over before it finished; result not recorded");
         return Ok(None);
     }
     tracing::info!(%status, ?exit_code, "build finished");
-    if let Some(keep) = keep_builds
-        && let Err(error) = ctx.prune(&build.project, keep).await
-    {
-        tracing::warn!(error = %error_chain(&error), "pruning old builds failed");
-    }
     Ok(Some(status))
 }
 
@@ -124,7 +110,8 @@ async fn run_job(
         return Some(Outcome::failed(format!("could not prepare the working directory: {e}")));
     }
     let mut env = job::job_env(build, config, &dirs, &ctx.config);
-    let watch = |timeout| Watch { ctx, build_id: build.id, owner, timeout, stop_on_shutdown };
+    let retries = config.retries;
+    let watch = |timeout| Watch { ctx, build_id: build.id, owner, timeout, retries, stop_on_shutdown };
 
     if let Some(mut scm) = checkout::target(build, config) {
         let url = scm.url.clone().unwrap_or_default();

@@ -12,7 +12,7 @@ use sparky_core::{
         log::{LogEnd, LogWriter},
         report::BuildReport,
     },
-    store::StoreError,
+    store::{Ending, StoreError},
     time::now_ms,
 };
 use tokio::{task::JoinHandle, time::Instant};
@@ -30,9 +30,7 @@ impl LeaseKeeper {
             let lease = ctx.config.lease;
             loop {
                 tokio::time::sleep(lease / 3).await;
-                let renewed =
-                    ctx.store.renew(build_id, owner.clone(), now_ms(), lease.as_millis() as i64).await;
-                if let Err(error) = renewed {
+                if let Err(error) = ctx.renew_lease(build_id, &owner).await {
                     tracing::warn!(build_id, error = %error_chain(&error), "lease renewal failed");
                 }
             }
@@ -83,25 +81,29 @@ pub async fn record(
     ended.error = outcome.error.clone();
     ended.finished_at = Some(finished_at);
     ended.log_size = Some(log_end.size);
-    let report =
-        BuildReport::new(&ended, log_end.size, log_end.complete(), stored.artifacts, problems.clone());
+    let events = ctx.store.build_events(build.id).await?;
+    let report = BuildReport::new(
+        &ended,
+        &events,
+        log_end.size,
+        log_end.complete(),
+        stored.artifacts,
+        problems.clone(),
+    );
     if let Err(problem) = report.store(ctx.reports.as_ref(), deadline).await {
         problems.push(problem);
     }
-    if !problems.is_empty() {
-        let problem = problems.join("; ");
+    let report_error = (!problems.is_empty()).then(|| problems.join("; "));
+    if let Some(problem) = &report_error {
         tracing::error!(build_id = build.id, %problem, "the build's report is incomplete");
-        ctx.store.set_report_error(build.id, Some(problem)).await?;
     }
-    ctx.store
-        .finish(
-            build.id,
-            owner.to_string(),
-            outcome.status,
-            outcome.exit_code,
-            outcome.error,
-            log_end.size,
-            finished_at,
-        )
-        .await
+    let ending = Ending {
+        status: outcome.status,
+        exit_code: outcome.exit_code,
+        error: outcome.error,
+        log_size: log_end.size,
+        report_error,
+        finished_at,
+    };
+    ctx.finish_build(build.id, owner, ending).await
 }

@@ -4,10 +4,10 @@
 //! is stopped — the whole process group — on timeout, cancel or shutdown.
 //!
 //! A `serve run` process lets its builds finish when it is told to stop; if it is still
-//! waiting when [`Ctx::hand_back`] fires, it stops the job, stores the log, and gives the
-//! build's lease up at once, so that dispatch's next sweep queues it again (while the
-//! project's `retries` allow) or ends it `lost` — instead of a SIGKILL leaving it
-//! `running` until the lease runs out.
+//! waiting when [`Ctx::hand_back`] fires, it stops the job, stores the log, and hands
+//! the build back at once: it is queued again while the project's `retries` allow,
+//! else ends `lost` — instead of a SIGKILL leaving it `running` until the lease runs
+//! out.
 //!
 //! Cancel requests arrive through the hub in the same process; from another process
 //! they can only be seen in the store (a pod running a build can't be addressed), so a
@@ -16,7 +16,7 @@
 use std::{process::ExitStatus, time::Duration};
 
 use nix::sys::signal::Signal;
-use sparky_core::{Ctx, api::error_chain, hub::HubEvent, reports::log::LogWriter, time::now_ms};
+use sparky_core::{Ctx, api::error_chain, hub::HubEvent, reports::log::LogWriter};
 use tokio::{
     io::AsyncReadExt,
     time::{Instant, MissedTickBehavior, interval, sleep_until, timeout},
@@ -63,6 +63,8 @@ pub struct Watch<'a> {
     pub build_id: i64,
     pub owner: &'a str,
     pub timeout: Duration,
+    /// The project's `retries`, for a build handed back.
+    pub retries: u32,
     /// Stop the job when the process shuts down (`sparky up`); otherwise let it finish
     /// (a `serve run` pod drains its requests).
     pub stop_on_shutdown: bool,
@@ -134,11 +136,15 @@ pub async fn supervise(watch: Watch<'_>, mut job: Job, log: &mut LogWriter) -> E
             _ = watch_tick.tick(), if status.is_none() && stop.is_none() => {
                 if Instant::now() >= next_renewal {
                     next_renewal = Instant::now() + lease / 3;
-                    match ctx.store.renew(watch.build_id, watch.owner.into(), now_ms(), lease.as_millis() as i64).await {
+                    match ctx.renew_lease(watch.build_id, watch.owner).await {
                         Ok(r) if !r.still_ours => begin_stop(Stop::LeaseLost, &mut stop, &mut kill_at),
                         Ok(r) if r.cancel_requested => begin_stop(Stop::Canceled, &mut stop, &mut kill_at),
                         Ok(_) => {}
-                        Err(error) => tracing::warn!(build_id = watch.build_id, error = %error_chain(&error), "lease renewal failed"),
+                        Err(error) => {
+                            // Try again soon: the lease outlasts several tries.
+                            next_renewal = Instant::now() + WATCH_EVERY;
+                            tracing::warn!(build_id = watch.build_id, error = %error_chain(&error), "lease renewal failed");
+                        }
                     }
                 } else if let Ok(true) = ctx.store.cancel_requested(watch.build_id).await {
                     begin_stop(Stop::Canceled, &mut stop, &mut kill_at);
@@ -163,12 +169,11 @@ pub async fn supervise(watch: Watch<'_>, mut job: Job, log: &mut LogWriter) -> E
     Ending { status, stop }
 }
 
-/// Stores the log, then gives the lease up (it ends now) and pokes dispatch, whose
-/// sweep requeues the build or ends it `lost`. In that order: a new attempt may start
-/// as soon as the lease is given up.
+/// Stores the log, then hands the build back (to the queue while `retries` allow, else
+/// `lost`). In that order: a new attempt may start as soon as it is handed back.
 async fn hand_back(watch: &Watch<'_>, log: &mut LogWriter) {
     let ctx = watch.ctx;
-    log.append(b"\n[sparky] the runner shut down before the build ended: handed back to the queue\n");
+    log.append(b"\n[sparky] the runner shut down before the build ended: handed back\n");
     match timeout(HAND_BACK_STORE_LIMIT, log.flush()).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::warn!(build_id = watch.build_id, error = %error_chain(&error),
@@ -177,10 +182,8 @@ async fn hand_back(watch: &Watch<'_>, log: &mut LogWriter) {
             tracing::warn!(build_id = watch.build_id, "storing the log of a build handed back took too long")
         }
     }
-    match ctx.store.release(watch.build_id, watch.owner.into()).await {
-        Ok(_) => tracing::warn!(build_id = watch.build_id, "shutting down: build handed back to dispatch"),
-        Err(error) => tracing::error!(build_id = watch.build_id, error = %error_chain(&error),
-            "could not give the lease up; the build is recovered when it runs out"),
+    if let Err(error) = ctx.hand_back(watch.build_id, watch.owner, watch.retries).await {
+        tracing::error!(build_id = watch.build_id, error = %error_chain(&error),
+            "could not hand the build back; it is recovered when its lease runs out");
     }
-    ctx.dispatch.poke();
 }

@@ -8,7 +8,6 @@ use sparky_core::{
     reports::{folder::collect, log::StoredLog},
     store::Limits,
     testing::TempCtx,
-    time::now_ms,
 };
 
 /// Whether `pid` is a live process (a zombie waiting for its reaper is dead). Gives a
@@ -48,7 +47,7 @@ impl Harness {
         let new = NewBuild { project: project.into(), params, ..NewBuild::default() };
         let id = self.ctx.queue_build(new).await.expect("queue").build.id;
         let limits = Limits { global: 10, concurrency: [(project.to_string(), 10)].into() };
-        self.ctx.store.claim(limits, "test".into(), now_ms(), 30_000).await.expect("claim");
+        self.ctx.claim_builds(limits).await.expect("claim");
         id
     }
 
@@ -118,7 +117,7 @@ async fn a_cancel_stops_a_running_build() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let asked = Instant::now();
-    h.ctx.store.request_cancel(id, now_ms()).await.expect("cancel");
+    h.ctx.cancel_build(id).await.expect("cancel");
     let status = run.await.expect("join").expect("execute");
     assert_eq!(status, Some(BuildStatus::Canceled));
     assert!(asked.elapsed() < Duration::from_secs(2), "{:?}", asked.elapsed());

@@ -1,6 +1,6 @@
 //! `sparky up`: all four functions in one process on one port, sharing one state
-//! folder (SQLite in WAL mode, reports in a folder). A dispatch loop woken by pokes and
-//! a minute ticker stand in for the PingSources, builds run as tasks of this process in
+//! folder (SQLite in WAL mode, reports in a folder). A dispatch loop woken by pokes (and
+//! sweeping on its own) and a minute ticker stand in for the PingSources, builds run as tasks of this process in
 //! place of Knative Eventing's deliveries, and `.triggers/` inboxes are read twice a
 //! second. SIGINT/SIGTERM stop accepting requests, cancel the
 //! running builds (recording them as `canceled`) and wait for them to be recorded.
@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
-use sparky_core::{Config, Ctx, api::error_chain, config::JournalMode, serve, store::Claim};
-use sparky_dispatch::{Deliver, Dispatcher};
+use sparky_core::{Config, Ctx, api::error_chain, config::JournalMode, model::Reason, serve, store::Claim};
+use sparky_dispatch::{Deliver, Dispatcher, Passes, passes};
 use sparky_trigger::{Ticker, tick};
-use tokio::{net::TcpListener, sync::Notify};
+use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 /// Runs a build as a task of this process.
@@ -28,7 +28,7 @@ impl Deliver for LocalDeliver {
             let id = claim.build_id;
             if ctx.shutdown.is_cancelled() {
                 // Shutting down: leave it for the next start rather than cancel it.
-                if let Err(error) = ctx.store.requeue_undelivered(id).await {
+                if let Err(error) = ctx.requeue_dispatched(id, Reason::ShutDown).await {
                     tracing::warn!(build_id = id, error = %error_chain(&error), "could not requeue");
                 }
                 return;
@@ -41,10 +41,10 @@ impl Deliver for LocalDeliver {
 }
 
 /// All four routers in one, plus `/healthz` and `/metrics`.
-pub fn app(ctx: Ctx, deliver: Arc<dyn Deliver>) -> Router {
+pub fn app(ctx: Ctx, passes: Arc<Passes>) -> Router {
     let functions = Router::new()
         .merge(sparky_trigger::router(Ticker::new(ctx.clone())))
-        .merge(sparky_dispatch::router(Dispatcher { ctx: ctx.clone(), deliver }))
+        .merge(sparky_dispatch::router(Dispatcher { ctx: ctx.clone(), passes }))
         .merge(sparky_run::router(ctx.clone()))
         .merge(sparky_render_ui::router(ctx.clone()));
     serve::app(functions, ctx)
@@ -68,8 +68,8 @@ pub async fn run(
     config.api_url.get_or_insert_with(|| format!("http://{addr}"));
     config.public_url.get_or_insert_with(|| format!("http://{addr}"));
     let root = config.root.clone();
-    let wake = Arc::new(Notify::new());
-    let ctx = Ctx::open(config, JournalMode::Wal, wake.clone(), shutdown.clone())
+    let passes = Arc::new(Passes::default());
+    let ctx = Ctx::open(config, JournalMode::Wal, passes.clone(), shutdown.clone())
         .await
         .with_context(|| format!("could not open the state folder {}", root.display()))?;
     if ctx.projects.create_example_if_empty().await.context("creating the example project")? {
@@ -77,15 +77,16 @@ pub async fn run(
     }
     let builds = TaskTracker::new();
     let deliver: Arc<dyn Deliver> = Arc::new(LocalDeliver { ctx: ctx.clone(), builds: builds.clone() });
+    let tick = Some(passes::tick_for(ctx.config.lease));
     let dispatcher =
-        tokio::spawn(sparky_dispatch::local::run_loop(ctx.clone(), deliver.clone(), wake, shutdown.clone()));
+        tokio::spawn(passes::run_loop(ctx.clone(), deliver, passes.clone(), tick, shutdown.clone()));
 
     let ticker = tokio::spawn(tick::run_minute_ticker(Ticker::new(ctx.clone())));
     let inbox = tokio::spawn(tick::run_inbox_scanner(ctx.clone()));
 
     println!("Sparky is up on http://{addr} (state in {})", root.display());
     tracing::info!(%addr, root = %root.display(), "sparky up");
-    let served = serve::serve(listener, app(ctx, deliver), shutdown.clone()).await;
+    let served = serve::serve(listener, app(ctx, passes), shutdown.clone()).await;
     shutdown.cancel();
     dispatcher.await.context("the dispatch loop panicked")?;
     ticker.await.context("the minute ticker panicked")?;

@@ -22,7 +22,8 @@ use sparky_core::{
     ctx::{HttpPoke, NoPoke, Poke},
     serve,
 };
-use sparky_dispatch::{Dispatcher, HttpDeliver};
+use sparky_dispatch::{Dispatcher, HttpDeliver, Passes, passes};
+use sparky_trigger::{Ticker, tick};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -90,16 +91,21 @@ fn source(function: Function) -> String {
     format!("/sparky/{function:?}").to_lowercase()
 }
 
-/// Opens the shared state and builds `function`'s router, with `/healthz` and `/metrics`.
+/// Opens the shared state and builds `function`'s router, with `/healthz` and `/metrics`,
+/// and starts what runs beside it: dispatch's pass loop; with `SPARKY_SELF_TICK`,
+/// trigger's minute ticker and inbox reader.
 async fn open(
     function: Function,
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(Ctx, Router)> {
     let source = source(function);
-    let poke: Arc<dyn Poke> = match &config.dispatch_url {
-        Some(url) => Arc::new(HttpPoke::new(url, reqwest::Client::new(), &source)),
-        None => {
+    // dispatch wakes its own pass loop; the others poke dispatch over HTTP.
+    let passes = Arc::new(Passes::default());
+    let poke: Arc<dyn Poke> = match (&config.dispatch_url, function) {
+        (_, Function::Dispatch) => passes.clone(),
+        (Some(url), _) => Arc::new(HttpPoke::new(url, reqwest::Client::new(), &source)),
+        (None, _) => {
             if matches!(function, Function::Trigger | Function::Run) {
                 tracing::warn!("SPARKY_DISPATCH_URL is not set: builds wait for dispatch's next sweep");
             }
@@ -108,11 +114,19 @@ async fn open(
     };
     let run_url = config.run_url.clone();
     let root = config.root.clone();
-    let ctx = Ctx::open(config, JournalMode::Delete, poke, shutdown)
+    let ctx = Ctx::open(config, JournalMode::Delete, poke, shutdown.clone())
         .await
         .with_context(|| format!("could not open the state folder {}", root.display()))?;
+    let self_tick = ctx.config.self_tick;
     let router = match function {
-        Function::Trigger => sparky_trigger::router(sparky_trigger::Ticker::new(ctx.clone())),
+        Function::Trigger => {
+            let ticker = Ticker::new(ctx.clone());
+            if self_tick {
+                tokio::spawn(tick::run_minute_ticker(ticker.clone()));
+                tokio::spawn(tick::run_inbox_scanner(ctx.clone()));
+            }
+            sparky_trigger::router(ticker)
+        }
         Function::Dispatch => {
             let Some(run_url) = run_url else {
                 bail!(
@@ -120,7 +134,9 @@ async fn open(
                 );
             };
             let deliver = Arc::new(HttpDeliver::new(ctx.clone(), &run_url));
-            sparky_dispatch::router(Dispatcher { ctx: ctx.clone(), deliver })
+            let tick = self_tick.then(|| passes::tick_for(ctx.config.lease));
+            tokio::spawn(passes::run_loop(ctx.clone(), deliver, passes.clone(), tick, shutdown));
+            sparky_dispatch::router(Dispatcher { ctx: ctx.clone(), passes })
         }
         Function::Run => sparky_run::router(ctx.clone()),
         Function::RenderUi => sparky_render_ui::router(ctx.clone()),

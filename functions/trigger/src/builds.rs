@@ -17,7 +17,6 @@ use sparky_core::{
     model::{Build, NewBuild, TriggerKind},
     project::{Project, ProjectConfig, params},
     store::{CancelOutcome, Inserted},
-    time::now_ms,
 };
 
 use crate::request::{self, TriggerRequest};
@@ -50,14 +49,7 @@ async fn queue(ctx: &Ctx, name: &str, headers: &HeaderMap, body: Body) -> Result
         idempotency_key: key,
         ..NewBuild::default()
     };
-    let inserted = ctx.queue_build(new).await?;
-    if inserted.build.project != project.name {
-        return Err(ApiError::Unprocessable(format!(
-            "this Idempotency-Key was already used for build {} of project {}",
-            inserted.build.id, inserted.build.project
-        )));
-    }
-    Ok(created(inserted, request.from_form))
+    Ok(created(queue_once(ctx, new).await?, request.from_form))
 }
 
 /// `POST /api/v1/builds/{id}/cancel`
@@ -76,23 +68,15 @@ async fn cancel_build(ctx: &Ctx, id: &str, headers: &HeaderMap, body: Body) -> R
     let id = api::build_id(id)?;
     let request = read_action(headers, body).await?;
     authorize(ctx, headers, &request)?;
-    let outcome = ctx.store.request_cancel(id, now_ms()).await?;
-    let state = match outcome {
+    let state = match ctx.cancel_build(id).await? {
         CancelOutcome::NotFound => {
             return Err(api::no_build(id));
         }
         CancelOutcome::AlreadyFinished(status) => {
             return Err(ApiError::Conflict(format!("build {id} already finished ({status})")));
         }
-        CancelOutcome::Canceled => {
-            ctx.hub.publish(sparky_core::hub::HubEvent::StatusChanged(id));
-            ctx.dispatch.poke();
-            "canceled"
-        }
-        CancelOutcome::Requested => {
-            ctx.hub.publish(sparky_core::hub::HubEvent::CancelRequested(id));
-            "cancel_requested"
-        }
+        CancelOutcome::Canceled(_) => "canceled",
+        CancelOutcome::Requested => "cancel_requested",
     };
     tracing::info!(outcome = state, "cancel requested");
     if request.from_form {
@@ -140,8 +124,19 @@ async fn rebuild_build(ctx: &Ctx, id: &str, headers: &HeaderMap, body: Body) -> 
         idempotency_key: key,
         ..NewBuild::default()
     };
-    let inserted = ctx.queue_build(new).await?;
-    Ok(created(inserted, request.from_form))
+    Ok(created(queue_once(ctx, new).await?, request.from_form))
+}
+
+/// Queues `new`; the same Idempotency-Key again gets the first build, unless it asked
+/// for something else (a key names one request): that is a 422 naming the difference.
+async fn queue_once(ctx: &Ctx, new: NewBuild) -> Result<Inserted, ApiError> {
+    let inserted = ctx.queue_build(new.clone()).await?;
+    if !inserted.created
+        && let Some(conflict) = new.conflict_with(&inserted.build)
+    {
+        return Err(ApiError::Unprocessable(conflict));
+    }
+    Ok(inserted)
 }
 
 /// Cancel and rebuild take no parameters; a form may carry the token.

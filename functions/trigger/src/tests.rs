@@ -187,13 +187,13 @@ async fn a_configured_token_is_required() {
 
 #[tokio::test]
 async fn deleting_a_history_needs_the_token_and_keeps_live_builds() {
-    use sparky_core::{model::NewBuild, reports::Key, time::now_ms};
+    use sparky_core::{model::NewBuild, reports::Key};
 
     let h = harness(|c| c.api_token = Some(Secret::new("s3cret"))).await;
     h.project("app", "script: echo hi\n");
     let queue = || h.ctx.queue_build(NewBuild { project: "app".into(), ..NewBuild::default() });
     let done = queue().await.expect("queue").build.id;
-    h.ctx.store.request_cancel(done, now_ms()).await.expect("cancel the queued build: it is finished");
+    h.ctx.cancel_build(done).await.expect("cancel the queued build: it is finished");
     let live = queue().await.expect("queue").build.id;
     let report = Key::report("app", done).expect("key");
     h.ctx.reports.put(&report, axum::body::Bytes::from_static(b"{}")).await.expect("put");

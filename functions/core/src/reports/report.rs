@@ -11,12 +11,13 @@ use super::{Key, ReportStore, log::StoredLog, retry};
 use crate::{
     Ctx,
     api::error_chain,
-    model::{Build, BuildStatus, Params},
+    model::{Attempt, Build, BuildStatus, Event, Params, Reason},
     time::rfc3339,
 };
 
-/// The format's version.
-pub const VERSION: u32 = 1;
+/// The format's version. 2: `attempt` is the number of the build's last attempt (it
+/// counted retries in 1, now `retries_used`), and `attempts` lists them.
+pub const VERSION: u32 = 2;
 
 /// A stored artifact.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +37,52 @@ pub struct Commit {
     pub url: Option<String>,
     pub branch: Option<String>,
     pub sha: Option<String>,
+}
+
+/// One try at running the build, numbered from 1 as in the API and on the pages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptEntry {
+    pub number: u32,
+    pub dispatched_at: String,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    /// What it went to: `queued` (tried again) or the build's terminal status.
+    pub outcome: Option<String>,
+    /// Why, as a word (`delivery_lost`, `runner_vanished`, `finished`, ...) and as people
+    /// read it.
+    pub reason: Option<String>,
+    pub reason_text: Option<String>,
+}
+
+impl AttemptEntry {
+    /// The attempts of `build` from its events. A build that just ended by its runner,
+    /// whose end is not recorded yet, has its last attempt closed by its status.
+    pub fn list(build: &Build, events: &[Event]) -> Vec<AttemptEntry> {
+        let mut attempts = Attempt::from_events(events);
+        if let (Some(last), Some(finished)) = (attempts.last_mut(), build.finished_at)
+            && last.ended_at.is_none()
+            && build.status.is_terminal()
+        {
+            last.ended_at = Some(finished);
+            last.outcome = Some(build.status);
+            last.reason = Some(Reason::Finished);
+        }
+        attempts.iter().map(AttemptEntry::from).collect()
+    }
+}
+
+impl From<&Attempt> for AttemptEntry {
+    fn from(a: &Attempt) -> Self {
+        AttemptEntry {
+            number: a.number,
+            dispatched_at: rfc3339(a.dispatched_at),
+            started_at: a.started_at.map(rfc3339),
+            ended_at: a.ended_at.map(rfc3339),
+            outcome: a.outcome.map(|s| s.as_str().to_string()),
+            reason: a.reason.map(|r| r.as_str().to_string()),
+            reason_text: a.reason.map(|r| r.describe().to_string()),
+        }
+    }
 }
 
 /// Where the log is and whether all of it was stored.
@@ -65,7 +112,10 @@ pub struct BuildReport {
     pub duration_ms: Option<i64>,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
+    /// The number of the last attempt (0: it never went to a runner).
     pub attempt: u32,
+    pub retries_used: u32,
+    pub attempts: Vec<AttemptEntry>,
     pub parent_build: Option<i64>,
     pub commit: Option<Commit>,
     pub log: LogEntry,
@@ -77,9 +127,11 @@ pub struct BuildReport {
 }
 
 impl BuildReport {
-    /// The report of `build` as it ends (its status, times and exit code final).
+    /// The report of `build` as it ends (its status, times and exit code final), with
+    /// its lifecycle `events`.
     pub fn new(
         build: &Build,
+        events: &[Event],
         log_size: u64,
         log_complete: bool,
         artifacts: Vec<ArtifactEntry>,
@@ -106,6 +158,8 @@ impl BuildReport {
             exit_code: build.exit_code,
             error: build.error.clone(),
             attempt: build.attempt,
+            retries_used: build.retries_used,
+            attempts: AttemptEntry::list(build, events),
             parent_build: build.parent_build,
             commit,
             log: LogEntry {
@@ -135,10 +189,9 @@ impl BuildReport {
 
 /// Stores `report.json` for a build that ended without a runner recording it: swept as
 /// `lost`, or canceled before it started. Whatever log a vanished runner stored is
-/// counted; such a report is marked incomplete. Failures are logged, not returned:
-/// the build's status stands either way.
-pub async fn store_without_runner(ctx: &Ctx, build_id: i64) {
-    let Ok(Some(build)) = ctx.store.build(build_id).await else { return };
+/// counted; such a report is marked incomplete.
+pub async fn store_without_runner(ctx: &Ctx, build: &Build) -> Result<(), String> {
+    let events = ctx.store.build_events(build.id).await.map_err(|e| error_chain(&e))?;
     let log_size = match StoredLog::open(ctx.reports.as_ref(), &build.project, build.id).await {
         Ok(log) => log.size(),
         Err(_) => 0,
@@ -149,8 +202,28 @@ pub async fn store_without_runner(ctx: &Ctx, build_id: i64) {
         }
         _ => Vec::new(),
     };
-    let report = BuildReport::new(&build, log_size, problems.is_empty(), Vec::new(), problems);
-    if let Err(error) = report.store(ctx.reports.as_ref(), Instant::now()).await {
-        tracing::warn!(build_id, %error, "could not store report.json of a build that ended without its runner");
+    let report = BuildReport::new(build, &events, log_size, problems.is_empty(), Vec::new(), problems);
+    report.store(ctx.reports.as_ref(), Instant::now()).await
+}
+
+/// Makes sure an ended build's `report.json` says how it ended: when it is missing or
+/// says another status (its process died before writing it, or a runner wrote it
+/// before the sweep took the build), it is written again from the build's row.
+pub async fn ensure(ctx: &Ctx, build_id: i64) -> Result<(), String> {
+    let build = match ctx.store.build(build_id).await {
+        Ok(Some(build)) => build,
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(error_chain(&e)),
+    };
+    let key = Key::report(&build.project, build.id).map_err(|e| error_chain(&e))?;
+    if !build.status.is_terminal() {
+        // Back in the queue: a report a runner wrote before losing the build is stale.
+        return ctx.reports.delete_prefix(key.as_str()).await.map(|_| ()).map_err(|e| error_chain(&e));
     }
+    let stored = super::get_bytes(ctx.reports.as_ref(), &key).await.map_err(|e| error_chain(&e))?;
+    let says = stored.as_deref().and_then(|bytes| serde_json::from_slice::<serde_json::Value>(bytes).ok());
+    if says.as_ref().and_then(|doc| doc["status"].as_str()) == Some(build.status.as_str()) {
+        return Ok(());
+    }
+    store_without_runner(ctx, &build).await
 }

@@ -4,16 +4,19 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Store, StoreError};
-use crate::model::{Build, BuildStatus, NewBuild, Params, ScmRef, TriggerKind};
+use super::{
+    Store, StoreError,
+    events::{Change, record},
+};
+use crate::model::{Build, BuildStatus, NewBuild, Params, Reason, ScmRef, TriggerKind};
 
 /// The columns [`build_from_row`] reads, in order.
 pub(super) const COLUMNS: &str = "id, project, status, trigger_kind, params, description, \
      scm_url, scm_branch, scm_sha, parent_build, attempt, created_at, started_at, finished_at, \
-     exit_code, error, cancel_requested, log_size, chain, report_error";
+     exit_code, error, cancel_requested, log_size, chain, report_error, retries_used";
 
 /// The result of queueing: the build, and whether this call created it (`false` when
-/// an idempotency key matched an earlier build).
+/// an idempotency key matched an earlier build, which is returned instead).
 #[derive(Debug)]
 pub struct Inserted {
     pub build: Build,
@@ -54,6 +57,7 @@ pub(super) fn build_from_row(row: &Row<'_>) -> rusqlite::Result<Build> {
         log_size: row.get::<_, Option<i64>>(17)?.map(|n| n.max(0) as u64),
         chain: serde_json::from_str(&row.get::<_, String>(18)?).map_err(|e| text_err(18, e.to_string()))?,
         report_error: row.get(19)?,
+        retries_used: row.get(20)?,
     })
 }
 
@@ -66,7 +70,7 @@ impl Store {
     /// Queues a build, committed before this returns. With an idempotency key that was
     /// used before, returns the earlier build instead (`created: false`).
     #[tracing::instrument(skip_all, fields(project = %new.project))]
-    pub async fn queue_build(&self, new: NewBuild, now: i64) -> Result<Inserted, StoreError> {
+    pub(crate) async fn queue_build(&self, new: NewBuild, now: i64) -> Result<Inserted, StoreError> {
         self.write(move |tx| {
             if let Some(key) = &new.idempotency_key {
                 let sql = format!("SELECT {COLUMNS} FROM builds WHERE idempotency_key = ?1");
@@ -98,6 +102,18 @@ impl Store {
             ])?;
             let id = tx.last_insert_rowid();
             let build = get(tx, id)?.ok_or_else(|| StoreError::Corrupt("inserted build vanished".into()))?;
+            record(
+                tx,
+                Change {
+                    build_id: id,
+                    project: &build.project,
+                    from: None,
+                    to: BuildStatus::Queued,
+                    reason: Reason::Triggered,
+                    attempt: 0,
+                    at: now,
+                },
+            )?;
             Ok(Inserted { build, created: true })
         })
         .await
@@ -243,24 +259,18 @@ impl Store {
         .await
     }
 
-    /// Records why a build's report is incomplete (`None`: it is complete).
-    pub async fn set_report_error(&self, id: i64, problem: Option<String>) -> Result<(), StoreError> {
-        self.write(move |tx| {
-            tx.prepare_cached("UPDATE builds SET report_error = ?2 WHERE id = ?1")?
-                .execute(params![id, problem])?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Deletes the rows of builds whose reports and working directories are gone.
+    /// Deletes the rows of builds whose reports and working directories are gone, with
+    /// their events.
     pub async fn delete_builds(&self, ids: Vec<i64>) -> Result<(), StoreError> {
         self.write(move |tx| {
-            let mut stmt = tx.prepare_cached(
+            let mut build = tx.prepare_cached(
                 "DELETE FROM builds WHERE id = ?1 AND status NOT IN ('queued', 'dispatched', 'running')",
             )?;
+            let mut events = tx.prepare_cached("DELETE FROM events WHERE build_id = ?1")?;
             for id in ids {
-                stmt.execute([id])?;
+                if build.execute([id])? == 1 {
+                    events.execute([id])?;
+                }
             }
             Ok(())
         })

@@ -8,12 +8,15 @@
 //! rusqlite is blocking, so every call runs on tokio's blocking pool.
 //!
 //! - [`builds`]: queueing, reading and pruning builds.
-//! - [`queue`]: the build lifecycle: claim, start, lease, finish, cancel, sweep.
+//! - [`transitions`]: the build lifecycle's status changes: claim, start, lease, finish,
+//!   cancel, hand back, sweep (called only by [`crate::lifecycle`]).
+//! - [`events`]: the event each status change records, and reading them.
 //! - [`scm`]: SCM polling state: heads seen, when each project is due, last errors.
 
 mod builds;
-mod queue;
+mod events;
 mod scm;
+mod transitions;
 
 use std::{
     path::{Path, PathBuf},
@@ -24,8 +27,8 @@ use std::{
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 pub use builds::{BuildPage, Inserted};
-pub use queue::{CancelOutcome, Claim, Limits, Renewal, SweepOutcome};
 pub use scm::{PollClaim, PollState};
+pub use transitions::{CancelOutcome, Claim, Ending, Limits, Renewal, Start};
 
 use crate::config::JournalMode;
 
@@ -34,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0001_builds.sql"),
     include_str!("sql/0002_triggers.sql"),
     include_str!("sql/0003_reports.sql"),
+    include_str!("sql/0004_events.sql"),
 ];
 
 /// How long a statement waits for another process's lock before giving up with `Busy`.

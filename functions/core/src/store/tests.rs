@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::*;
-use crate::model::{BuildStatus, NewBuild, TriggerKind};
+use crate::model::{Build, BuildStatus, NewBuild, Reason, TriggerKind};
 
 async fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -64,20 +64,35 @@ async fn pages_history_newest_first() {
     assert_eq!(last["other"].id, 6);
 }
 
+fn ending(status: BuildStatus, exit_code: i32, log_size: u64, at: i64) -> Ending {
+    Ending { status, exit_code: Some(exit_code), error: None, log_size, report_error: None, finished_at: at }
+}
+
+/// Claims what `limits` allow at `now` with a lease of `lease`; the claimed ids.
+async fn claim(store: &Store, limits: Limits, now: i64, lease: i64) -> Vec<i64> {
+    let (claims, events) = store.claim(limits, "d".into(), now, lease).await.expect("claim");
+    assert_eq!(claims.len(), events.len(), "one event per claim");
+    claims.iter().map(|c| c.build_id).collect()
+}
+
+fn started(start: Start) -> Option<Build> {
+    match start {
+        Start::Running(build, _) => Some(*build),
+        _ => None,
+    }
+}
+
 #[tokio::test]
 async fn claims_respect_project_and_global_limits() {
     let (_dir, store) = store().await;
     for project in ["a", "a", "a", "b", "b", "c"] {
         store.queue_build(new(project), 1).await.expect("queue");
     }
-    let claimed =
-        store.claim(limits(3, &[("a", 2), ("b", 1), ("c", 1)]), "d".into(), 10, 1000).await.expect("claim");
-    let ids: Vec<i64> = claimed.iter().map(|c| c.build_id).collect();
+    let ids = claim(&store, limits(3, &[("a", 2), ("b", 1), ("c", 1)]), 10, 1000).await;
     assert_eq!(ids, vec![1, 2, 4], "FIFO within limits: a twice, then b");
-    let more =
-        store.claim(limits(3, &[("a", 2), ("b", 1), ("c", 1)]), "d".into(), 10, 1000).await.expect("claim");
+    let more = claim(&store, limits(3, &[("a", 2), ("b", 1), ("c", 1)]), 10, 1000).await;
     assert!(more.is_empty(), "global cap reached");
-    let more = store.claim(limits(10, &[("a", 2), ("b", 1)]), "d".into(), 10, 1000).await.expect("claim");
+    let more = claim(&store, limits(10, &[("a", 2), ("b", 1)]), 10, 1000).await;
     assert!(more.is_empty(), "c is unknown to the limits, a and b are full: {more:?}");
 }
 
@@ -85,14 +100,18 @@ async fn claims_respect_project_and_global_limits() {
 async fn start_is_a_no_op_for_duplicates_and_finish_needs_the_owner() {
     let (_dir, store) = store().await;
     let id = store.queue_build(new("app"), 1).await.expect("queue").build.id;
-    store.claim(limits(1, &[("app", 1)]), "d".into(), 10, 1000).await.expect("claim");
-    let started = store.start(id, "r1".into(), 20, 1000).await.expect("start");
-    assert_eq!(started.map(|b| b.status), Some(BuildStatus::Running));
-    assert!(store.start(id, "r2".into(), 21, 1000).await.expect("start").is_none());
-    assert!(
-        !store.finish(id, "r2".into(), BuildStatus::Succeeded, Some(0), None, 0, 30).await.expect("finish")
+    claim(&store, limits(1, &[("app", 1)]), 10, 1000).await;
+    let build = started(store.start(id, "r1".into(), 20, 1000).await.expect("start")).expect("running");
+    assert_eq!((build.status, build.attempt), (BuildStatus::Running, 1));
+    assert_eq!(store.start(id, "r2".into(), 21, 1000).await.expect("start"), Start::NotDispatched);
+    let theirs = store.finish(id, "r2".into(), ending(BuildStatus::Succeeded, 0, 0, 30)).await;
+    assert!(theirs.expect("finish").is_none(), "not r2's build");
+    let event = store.finish(id, "r1".into(), ending(BuildStatus::Failed, 3, 12, 30)).await;
+    let event = event.expect("finish").expect("r1's build");
+    assert_eq!(
+        (event.from, event.to, event.reason),
+        (Some(BuildStatus::Running), BuildStatus::Failed, Reason::Finished)
     );
-    assert!(store.finish(id, "r1".into(), BuildStatus::Failed, Some(3), None, 12, 30).await.expect("finish"));
     let build = store.build(id).await.expect("read").expect("exists");
     assert_eq!(build.status, BuildStatus::Failed);
     assert_eq!(build.exit_code, Some(3));
@@ -104,15 +123,18 @@ async fn start_is_a_no_op_for_duplicates_and_finish_needs_the_owner() {
 async fn cancel_ends_queued_at_once_and_flags_running() {
     let (_dir, store) = store().await;
     let queued = store.queue_build(new("app"), 1).await.expect("queue").build.id;
-    assert_eq!(store.request_cancel(queued, 5).await.expect("cancel"), CancelOutcome::Canceled);
+    let CancelOutcome::Canceled(event) = store.request_cancel(queued, 5).await.expect("cancel") else {
+        panic!("a queued build is canceled at once");
+    };
+    assert_eq!((event.build_id, event.to), (queued, BuildStatus::Canceled));
     assert_eq!(
         store.request_cancel(queued, 6).await.expect("cancel"),
         CancelOutcome::AlreadyFinished(BuildStatus::Canceled)
     );
     let id = store.queue_build(new("app"), 1).await.expect("queue").build.id;
-    store.claim(limits(1, &[("app", 1)]), "d".into(), 10, 1000).await.expect("claim");
+    claim(&store, limits(1, &[("app", 1)]), 10, 1000).await;
     assert_eq!(store.request_cancel(id, 11).await.expect("cancel"), CancelOutcome::Requested);
-    assert!(store.start(id, "r".into(), 12, 1000).await.expect("start").is_none());
+    assert!(matches!(store.start(id, "r".into(), 12, 1000).await.expect("start"), Start::Canceled(_)));
     assert_eq!(store.build(id).await.expect("read").map(|b| b.status), Some(BuildStatus::Canceled));
     assert_eq!(store.request_cancel(999, 1).await.expect("cancel"), CancelOutcome::NotFound);
 }
@@ -123,19 +145,79 @@ async fn sweep_requeues_while_retries_allow_then_loses() {
     let id = store.queue_build(new("app"), 1).await.expect("queue").build.id;
     let retries: HashMap<String, u32> = [("app".to_string(), 1)].into();
     for expected in [BuildStatus::Queued, BuildStatus::Lost] {
-        store.claim(limits(1, &[("app", 1)]), "d".into(), 10, 100).await.expect("claim");
+        claim(&store, limits(1, &[("app", 1)]), 10, 100).await;
         store.start(id, "r".into(), 20, 100).await.expect("start");
         assert!(store.sweep(retries.clone(), 100).await.expect("sweep").is_empty(), "lease still valid");
         let swept = store.sweep(retries.clone(), 121).await.expect("sweep");
-        assert_eq!(swept.iter().map(|s| s.status).collect::<Vec<_>>(), vec![expected]);
+        assert_eq!(
+            swept.iter().map(|s| (s.to, s.reason)).collect::<Vec<_>>(),
+            vec![(expected, Reason::RunnerVanished)]
+        );
     }
     let build = store.build(id).await.expect("read").expect("exists");
     assert_eq!(build.status, BuildStatus::Lost);
-    assert_eq!(build.attempt, 1);
-    assert!(build.error.unwrap_or_default().contains("lease"));
+    assert_eq!((build.attempt, build.retries_used), (2, 1));
+    assert!(build.error.unwrap_or_default().contains("runner vanished on attempt 2"));
     let renewal = store.renew(id, "r".into(), 130, 100).await.expect("renew");
     assert!(!renewal.still_ours);
-    assert!(!store.release(id, "r".into()).await.expect("release"), "only a running build's lease");
+    assert!(
+        store.hand_back(id, "r".into(), 1, 131).await.expect("hand back").is_none(),
+        "only a running build"
+    );
+}
+
+#[tokio::test]
+async fn a_build_that_never_started_goes_back_to_the_front_without_a_retry() {
+    let (_dir, store) = store().await;
+    let first = store.queue_build(new("app"), 1).await.expect("queue").build.id;
+    let second = store.queue_build(new("app"), 2).await.expect("queue").build.id;
+    // retries: 0, and the delivery is lost three times: never `lost`, never a retry.
+    for attempt in 1..=3 {
+        assert_eq!(claim(&store, limits(1, &[("app", 1)]), 10, 100).await, vec![first], "first in line");
+        let swept = store.sweep(HashMap::new(), 200).await.expect("sweep");
+        let moves: Vec<_> = swept.iter().map(|e| (e.build_id, e.to, e.reason, e.attempt)).collect();
+        assert_eq!(moves, vec![(first, BuildStatus::Queued, Reason::DeliveryLost, attempt)]);
+    }
+    let build = store.build(first).await.expect("read").expect("exists");
+    assert_eq!((build.status, build.attempt, build.retries_used), (BuildStatus::Queued, 3, 0));
+    let events = store.build_events(first).await.expect("events");
+    let attempts = crate::model::Attempt::from_events(&events);
+    assert_eq!(attempts.iter().map(|a| a.number).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert!(attempts.iter().all(|a| a.reason == Some(Reason::DeliveryLost) && a.started_at.is_none()));
+    assert_eq!(store.build(second).await.expect("read").map(|b| b.attempt), Some(0));
+}
+
+#[tokio::test]
+async fn every_change_is_one_event_in_commit_order() {
+    let (_dir, store) = store().await;
+    let id = store.queue_build(new("app"), 1).await.expect("queue").build.id;
+    claim(&store, limits(1, &[("app", 1)]), 10, 100).await;
+    store.start(id, "r".into(), 20, 100).await.expect("start");
+    store.finish(id, "r".into(), ending(BuildStatus::Succeeded, 0, 5, 30)).await.expect("finish");
+    let other = store.queue_build(new("b"), 40).await.expect("queue").build.id;
+    store.request_cancel(other, 50).await.expect("cancel");
+    let events = store.events_after(0, 100).await.expect("events");
+    let seen: Vec<_> = events.iter().map(|e| (e.build_id, e.from, e.to, e.reason, e.at)).collect();
+    use BuildStatus::*;
+    assert_eq!(
+        seen,
+        vec![
+            (id, None, Queued, Reason::Triggered, 1),
+            (id, Some(Queued), Dispatched, Reason::Claimed, 10),
+            (id, Some(Dispatched), Running, Reason::Started, 20),
+            (id, Some(Running), Succeeded, Reason::Finished, 30),
+            (other, None, Queued, Reason::Triggered, 40),
+            (other, Some(Queued), Canceled, Reason::Canceled, 50),
+        ]
+    );
+    assert!(events.windows(2).all(|w| w[0].id < w[1].id));
+    let page = store.events_after(events[1].id, 2).await.expect("events");
+    assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), vec![events[2].id, events[3].id]);
+    let pending = store.pending_events(i64::MAX, 10).await.expect("pending");
+    assert_eq!(pending.iter().map(|e| e.to).collect::<Vec<_>>(), vec![Succeeded, Canceled], "terminal ones");
+    store.followed(pending.iter().map(|e| e.id).collect()).await.expect("followed");
+    assert!(store.pending_events(i64::MAX, 10).await.expect("pending").is_empty());
+    assert!(store.pending_events(30, 10).await.expect("pending").is_empty(), "only older than asked");
 }
 
 #[tokio::test]
@@ -144,11 +226,13 @@ async fn prunes_finished_builds_beyond_keep() {
     for _ in 0..5 {
         store.queue_build(new("app"), 1).await.expect("queue");
     }
-    store.end_queued(vec![1, 2, 3, 4], BuildStatus::Canceled, "test".into(), 2).await.expect("end");
+    store.end_queued(vec![1, 2, 3, 4], Reason::ProjectGone, 2).await.expect("end");
     assert_eq!(store.builds_to_prune("app", 2).await.expect("prune"), vec![1, 2, 3]);
     store.delete_builds(vec![1, 2, 3]).await.expect("delete");
     let page = store.project_builds("app", 10, None).await.expect("page");
     assert_eq!(page.builds.iter().map(|b| b.id).collect::<Vec<_>>(), vec![5, 4]);
+    assert!(store.build_events(1).await.expect("events").is_empty(), "events go with their build");
+    assert_eq!(store.build_events(4).await.expect("events").len(), 2);
 }
 
 #[tokio::test]
@@ -189,13 +273,16 @@ async fn keeps_the_downstream_chain_and_finds_children() {
 }
 
 #[tokio::test]
-async fn a_released_lease_is_swept_at_once() {
+async fn a_build_handed_back_is_queued_again_while_retries_allow() {
     let (_dir, store) = store().await;
     let id = store.queue_build(new("app"), 1).await.expect("queue").build.id;
-    store.claim(limits(1, &[("app", 1)]), "d".into(), 10, 1_000_000).await.expect("claim");
+    claim(&store, limits(1, &[("app", 1)]), 10, 1_000_000).await;
     store.start(id, "r".into(), 20, 1_000_000).await.expect("start");
-    assert!(!store.release(id, "someone-else".into()).await.expect("release"));
-    assert!(store.release(id, "r".into()).await.expect("release"));
-    let swept = store.sweep([("app".to_string(), 1)].into(), 21).await.expect("sweep");
-    assert_eq!(swept.iter().map(|s| s.status).collect::<Vec<_>>(), vec![BuildStatus::Queued]);
+    assert!(store.hand_back(id, "someone-else".into(), 1, 21).await.expect("hand back").is_none());
+    let event = store.hand_back(id, "r".into(), 1, 21).await.expect("hand back").expect("r's build");
+    assert_eq!((event.to, event.reason), (BuildStatus::Queued, Reason::HandedBack));
+    claim(&store, limits(1, &[("app", 1)]), 30, 1_000_000).await;
+    store.start(id, "r".into(), 40, 1_000_000).await.expect("start");
+    let event = store.hand_back(id, "r".into(), 1, 41).await.expect("hand back").expect("r's build");
+    assert_eq!(event.to, BuildStatus::Lost, "its one retry is used");
 }

@@ -16,6 +16,7 @@ use serde::Serialize;
 use sparky_core::{
     Ctx,
     api::{ApiError, error_chain},
+    model::Attempt,
     time::now_ms,
 };
 
@@ -24,7 +25,7 @@ use crate::{
     artifacts::{self, ArtifactView},
     log::{LogTail, tail, window},
     query,
-    view::{BuildView, human_size},
+    view::{AttemptView, BuildView, human_size},
 };
 
 /// The most log a page shows; the raw log has the rest.
@@ -67,6 +68,8 @@ impl LogView {
 #[derive(Serialize)]
 struct BuildPage {
     build: BuildView,
+    /// Each attempt and how it ended, when there is more to say than one run.
+    attempts: Vec<AttemptView>,
     log: Option<LogView>,
     artifacts: Vec<ArtifactView>,
     /// Why the log or the artifacts could not be read right now.
@@ -94,6 +97,7 @@ pub async fn build(
             LogView::new(id, w, at_end && build.status.is_terminal())
         }),
     };
+    let events = ctx.store.build_events(id).await?;
     let artifacts = artifacts::list(&ctx, &build.project, id).await;
     let storage_error = match (&part, &artifacts) {
         (Err(e), _) | (_, Err(e)) => Some(unavailable(e)),
@@ -101,6 +105,7 @@ pub async fn build(
     };
     let context = BuildPage {
         build: BuildView::new(&build, now_ms()),
+        attempts: AttemptView::list(&Attempt::from_events(&events), now_ms()),
         log: part.ok(),
         artifacts: artifacts.unwrap_or_default(),
         storage_error,

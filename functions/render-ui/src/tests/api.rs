@@ -214,3 +214,76 @@ async fn serves_the_log_from_an_offset() {
     assert_eq!(answer.headers["x-log-size"], "0");
     assert_eq!(answer.headers["x-build-status"], "queued");
 }
+
+#[tokio::test]
+async fn follows_every_status_change_through_the_events_api() {
+    let h = harness(|_| {}).await;
+    h.project("app", "script: echo\n");
+    let first = h.queue("app", &[], None).await;
+    h.start("app", first).await;
+    h.finish(first, BuildStatus::Failed, Some(1), 0).await;
+    let second = h.queue("app", &[], None).await;
+
+    let body = h.get("/api/v1/events").await.json();
+    let events = body["events"].as_array().expect("events");
+    let seen: Vec<(i64, &str, &str, &str)> = events
+        .iter()
+        .map(|e| {
+            let text = |k: &str| e[k].as_str().unwrap_or("null");
+            (e["build_id"].as_i64().expect("build id"), text("from"), text("to"), text("reason"))
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (first, "null", "queued", "triggered"),
+            (first, "queued", "dispatched", "claimed"),
+            (first, "dispatched", "running", "started"),
+            (first, "running", "failed", "finished"),
+            (second, "null", "queued", "triggered"),
+        ]
+    );
+    assert_eq!(events[1]["attempt"], 1);
+    assert_eq!(events[0]["url"], format!("/builds/{first}"));
+    assert!(events[0]["at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let last = events[4]["id"].as_i64().expect("id");
+    assert_eq!(body["next_after"], last);
+
+    // Paging: two at a time from the second, then nothing new (the cursor stays).
+    let after = events[0]["id"].as_i64().expect("id");
+    let page = h.get(&format!("/api/v1/events?after={after}&limit=2")).await.json();
+    assert_eq!(page["events"].as_array().map(Vec::len), Some(2));
+    assert_eq!(page["events"][0]["id"], events[1]["id"]);
+    assert_eq!(page["next_after"], events[2]["id"]);
+    let idle = h.get(&format!("/api/v1/events?after={last}")).await.json();
+    assert_eq!((idle["events"].as_array().map(Vec::len), &idle["next_after"]), (Some(0), &Value::from(last)));
+
+    for bad in ["after=-1", "after=x", "limit=0", "limit=many", "since=3"] {
+        let answer = h.get(&format!("/api/v1/events?{bad}")).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{bad}");
+        let error = answer.json()["error"].as_str().unwrap_or_default().to_string();
+        let name = bad.split('=').next().unwrap_or_default();
+        assert!(error.contains(name) || error.contains("unknown field"), "{bad}: {error}");
+    }
+    let huge = h.get("/api/v1/events?limit=100000").await;
+    assert_eq!(huge.status, StatusCode::OK, "large limits are cut, not refused");
+}
+
+#[tokio::test]
+async fn a_build_lists_its_attempts() {
+    let h = harness(|_| {}).await;
+    h.project("app", "script: echo\n");
+    let id = h.queue("app", &[], None).await;
+    h.start("app", id).await;
+    h.finish(id, BuildStatus::Succeeded, Some(0), 0).await;
+    let build = h.get(&format!("/api/v1/builds/{id}")).await.json();
+    assert_eq!((build["attempt"].as_u64(), build["retries_used"].as_u64()), (Some(1), Some(0)));
+    let attempts = build["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0]["number"], 1);
+    assert_eq!(attempts[0]["outcome"], "succeeded");
+    assert_eq!(attempts[0]["reason"], "finished");
+    assert!(attempts[0]["started_at"].is_string() && attempts[0]["ended_at"].is_string());
+    let history = h.get("/api/v1/projects/app/builds").await.json();
+    assert!(history["builds"][0].get("attempts").is_none(), "only a single build's answer lists them");
+}

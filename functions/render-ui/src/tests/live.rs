@@ -7,7 +7,7 @@ use axum::body::Body;
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use sparky_core::{model::BuildStatus, time::now_ms};
+use sparky_core::model::BuildStatus;
 use tower::ServiceExt;
 
 use super::{Harness, harness, put};
@@ -149,11 +149,7 @@ async fn follows_by_polling_when_the_hub_says_nothing() {
     log.flush().await.expect("flush");
     log.append("cödé\n".as_bytes());
     log.flush().await.expect("flush");
-    h.ctx
-        .store
-        .finish(id, "test".into(), BuildStatus::Failed, Some(2), None, log.stored(), now_ms())
-        .await
-        .expect("finish");
+    h.finish(id, BuildStatus::Failed, Some(2), log.stored()).await;
 
     let rest = events.rest().await;
     let text: String =

@@ -13,7 +13,7 @@ use sparky_core::{
     Config, Ctx,
     model::{BuildStatus, NewBuild, Params},
     reports::log::LogWriter,
-    store::Limits,
+    store::{Ending, Limits},
     testing::TempCtx,
     time::now_ms,
 };
@@ -85,21 +85,17 @@ impl Harness {
     /// Moves queued build `id` to `running`, as dispatch and run would.
     pub async fn start(&self, project: &str, id: i64) {
         let limits = Limits { global: 100, concurrency: [(project.to_string(), 100)].into() };
-        self.ctx.store.claim(limits, "test".into(), now_ms(), 60_000).await.expect("claim");
-        let started = self.ctx.store.start(id, "test".into(), now_ms(), 60_000).await.expect("start");
+        self.ctx.claim_builds(limits).await.expect("claim");
+        let started = self.ctx.start_build(id, "test").await.expect("start");
         assert!(started.is_some(), "build {id} started");
     }
 
     /// Ends running build `id` with `status`, recording `log_size` bytes of log.
     pub async fn finish(&self, id: i64, status: BuildStatus, exit_code: Option<i32>, log_size: u64) {
-        let finished = self
-            .ctx
-            .store
-            .finish(id, "test".into(), status, exit_code, None, log_size, now_ms())
-            .await
-            .expect("finish");
+        let ending =
+            Ending { status, exit_code, error: None, log_size, report_error: None, finished_at: now_ms() };
+        let finished = self.ctx.finish_build(id, "test", ending).await.expect("finish");
         assert!(finished, "build {id} finished");
-        self.ctx.hub.publish(sparky_core::hub::HubEvent::StatusChanged(id));
     }
 
     /// A project `app` and a build of it that has started, with its log writer.

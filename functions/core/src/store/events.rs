@@ -1,0 +1,144 @@
+//! The lifecycle's events: one row per status change, written in the same transaction
+//! as the change ([`record`]), read in commit order by tools (`GET /api/v1/events`),
+//! by build (its attempts), and by the follow-up sweep (terminal changes whose
+//! report.json and pruning are not known to be done).
+
+use rusqlite::{Row, params};
+
+use super::{Store, StoreError};
+use crate::model::{BuildStatus, Event, Reason};
+
+const COLUMNS: &str = "id, build_id, project, from_status, to_status, reason, attempt, at";
+
+/// A status change about to be recorded.
+pub(super) struct Change<'a> {
+    pub build_id: i64,
+    pub project: &'a str,
+    pub from: Option<BuildStatus>,
+    pub to: BuildStatus,
+    pub reason: Reason,
+    pub attempt: u32,
+    pub at: i64,
+}
+
+/// Appends the event of `change`. A terminal change is marked pending until what must
+/// follow it is done.
+pub(super) fn record(tx: &rusqlite::Transaction<'_>, change: Change<'_>) -> Result<Event, StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO events (build_id, project, from_status, to_status, reason, attempt, at, pending) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        change.build_id,
+        change.project,
+        change.from.map(BuildStatus::as_str),
+        change.to.as_str(),
+        change.reason.as_str(),
+        change.attempt,
+        change.at,
+        change.to.is_terminal(),
+    ])?;
+    Ok(Event {
+        id: tx.last_insert_rowid(),
+        build_id: change.build_id,
+        project: change.project.to_string(),
+        from: change.from,
+        to: change.to,
+        reason: change.reason,
+        attempt: change.attempt,
+        at: change.at,
+    })
+}
+
+fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
+    let text_err = |index: usize, message: String| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, message.into())
+    };
+    let status =
+        |index: usize, text: String| text.parse::<BuildStatus>().map_err(|e| text_err(index, e.to_string()));
+    let from: Option<String> = row.get(3)?;
+    Ok(Event {
+        id: row.get(0)?,
+        build_id: row.get(1)?,
+        project: row.get(2)?,
+        from: from.map(|text| status(3, text)).transpose()?,
+        to: status(4, row.get(4)?)?,
+        reason: row
+            .get::<_, String>(5)?
+            .parse()
+            .map_err(|e: crate::model::UnknownName| text_err(5, e.to_string()))?,
+        attempt: row.get(6)?,
+        at: row.get(7)?,
+    })
+}
+
+impl Store {
+    /// Events with ids above `after`, oldest first, at most `limit`.
+    pub async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        self.call(move |conn| {
+            let sql = format!("SELECT {COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2");
+            let events = conn
+                .prepare_cached(&sql)?
+                .query_map(params![after, limit], event_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(events)
+        })
+        .await
+    }
+
+    /// One build's events, oldest first.
+    pub async fn build_events(&self, build_id: i64) -> Result<Vec<Event>, StoreError> {
+        self.call(move |conn| {
+            let sql = format!("SELECT {COLUMNS} FROM events WHERE build_id = ?1 ORDER BY id");
+            let events = conn
+                .prepare_cached(&sql)?
+                .query_map([build_id], event_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(events)
+        })
+        .await
+    }
+
+    /// Terminal events recorded before `before` whose follow-ups are not known to be
+    /// done, oldest first, at most `limit`.
+    pub(crate) async fn pending_events(&self, before: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        self.call(move |conn| {
+            let sql =
+                format!("SELECT {COLUMNS} FROM events WHERE pending = 1 AND at < ?1 ORDER BY id LIMIT ?2");
+            let events = conn
+                .prepare_cached(&sql)?
+                .query_map(params![before, limit], event_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(events)
+        })
+        .await
+    }
+
+    /// Records that what must follow these events is done.
+    pub(crate) async fn followed(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.write(move |tx| {
+            let mut stmt =
+                tx.prepare_cached("UPDATE events SET pending = 0 WHERE id = ?1 AND pending = 1")?;
+            for id in ids {
+                stmt.execute([id])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(feature = "testing")]
+impl Store {
+    /// Tests: moves every event `ms` into the past, as if recorded that long ago.
+    pub async fn age_events(&self, ms: i64) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            tx.execute("UPDATE events SET at = at - ?1", [ms])?;
+            Ok(())
+        })
+        .await
+    }
+}
