@@ -35,45 +35,17 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    fmt,
     path::PathBuf,
     time::Duration,
 };
 
-use crate::reports::S3Settings;
-
-/// How SQLite journals writes. WAL needs shared memory on one host, so a volume
-/// shared by several pods must use the rollback journal (`delete`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JournalMode {
-    Wal,
-    Delete,
-}
+use crate::{reports::S3Settings, secret::Secret, store::JournalMode};
 
 /// Output format of Sparky's own logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
-}
-
-/// A secret value that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
 }
 
 /// A configuration value that could not be used.
@@ -380,10 +352,5 @@ mod tests {
         assert!(err.to_string().contains("not a bucket name"), "{err}");
         let folder = Config::from_vars(vars(&[("SPARKY_REPORTS", "/srv/reports")])).expect("folder");
         assert_eq!((folder.reports, folder.s3), (Some(PathBuf::from("/srv/reports")), None));
-    }
-
-    #[test]
-    fn secrets_do_not_print() {
-        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
     }
 }

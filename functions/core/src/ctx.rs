@@ -9,11 +9,11 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     Config,
-    config::JournalMode,
     events::{CloudEvent, DISPATCH_POKE},
     hub::Hub,
     project::Projects,
     reports::{self, ReportStore},
+    store::JournalMode,
     store::{Store, StoreError},
 };
 
@@ -123,7 +123,7 @@ impl Ctx {
                 .map_err(|source| OpenError::CreateDir { path: dir.clone(), source })?;
         }
         let store = Store::open(config.db_path(), config.journal.unwrap_or(default_journal)).await?;
-        let reports = reports::open(&config);
+        let reports = reports::open(config.s3.as_ref(), &config.reports_dir());
         tracing::info!(reports = %reports.describe(), "report storage");
         Ok(Ctx {
             projects: Projects::new(config.projects_dir()),

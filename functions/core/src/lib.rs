@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`config`]: every environment variable Sparky reads, read in one place.
+//! - [`error`], [`secret`]: error chains for logs; values that never print (leaves).
 //! - [`model`]: builds, statuses and trigger kinds.
 //! - [`store`]: the SQLite build store; all SQL lives here.
 //! - [`repo`]: comparing repository URLs, branch globs.
@@ -23,6 +24,7 @@ pub mod api;
 pub mod config;
 pub mod cron;
 pub mod ctx;
+pub mod error;
 pub mod events;
 pub mod hub;
 pub mod lambda;
@@ -32,6 +34,7 @@ pub mod project;
 pub mod repo;
 pub mod reports;
 pub mod retention;
+pub mod secret;
 pub mod serve;
 pub mod store;
 #[cfg(feature = "testing")]

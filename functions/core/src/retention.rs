@@ -4,7 +4,7 @@
 //! on whichever backend), its working directory and, last, its row — so that an
 //! interrupted removal is finished by the next one rather than leaving orphaned files.
 
-use crate::{Ctx, api::error_chain, reports::Key, store::StoreError};
+use crate::{Ctx, error::error_chain, reports::Key, store::StoreError};
 
 impl Ctx {
     /// Prunes `project` down to its newest `keep` builds; returns how many went.

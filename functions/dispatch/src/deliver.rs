@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use sparky_core::{
     Ctx,
-    api::error_chain,
+    error::error_chain,
     events::{BUILD_RUN, CloudEvent},
     model::Reason,
     store::Claim,

@@ -18,7 +18,7 @@ use std::{
     time::Duration,
 };
 
-use sparky_core::{Ctx, api::error_chain, ctx::Poke};
+use sparky_core::{Ctx, ctx::Poke, error::error_chain};
 use tokio::{
     sync::{Notify, watch},
     time::Instant,
@@ -108,7 +108,7 @@ pub async fn run_loop(
                 Err(error_chain(&error))
             }
             Err(error) => {
-                tracing::error!(%error, "dispatch pass panicked");
+                tracing::error!(error = %error_chain(&error), "dispatch pass panicked");
                 Err(error.to_string())
             }
         };

@@ -43,7 +43,8 @@ use http::HeaderMap;
 use serde::Serialize;
 use sparky_core::{
     Ctx,
-    api::{ApiError, BuildJson, error_chain},
+    api::{ApiError, BuildJson},
+    error::error_chain,
     hub::HubEvent,
     model::{Build, BuildStatus},
     reports::log::StoredLog,

@@ -13,7 +13,7 @@ use std::{
 use futures_util::{StreamExt, stream};
 use sparky_core::{
     Ctx,
-    api::error_chain,
+    error::error_chain,
     model::Build,
     reports::{Key, ReportStore, log::LogWriter, report::ArtifactEntry, retry},
 };
@@ -48,7 +48,7 @@ pub async fn store(ctx: &Ctx, build: &Build, dir: &Path, log: &mut LogWriter, de
     let (found, refused) = match tokio::task::spawn_blocking(move || scan(&root)).await {
         Ok(scanned) => scanned,
         Err(error) => {
-            tracing::error!(build_id = build.id, %error, "scanning the artifacts failed");
+            tracing::error!(build_id = build.id, error = %error_chain(&error), "scanning the artifacts failed");
             return Stored::default();
         }
     };

@@ -6,6 +6,7 @@
 
 use sparky_core::{
     Ctx,
+    error::error_chain,
     model::{Build, NewBuild, TriggerKind},
     project::ProjectConfig,
     reports::log::LogWriter,
@@ -40,7 +41,7 @@ pub async fn queue(ctx: &Ctx, build: &Build, config: &ProjectConfig, log: &mut L
                                 format!("queued downstream build #{} of {name}", inserted.build.id)
                             }
                             Err(error) => {
-                                tracing::error!(%error, downstream = name, "could not queue a downstream build");
+                                tracing::error!(error = %error_chain(&error), downstream = name, "could not queue a downstream build");
                                 format!("downstream {name} could not be queued: {error}")
                             }
                         }

@@ -10,7 +10,7 @@ use std::{
 
 use sparky_core::{
     Ctx,
-    api::error_chain,
+    error::error_chain,
     model::{Build, BuildStatus},
     project::ProjectConfig,
     reports::{Key, log::LogWriter},
@@ -21,23 +21,9 @@ use sparky_core::{
 use crate::{
     checkout, downstream,
     job::{self, BuildDirs},
-    record,
+    record::{self, Outcome},
     supervise::{Ending, Stop, Watch, supervise},
 };
-
-/// How a build's result is recorded.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Outcome {
-    pub status: BuildStatus,
-    pub exit_code: Option<i32>,
-    pub error: Option<String>,
-}
-
-impl Outcome {
-    fn failed(error: String) -> Self {
-        Outcome { status: BuildStatus::Failed, exit_code: None, error: Some(error) }
-    }
-}
 
 /// Runs build `build_id` if it is still dispatched. Returns its terminal status, or
 /// `None` when there was nothing to do (not dispatched any more) or the result was

@@ -18,7 +18,8 @@ use http::{HeaderMap, header};
 use serde_json::json;
 use sparky_core::{
     Ctx,
-    api::{ApiError, error_chain, read_body},
+    api::{ApiError, read_body},
+    error::error_chain,
     events::{BUILD_RUN, CloudEvent},
 };
 use tokio::sync::oneshot;

@@ -15,6 +15,7 @@ use nix::{
 };
 use sparky_core::{
     Config,
+    error::error_chain,
     model::Build,
     project::{Project, ProjectConfig, Script},
 };
@@ -150,7 +151,7 @@ pub fn signal_group(pgid: Pid, signal: Signal) {
     match killpg(pgid, signal) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
         Err(error) => {
-            tracing::warn!(pgid = pgid.as_raw(), %error, "could not signal the job's process group")
+            tracing::warn!(pgid = pgid.as_raw(), error = %error_chain(&error), "could not signal the job's process group")
         }
     }
 }

@@ -6,8 +6,8 @@
 
 use sparky_core::{
     Ctx,
-    api::error_chain,
-    model::Build,
+    error::error_chain,
+    model::{Build, BuildStatus},
     reports::{
         log::{LogEnd, LogWriter},
         report::BuildReport,
@@ -17,7 +17,21 @@ use sparky_core::{
 };
 use tokio::{task::JoinHandle, time::Instant};
 
-use crate::{artifacts, execute::Outcome, job::BuildDirs};
+use crate::{artifacts, job::BuildDirs};
+
+/// How a build's result is recorded.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: BuildStatus,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    pub(crate) fn failed(error: String) -> Self {
+        Outcome { status: BuildStatus::Failed, exit_code: None, error: Some(error) }
+    }
+}
 
 /// Renews a build's lease until dropped, while its reports are being stored.
 struct LeaseKeeper(JoinHandle<()>);

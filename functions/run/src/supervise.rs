@@ -16,7 +16,7 @@
 use std::{process::ExitStatus, time::Duration};
 
 use nix::sys::signal::Signal;
-use sparky_core::{Ctx, api::error_chain, hub::HubEvent, reports::log::LogWriter};
+use sparky_core::{Ctx, error::error_chain, hub::HubEvent, reports::log::LogWriter};
 use tokio::{
     io::AsyncReadExt,
     time::{Instant, MissedTickBehavior, interval, sleep_until, timeout},
@@ -107,13 +107,13 @@ pub async fn supervise(watch: Watch<'_>, mut job: Job, log: &mut LogWriter) -> E
                 Ok(0) => pipe_open = false,
                 Ok(n) => log.append(&buf[..n]),
                 Err(error) => {
-                    tracing::warn!(build_id = watch.build_id, %error, "reading the job's output failed");
+                    tracing::warn!(build_id = watch.build_id, error = %error_chain(&error), "reading the job's output failed");
                     pipe_open = false;
                 }
             },
             exited = job.child.wait(), if status.is_none() => {
                 status = Some(exited.unwrap_or_else(|error| {
-                    tracing::error!(build_id = watch.build_id, %error, "waiting for the job failed");
+                    tracing::error!(build_id = watch.build_id, error = %error_chain(&error), "waiting for the job failed");
                     std::os::unix::process::ExitStatusExt::from_raw(255 << 8)
                 }));
                 // Whatever the job left running in its group goes with it.

@@ -162,3 +162,29 @@ async fn keeps_only_the_newest_builds() {
     }
     assert!(h.ctx.config.build_work_dir(ids[3]).join("workspace/file.txt").exists());
 }
+
+#[tokio::test]
+async fn a_busy_database_delays_a_result_but_never_loses_it() {
+    let h = harness().await;
+    h.project("app", "script: |\n  echo started\n  sleep 0.5\n  echo done\n");
+    let id = h.dispatched("app", &[]).await;
+    let ctx = h.ctx.clone();
+    let run = tokio::spawn(async move { crate::execute(&ctx, id, true).await });
+    while h.ctx.store.build(id).await.expect("read").map(|b| b.status) != Some(BuildStatus::Running) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Another writer holds the lock past the store's busy timeout (5 s) while the job
+    // ends: the runner's write waits it out instead of giving the build up.
+    let holder = h.ctx.store.hold_write_lock(Duration::from_secs(7));
+    let status = run.await.expect("run task").expect("execute");
+    holder.join().expect("lock holder");
+    assert_eq!(status, Some(BuildStatus::Succeeded));
+    let build = h.ctx.store.build(id).await.expect("read").expect("row");
+    assert_eq!((build.status, build.retries_used), (BuildStatus::Succeeded, 0));
+    let events = h.ctx.store.build_events(id).await.expect("events");
+    assert_eq!(
+        events.last().map(|e| (e.from, e.to)),
+        Some((Some(BuildStatus::Running), BuildStatus::Succeeded))
+    );
+    assert_eq!(h.log("app", id).await, "started\ndone\n");
+}

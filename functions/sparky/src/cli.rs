@@ -4,10 +4,13 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use sparky_core::{Config, serve::init_tracing};
 
-use crate::{client, local, service};
+use crate::{
+    client, local,
+    service::{self, Function},
+};
 
 #[derive(Parser)]
 #[command(name = "sparky", version, about = "A lightweight CI server for Kubernetes, or for one machine")]
@@ -60,16 +63,6 @@ enum Command {
         #[command(flatten)]
         server: client::ServerArgs,
     },
-}
-
-/// The four functions.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Function {
-    Trigger,
-    Dispatch,
-    Run,
-    #[value(name = "render-ui")]
-    RenderUi,
 }
 
 /// Parses the command line, runs it, and turns the result into an exit code.

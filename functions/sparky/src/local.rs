@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
-use sparky_core::{Config, Ctx, api::error_chain, config::JournalMode, model::Reason, serve, store::Claim};
+use sparky_core::{Config, Ctx, error::error_chain, model::Reason, serve, store::Claim, store::JournalMode};
 use sparky_dispatch::{Deliver, Dispatcher, Passes, passes};
 use sparky_trigger::{Ticker, tick};
 use tokio::net::TcpListener;

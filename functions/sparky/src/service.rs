@@ -18,16 +18,26 @@ use anyhow::{Context as _, bail};
 use axum::Router;
 use sparky_core::{
     Config, Ctx,
-    config::JournalMode,
     ctx::{HttpPoke, NoPoke, Poke},
     serve,
+    store::JournalMode,
 };
 use sparky_dispatch::{Dispatcher, HttpDeliver, Passes, passes};
 use sparky_trigger::{Ticker, tick};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::Function;
+use clap::ValueEnum;
+
+/// The four functions.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Function {
+    Trigger,
+    Dispatch,
+    Run,
+    #[value(name = "render-ui")]
+    RenderUi,
+}
 
 /// Binds `listen` and serves `function` until `shutdown` fires, or serves it through
 /// the Lambda Runtime API if one is configured.

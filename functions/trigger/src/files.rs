@@ -15,6 +15,7 @@ use std::{collections::BTreeMap, os::unix::fs::MetadataExt, path::Path};
 use serde::{Deserialize, Serialize};
 use sparky_core::{
     Ctx,
+    error::error_chain,
     model::{NewBuild, TriggerKind},
     project::{Project, params},
 };
@@ -112,12 +113,12 @@ async fn take(ctx: &Ctx, project: &Project, inbox: &Path, name: &str) -> Option<
                 if let Err(error) = tokio::fs::remove_file(&path).await
                     && error.kind() != std::io::ErrorKind::NotFound
                 {
-                    tracing::error!(file = %path.display(), %error, "could not remove a trigger file after queueing it");
+                    tracing::error!(file = %path.display(), error = %error_chain(&error), "could not remove a trigger file after queueing it");
                 }
                 inserted.created.then(|| outcome(Some(inserted.build.id), None))
             }
             Err(error) => {
-                tracing::warn!(file = %path.display(), %error, "could not queue a trigger file; will retry");
+                tracing::warn!(file = %path.display(), error = %error_chain(&error), "could not queue a trigger file; will retry");
                 None
             }
         },
@@ -130,7 +131,7 @@ async fn take(ctx: &Ctx, project: &Project, inbox: &Path, name: &str) -> Option<
 async fn reject(inbox: &Path, name: &str, why: &str) -> bool {
     let rejected = inbox.join(REJECTED);
     if let Err(error) = tokio::fs::create_dir_all(&rejected).await {
-        tracing::error!(dir = %rejected.display(), %error, "could not create the rejected folder");
+        tracing::error!(dir = %rejected.display(), error = %error_chain(&error), "could not create the rejected folder");
         return false;
     }
     let mut target = rejected.join(name);
@@ -145,7 +146,7 @@ async fn reject(inbox: &Path, name: &str, why: &str) -> bool {
         target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     ));
     if let Err(error) = tokio::fs::write(&error_file, format!("{why}\n")).await {
-        tracing::error!(file = %error_file.display(), %error, "could not write why a trigger file was rejected");
+        tracing::error!(file = %error_file.display(), error = %error_chain(&error), "could not write why a trigger file was rejected");
     }
     tracing::warn!(file = name, reason = why, "trigger file rejected");
     true

@@ -6,25 +6,25 @@
 //! `scm`. A failing repository is retried with backoff; its last error is kept for the
 //! project page.
 
-use std::{process::Stdio, time::Duration};
+use std::{process::Stdio, sync::Arc, time::Duration};
 
 use sparky_core::{
     Ctx,
+    error::error_chain,
     model::{NewBuild, ScmRef, TriggerKind},
     project::{Project, ScmConfig},
     repo::glob_match,
     time::now_ms,
 };
-use tokio::process::Command;
-
-use crate::tick::Ticker;
+use tokio::{process::Command, sync::Semaphore};
 
 /// The first retry after a failure waits this long; each further failure doubles it.
 const BACKOFF_BASE: Duration = Duration::from_secs(30);
 const BACKOFF_MAX: Duration = Duration::from_secs(30 * 60);
 
-/// Starts a background poll for each project that polls; returns their names.
-pub fn start_due(ticker: &Ticker, projects: &[Project]) -> Vec<String> {
+/// Starts a background poll for each project that polls, each waiting for one of
+/// `slots`; returns their names.
+pub fn start_due(ctx: &Ctx, slots: &Arc<Semaphore>, projects: &[Project]) -> Vec<String> {
     let mut started = Vec::new();
     for project in projects {
         let Ok(config) = &project.config else { continue };
@@ -32,7 +32,7 @@ pub fn start_due(ticker: &Ticker, projects: &[Project]) -> Vec<String> {
         if config.disabled {
             continue;
         }
-        let (ctx, slots, name) = (ticker.ctx.clone(), ticker.poll_slots.clone(), project.name.clone());
+        let (ctx, slots, name) = (ctx.clone(), slots.clone(), project.name.clone());
         started.push(name.clone());
         tokio::spawn(async move {
             let Ok(_slot) = slots.acquire_owned().await else { return };
@@ -51,7 +51,7 @@ pub async fn poll(ctx: &Ctx, project: &str, scm: &ScmConfig) {
         Ok(Some(claim)) => claim,
         Ok(None) => return,
         Err(error) => {
-            tracing::warn!(%error, "could not claim the poll");
+            tracing::warn!(error = %error_chain(&error), "could not claim the poll");
             return;
         }
     };
@@ -86,14 +86,14 @@ pub async fn poll(ctx: &Ctx, project: &str, scm: &ScmConfig) {
             };
             if let Err(error) = ctx.queue_build(new).await {
                 // Not recorded as seen, so the next poll tries again.
-                tracing::warn!(%error, branch, "could not queue a build for a new commit");
+                tracing::warn!(error = %error_chain(&error), branch, "could not queue a build for a new commit");
                 continue;
             }
         }
         seen.push((ref_name, sha));
     }
     if let Err(error) = ctx.store.poll_succeeded(project, seen, now_ms()).await {
-        tracing::warn!(%error, "could not record the poll");
+        tracing::warn!(error = %error_chain(&error), "could not record the poll");
     }
 }
 
@@ -102,7 +102,7 @@ async fn failed(ctx: &Ctx, project: &str, problem: String, failures: u32) {
     tracing::warn!(problem, retry_in = ?backoff, "polling the repository failed");
     let now = now_ms();
     if let Err(error) = ctx.store.poll_failed(project, problem, now, now + backoff.as_millis() as i64).await {
-        tracing::warn!(%error, "could not record the failed poll");
+        tracing::warn!(error = %error_chain(&error), "could not record the failed poll");
     }
 }
 

@@ -4,7 +4,7 @@ use axum::body::Body;
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use sparky_core::{Config, Ctx, config::Secret, model::BuildStatus, testing::TempCtx};
+use sparky_core::{Config, Ctx, model::BuildStatus, reports::Key, secret::Secret, testing::TempCtx};
 use tower::ServiceExt;
 
 struct Harness {
@@ -125,6 +125,32 @@ async fn the_same_idempotency_key_returns_the_same_build() {
     assert_eq!(a, b);
     assert_eq!(headers[header::LOCATION], "/builds/1");
     assert_eq!(h.ctx.store.live_builds().await.expect("live").len(), 1);
+
+    // The same key asking for something else is not the same request.
+    h.project("other", "script: echo\n");
+    h.project("vars", "script: echo\nvars: [{ name: N, default: '1' }]\n");
+    let key = ("idempotency-key", "deploy-43");
+    let (first, _, _) = h.post("/api/v1/projects/vars/builds", &[JSON, key], r#"{"params": {"N": 2}}"#).await;
+    assert_eq!(first, StatusCode::CREATED);
+    let conflicts = [
+        ("/api/v1/projects/vars/builds", r#"{"params": {"N": 3}}"#, "other params"),
+        (
+            "/api/v1/projects/vars/builds",
+            r#"{"params": {"N": 2}, "description": "x"}"#,
+            "another description",
+        ),
+        ("/api/v1/projects/other/builds", "{}", "of project vars, not other"),
+    ];
+    for (path, body, says) in conflicts {
+        let (status, _, json) = h.post(path, &[JSON, key], body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path} {body}: {json}");
+        let error = json["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says) && error.contains("build 2"), "{error}");
+    }
+    let (again, _, _) =
+        h.post("/api/v1/projects/vars/builds", &[JSON, key], r#"{"params": {"N": "2"}}"#).await;
+    assert_eq!(again, StatusCode::OK, "the same request again still gets its build");
+    assert_eq!(h.ctx.store.live_builds().await.expect("live").len(), 2, "conflicts queued nothing");
 }
 
 #[tokio::test]
@@ -137,6 +163,13 @@ async fn cancels_and_rebuilds() {
     assert_eq!(body["status"], "canceled");
     let build = h.ctx.store.build(1).await.expect("read").expect("stored");
     assert_eq!(build.status, BuildStatus::Canceled);
+    let report =
+        sparky_core::reports::get_bytes(h.ctx.reports.as_ref(), &Key::report("app", 1).expect("key"))
+            .await
+            .expect("read")
+            .expect("a build canceled while queued has its report.json");
+    let report: serde_json::Value = serde_json::from_slice(&report).expect("JSON");
+    assert_eq!((report["status"].as_str(), report["attempt"].as_u64()), (Some("canceled"), Some(0)));
     let (status, _, body) = h.post("/api/v1/builds/1/cancel", &[], "").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let (status, _, _) = h.post("/api/v1/builds/99/cancel", &[], "").await;
@@ -187,7 +220,7 @@ async fn a_configured_token_is_required() {
 
 #[tokio::test]
 async fn deleting_a_history_needs_the_token_and_keeps_live_builds() {
-    use sparky_core::{model::NewBuild, reports::Key};
+    use sparky_core::model::NewBuild;
 
     let h = harness(|c| c.api_token = Some(Secret::new("s3cret"))).await;
     h.project("app", "script: echo hi\n");

@@ -18,8 +18,10 @@ use sparky_core::{
     Ctx,
     api::{ApiError, read_body},
     cron::truncate_to_minute,
+    error::error_chain,
     events::{CloudEvent, PING},
     model::{NewBuild, TriggerKind},
+    store::StoreError,
 };
 use tokio::sync::Semaphore;
 
@@ -95,8 +97,26 @@ pub async fn on_cron(
     Ok(Json(tick(&ticker, at).await?))
 }
 
+/// Why a tick failed; the next one tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum TickError {
+    #[error("could not read the projects")]
+    Projects(#[from] std::io::Error),
+    #[error("could not queue a cron build")]
+    Store(#[from] StoreError),
+}
+
+impl From<TickError> for ApiError {
+    fn from(error: TickError) -> Self {
+        match error {
+            TickError::Store(StoreError::Busy) => ApiError::Busy,
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 /// Runs one tick for the minute `at` falls in.
-pub async fn tick(ticker: &Ticker, at: DateTime<Utc>) -> Result<TickReport, ApiError> {
+pub async fn tick(ticker: &Ticker, at: DateTime<Utc>) -> Result<TickReport, TickError> {
     let ctx = &ticker.ctx;
     let minute = truncate_to_minute(at);
     let stamp = minute.format("%Y-%m-%dT%H:%MZ").to_string();
@@ -123,7 +143,7 @@ pub async fn tick(ticker: &Ticker, at: DateTime<Utc>) -> Result<TickReport, ApiE
         });
     }
     report.files = files::scan(ctx, &projects).await;
-    report.polling = poll::start_due(ticker, &projects);
+    report.polling = poll::start_due(ctx, &ticker.poll_slots, &projects);
     Ok(report)
 }
 
@@ -139,7 +159,7 @@ pub async fn run_minute_ticker(ticker: Ticker) {
         }
         match tick(&ticker, next).await {
             Ok(report) => tracing::debug!(?report, "tick"),
-            Err(error) => tracing::error!(%error, "tick failed"),
+            Err(error) => tracing::error!(error = %error_chain(&error), "tick failed"),
         }
     }
 }
@@ -158,7 +178,7 @@ pub async fn run_inbox_scanner(ctx: Ctx) {
             Ok(projects) => {
                 files::scan(&ctx, &projects).await;
             }
-            Err(error) => tracing::warn!(%error, "could not list projects"),
+            Err(error) => tracing::warn!(error = %error_chain(&error), "could not list projects"),
         }
     }
 }

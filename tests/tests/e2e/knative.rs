@@ -471,11 +471,12 @@ async fn sigterm_hands_builds_back_when_the_grace_period_ends() {
     assert_eq!(status, 200, "{reply}");
     let lost = ui.wait_for(endless, None, Duration::from_secs(30)).await;
     assert_eq!(lost["status"], "lost", "{lost}");
-    assert!(ui.log(endless).await.contains("handed back to the queue"));
+    assert!(ui.log(endless).await.contains("handed back"));
+    assert_eq!(lost["attempts"][0]["reason"], "handed_back", "{lost}");
     let again = ui.wait_for(retried, None, Duration::from_secs(30)).await;
     assert_eq!(
-        (again["status"].as_str(), again["attempt"].as_i64()),
-        (Some("succeeded"), Some(1)),
+        (again["status"].as_str(), again["attempt"].as_i64(), again["retries_used"].as_i64()),
+        (Some("succeeded"), Some(2), Some(1)),
         "{again}"
     );
 }

@@ -139,7 +139,11 @@ async fn a_killed_runner_loses_its_build_or_hands_it_back_for_a_retry() {
     assert!(swept.contains(&json!([retry, "queued"])), "{swept:?}");
     let lost = ui.build(doomed).await;
     assert_eq!(lost["status"], "lost");
-    assert!(lost["error"].as_str().unwrap_or_default().contains("lease"), "{lost}");
+    assert!(lost["error"].as_str().unwrap_or_default().contains("runner vanished on attempt 1"), "{lost}");
+    assert_eq!(
+        (lost["attempts"][0]["reason"].as_str(), lost["attempts"][0]["outcome"].as_str()),
+        (Some("runner_vanished"), Some("lost"))
+    );
     let report = ui.get(&format!("/builds/{doomed}/report.json")).await;
     assert_eq!(report.status, 200, "a lost build has a report.json too");
     assert_eq!(
@@ -148,10 +152,13 @@ async fn a_killed_runner_loses_its_build_or_hands_it_back_for_a_retry() {
     );
     let retried = ui.wait_for(retry, None, Duration::from_secs(20)).await;
     assert_eq!(
-        (retried["status"].as_str(), retried["attempt"].as_i64()),
-        (Some("succeeded"), Some(1)),
+        (retried["status"].as_str(), retried["attempt"].as_i64(), retried["retries_used"].as_i64()),
+        (Some("succeeded"), Some(2), Some(1)),
         "{retried}"
     );
+    let reasons: Vec<&str> =
+        retried["attempts"].as_array().into_iter().flatten().filter_map(|a| a["reason"].as_str()).collect();
+    assert_eq!(reasons, ["runner_vanished", "finished"], "{retried}");
     assert_eq!(ui.log(retry).await, "second attempt\n");
 }
 

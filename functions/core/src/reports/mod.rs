@@ -103,11 +103,12 @@ pub trait ReportStore: Send + Sync + 'static {
     fn describe(&self) -> String;
 }
 
-/// The backend `config` names: S3 when `SPARKY_REPORTS` is an `s3://` URL, else a folder.
-pub fn open(config: &crate::Config) -> Arc<dyn ReportStore> {
-    match &config.s3 {
+/// The backend the configuration names: S3 when `SPARKY_REPORTS` is an `s3://` URL
+/// (`s3`), else the folder `dir`.
+pub fn open(s3: Option<&S3Settings>, dir: &Path) -> Arc<dyn ReportStore> {
+    match s3 {
         Some(settings) => Arc::new(S3Store::new(settings)),
-        None => Arc::new(FolderStore::new(config.reports_dir())),
+        None => Arc::new(FolderStore::new(dir)),
     }
 }
 

@@ -7,11 +7,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::{Key, ReportStore, log::StoredLog, retry};
+use super::{Key, ReportStore, retry};
 use crate::{
-    Ctx,
-    api::error_chain,
-    model::{Attempt, Build, BuildStatus, Event, Params, Reason},
+    error::error_chain,
+    model::{Attempt, Build, Event, Params, Reason},
     time::rfc3339,
 };
 
@@ -185,45 +184,4 @@ impl BuildReport {
             .await
             .map_err(|e| format!("report.json could not be stored ({})", error_chain(&e)))
     }
-}
-
-/// Stores `report.json` for a build that ended without a runner recording it: swept as
-/// `lost`, or canceled before it started. Whatever log a vanished runner stored is
-/// counted; such a report is marked incomplete.
-pub async fn store_without_runner(ctx: &Ctx, build: &Build) -> Result<(), String> {
-    let events = ctx.store.build_events(build.id).await.map_err(|e| error_chain(&e))?;
-    let log_size = match StoredLog::open(ctx.reports.as_ref(), &build.project, build.id).await {
-        Ok(log) => log.size(),
-        Err(_) => 0,
-    };
-    let problems = match build.status {
-        BuildStatus::Lost => {
-            vec!["the runner vanished before the build ended: its log may stop short, its artifacts were not stored".into()]
-        }
-        _ => Vec::new(),
-    };
-    let report = BuildReport::new(build, &events, log_size, problems.is_empty(), Vec::new(), problems);
-    report.store(ctx.reports.as_ref(), Instant::now()).await
-}
-
-/// Makes sure an ended build's `report.json` says how it ended: when it is missing or
-/// says another status (its process died before writing it, or a runner wrote it
-/// before the sweep took the build), it is written again from the build's row.
-pub async fn ensure(ctx: &Ctx, build_id: i64) -> Result<(), String> {
-    let build = match ctx.store.build(build_id).await {
-        Ok(Some(build)) => build,
-        Ok(None) => return Ok(()),
-        Err(e) => return Err(error_chain(&e)),
-    };
-    let key = Key::report(&build.project, build.id).map_err(|e| error_chain(&e))?;
-    if !build.status.is_terminal() {
-        // Back in the queue: a report a runner wrote before losing the build is stale.
-        return ctx.reports.delete_prefix(key.as_str()).await.map(|_| ()).map_err(|e| error_chain(&e));
-    }
-    let stored = super::get_bytes(ctx.reports.as_ref(), &key).await.map_err(|e| error_chain(&e))?;
-    let says = stored.as_deref().and_then(|bytes| serde_json::from_slice::<serde_json::Value>(bytes).ok());
-    if says.as_ref().and_then(|doc| doc["status"].as_str()) == Some(build.status.as_str()) {
-        return Ok(());
-    }
-    store_without_runner(ctx, &build).await
 }

@@ -8,7 +8,7 @@ use std::{future::Future, time::Duration};
 use tokio::time::Instant;
 
 use super::ReportError;
-use crate::api::error_chain;
+use crate::error::error_chain;
 
 /// Exponential backoff: 100 ms, doubling, at most 5 s between attempts.
 #[derive(Debug)]

@@ -29,7 +29,7 @@ use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::{Key, Object, ObjectMeta, ReportError, ReportStore};
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Files larger than this are uploaded in parts.
 pub const MULTIPART_ABOVE: u64 = 16 * 1024 * 1024;
@@ -234,7 +234,7 @@ impl S3Store {
                 .send()
                 .await;
             if let Err(error) = aborted {
-                tracing::warn!(key = %key, error = %crate::api::error_chain(&error), "could not abort a multipart upload");
+                tracing::warn!(key = %key, error = %crate::error::error_chain(&error), "could not abort a multipart upload");
             }
         }
         parts
@@ -260,7 +260,7 @@ impl S3Store {
             let leftover: Vec<String> = match batched {
                 Ok(out) => out.errors().iter().filter_map(|e| e.key().map(String::from)).collect(),
                 Err(error) => {
-                    tracing::debug!(error = %crate::api::error_chain(&error), "DeleteObjects refused; deleting one by one");
+                    tracing::debug!(error = %crate::error::error_chain(&error), "DeleteObjects refused; deleting one by one");
                     batch.to_vec()
                 }
             };

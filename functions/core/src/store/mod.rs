@@ -8,13 +8,15 @@
 //! rusqlite is blocking, so every call runs on tokio's blocking pool.
 //!
 //! - [`builds`]: queueing, reading and pruning builds.
-//! - [`transitions`]: the build lifecycle's status changes: claim, start, lease, finish,
-//!   cancel, hand back, sweep (called only by [`crate::lifecycle`]).
+//! - [`transitions`]: the build lifecycle's status changes: queue, claim, start, lease,
+//!   finish, cancel (called only by [`crate::lifecycle`]).
+//! - [`lapses`]: attempts whose runner is gone: hand back, and the sweep of leases.
 //! - [`events`]: the event each status change records, and reading them.
 //! - [`scm`]: SCM polling state: heads seen, when each project is due, last errors.
 
 mod builds;
 mod events;
+mod lapses;
 mod scm;
 mod transitions;
 
@@ -30,7 +32,13 @@ pub use builds::{BuildPage, Inserted};
 pub use scm::{PollClaim, PollState};
 pub use transitions::{CancelOutcome, Claim, Ending, Limits, Renewal, Start};
 
-use crate::config::JournalMode;
+/// How SQLite journals writes. WAL needs shared memory on one host, so a volume
+/// shared by several pods must use the rollback journal (`delete`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JournalMode {
+    Wal,
+    Delete,
+}
 
 /// Numbered migrations; `PRAGMA user_version` records how many are applied.
 const MIGRATIONS: &[&str] = &[
@@ -198,3 +206,23 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(feature = "testing")]
+impl Store {
+    /// Tests: another connection takes the write lock and holds it for `hold` (as a
+    /// writer in another process would), on a thread of its own. Returns once it holds
+    /// the lock; join the handle to wait for its release.
+    pub fn hold_write_lock(&self, hold: Duration) -> std::thread::JoinHandle<()> {
+        let (path, journal) = (self.inner.path.clone(), self.inner.journal);
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let mut conn = connect(&path, journal).expect("a second connection");
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).expect("the write lock");
+            let _ = locked_tx.send(());
+            std::thread::sleep(hold);
+            tx.rollback().expect("release the lock");
+        });
+        let _ = locked_rx.recv();
+        holder
+    }
+}

@@ -13,12 +13,7 @@ use axum::{
     response::Response,
 };
 use serde::Serialize;
-use sparky_core::{
-    Ctx,
-    api::{ApiError, error_chain},
-    model::Attempt,
-    time::now_ms,
-};
+use sparky_core::{Ctx, api::ApiError, error::error_chain, model::Attempt, time::now_ms};
 
 use super::{PageError, page};
 use crate::{

@@ -18,12 +18,7 @@ use axum::{
 };
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
-use sparky_core::{
-    Ctx,
-    api::{ApiError, error_chain},
-    project::ProjectError,
-    time::now_ms,
-};
+use sparky_core::{Ctx, api::ApiError, error::error_chain, project::ProjectError, time::now_ms};
 
 use crate::{summary, templates::render, view::BuildView};
 

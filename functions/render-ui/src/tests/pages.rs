@@ -2,7 +2,7 @@
 
 use axum::routing::post;
 use http::{StatusCode, header};
-use sparky_core::{config::Secret, model::BuildStatus};
+use sparky_core::{model::BuildStatus, secret::Secret};
 
 use super::{harness, put};
 

@@ -25,10 +25,10 @@ use serde_json::json;
 use sparky_core::{
     Ctx,
     api::{ApiError, build_url, read_body_up_to},
-    config::Secret,
     model::{NewBuild, ScmRef, TriggerKind},
     project::ProjectConfig,
     repo::{glob_match, normalize_url},
+    secret::Secret,
 };
 
 use hosts::{Event, Host};

@@ -104,7 +104,9 @@ pub async fn artifacts_report_json_and_history(backend: Backend) {
     let report = site.ui.get(&format!("/builds/{id}/report.json")).await;
     assert_eq!(report.status, 200);
     let r = report.json;
-    assert_eq!((r["version"].as_i64(), r["id"].as_i64(), &r["project"]), (Some(1), Some(id), &json!("app")));
+    assert_eq!((r["version"].as_i64(), r["id"].as_i64(), &r["project"]), (Some(2), Some(id), &json!("app")));
+    assert_eq!((r["attempt"].as_i64(), r["retries_used"].as_i64()), (Some(1), Some(0)));
+    assert_eq!(r["attempts"][0]["outcome"], "succeeded");
     assert_eq!(
         (&r["status"], &r["trigger"], &r["exit_code"]),
         (&json!("succeeded"), &json!("api"), &json!(0))

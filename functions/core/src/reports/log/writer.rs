@@ -29,7 +29,7 @@ use tokio::{
 
 use super::chunk_key;
 use crate::{
-    api::error_chain,
+    error::error_chain,
     hub::{Hub, HubEvent},
     reports::{Key, ReportError, ReportStore, retry::Backoff},
 };

@@ -13,12 +13,16 @@
 //!   [`Ctx::follow_up_pending`] (dispatch's sweep passes) does it again: both steps
 //!   are idempotent, so a follow-up done twice does no harm.
 //!
+//! - [`follow`]: what follows a change, and the follow-ups a dead process left.
+//!
 //! A runner's writes retry while the database is busy ([`Ctx::start_build`],
 //! [`Ctx::finish_build`], [`Ctx::hand_back`]): a busy database delays a build's
 //! result but never turns it into `lost`.
 
+mod follow;
+
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::HashMap,
     future::Future,
     hash::{BuildHasher, RandomState},
     time::Duration,
@@ -28,19 +32,11 @@ use tokio::time::Instant;
 
 use crate::{
     Ctx,
-    api::error_chain,
     hub::HubEvent,
-    model::{Build, BuildStatus, Event, NewBuild, Reason},
-    reports::report,
+    model::{Build, Event, NewBuild, Reason},
     store::{CancelOutcome, Claim, Ending, Inserted, Limits, Renewal, Start, StoreError},
     time::now_ms,
 };
-
-/// A terminal event still pending this long was left by a process that died before
-/// following it up (a live one takes milliseconds).
-const STALE_FOLLOW_UP: Duration = Duration::from_secs(10);
-/// Pending events followed up per pass.
-const FOLLOW_UP_BATCH: u32 = 100;
 
 impl Ctx {
     /// Queues a build (committed before this returns), tells whoever watches, and
@@ -121,7 +117,7 @@ impl Ctx {
                 Ok(true)
             }
             None => {
-                if let Err(problem) = report::ensure(self, build_id).await {
+                if let Err(problem) = follow::ensure_report(self, build_id).await {
                     tracing::warn!(build_id, %problem, "could not correct the report of a build taken over");
                 }
                 Ok(false)
@@ -175,86 +171,6 @@ impl Ctx {
         }
         self.follow(&events, false).await;
         Ok(events)
-    }
-
-    /// Does what must follow terminal changes whose process died before it could
-    /// (their events are still pending a while after); returns how many it followed.
-    pub async fn follow_up_pending(&self) -> Result<usize, StoreError> {
-        let before = now_ms() - STALE_FOLLOW_UP.as_millis() as i64;
-        let events = self.store.pending_events(before, FOLLOW_UP_BATCH).await?;
-        if events.is_empty() {
-            return Ok(0);
-        }
-        let mut done = Vec::new();
-        for event in &events {
-            match report::ensure(self, event.build_id).await {
-                Ok(()) => done.push(event.id),
-                Err(problem) => tracing::warn!(build_id = event.build_id, %problem,
-                    "could not store report.json of an ended build; will retry"),
-            }
-        }
-        self.prune_projects(events.iter().map(|e| e.project.as_str())).await;
-        let count = done.len();
-        self.store.followed(done).await?;
-        tracing::info!(count, "followed up ended builds left pending");
-        Ok(count)
-    }
-
-    /// What must follow `events`, just committed by this process (see the module's
-    /// doc); `report_stored`: the runner stored the ended builds' `report.json`.
-    async fn follow(&self, events: &[Event], report_stored: bool) {
-        let mut poke = false;
-        for event in events {
-            self.hub.publish(HubEvent::StatusChanged(event.build_id));
-            poke |= event.to == BuildStatus::Queued || event.to.is_terminal();
-        }
-        if poke {
-            self.dispatch.poke();
-        }
-        let ended: Vec<&Event> = events.iter().filter(|e| e.to.is_terminal()).collect();
-        if ended.is_empty() {
-            return;
-        }
-        let mut done = Vec::new();
-        for event in &ended {
-            if !report_stored {
-                let stored = match self.store.build(event.build_id).await {
-                    Ok(Some(build)) => report::store_without_runner(self, &build).await,
-                    Ok(None) => Ok(()),
-                    Err(error) => Err(error_chain(&error)),
-                };
-                if let Err(problem) = stored {
-                    // Left pending: a later sweep pass stores it.
-                    tracing::warn!(build_id = event.build_id, %problem, "could not store report.json; will retry");
-                    continue;
-                }
-            }
-            done.push(event.id);
-        }
-        self.prune_projects(ended.iter().map(|e| e.project.as_str())).await;
-        if let Err(error) = self.store.followed(done).await {
-            tracing::warn!(error = %error_chain(&error), "could not mark ended builds followed up; a sweep will");
-        }
-    }
-
-    /// Prunes each project to its `keep_builds`.
-    async fn prune_projects<'a>(&self, projects: impl Iterator<Item = &'a str>) {
-        for project in projects.collect::<BTreeSet<_>>() {
-            let keep = match self.projects.get(project).await {
-                Ok(Some(found)) => match &found.config {
-                    Ok(config) => config.keep_builds,
-                    Err(_) => continue,
-                },
-                Ok(None) => continue,
-                Err(error) => {
-                    tracing::warn!(project, %error, "could not read the project to prune it");
-                    continue;
-                }
-            };
-            if let Err(error) = self.prune(project, keep).await {
-                tracing::warn!(project, error = %error_chain(&error), "pruning old builds failed");
-            }
-        }
     }
 
     /// Runs a runner's store write, again and again while the database is busy, for
