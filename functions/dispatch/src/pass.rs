@@ -97,8 +97,12 @@ pub async fn dispatch_once(
         }
     }
 
+    // Claiming takes the write lock: only when the snapshot had something to claim (a
+    // build queued since poked dispatch after it was committed, so another pass follows).
+    let queued = live.iter().any(|b| b.status == BuildStatus::Queued) || !report.swept.is_empty();
     let limits = Limits { global: ctx.config.max_running, concurrency };
-    for claim in ctx.claim_builds(limits).await? {
+    let claims = if queued { ctx.claim_builds(limits).await? } else { Vec::new() };
+    for claim in claims {
         tracing::debug!(build_id = claim.build_id, project = %claim.project, attempt = claim.attempt, "dispatching");
         report.dispatched.push(claim.build_id);
         deliver.deliver(claim);

@@ -48,6 +48,17 @@ impl Cluster {
         self.run = Some(Sparky::serve("run", self.ports[2], &self.root, &env));
     }
 
+    /// Restarts dispatch with `extra` settings on top of the cluster's.
+    fn restart_dispatch(&mut self, extra: &[(&str, &str)]) {
+        let mut env: Vec<(&str, &str)> = self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        env.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+        env.extend_from_slice(extra);
+        // The old one goes first: the new one takes its port.
+        self.dispatch.signal(Signal::SIGKILL);
+        self.dispatch.wait_exit(Duration::from_secs(5)).expect("dispatch stops");
+        self.dispatch = Sparky::serve("dispatch", self.ports[1], &self.root, &env);
+    }
+
     fn trigger_api(&self) -> Api {
         Api::new(&self.trigger.url)
     }
@@ -215,4 +226,109 @@ async fn concurrent_clients_through_several_trigger_and_dispatch_processes() {
     expected.sort();
     assert_eq!(ran, expected, "every build ran exactly once");
     drop(second_dispatch);
+}
+
+/// A server that accepts connections and never answers: a delivery that is lost.
+async fn black_hole() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn four_processes_sweep_by_themselves_and_a_build_that_never_started_is_not_lost() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_project(dir.path(), "app", "script: echo built\n");
+    let pids = dir.path().join("pids");
+    write_project(
+        dir.path(),
+        "doomed",
+        &format!("script: |\n  echo $$ >> {}\n  sleep 300\n", pids.display()),
+    );
+    let (hole, hole_task) = black_hole().await;
+    // Nothing outside posts /events/dispatch here: the processes tick themselves.
+    let mut cluster = Cluster::start(
+        dir.path(),
+        &[("SPARKY_LEASE", "1s"), ("SPARKY_SELF_TICK", "true"), ("SPARKY_RUN_URL", &hole)],
+    );
+    let ui = cluster.ui_api();
+
+    // Sent to a runner that never takes it (retries: 0): back in the queue each time
+    // its lease runs out, never `lost`, no retry used.
+    let id = cluster.trigger_api().trigger("app", json!({})).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let build = loop {
+        let build = ui.build(id).await;
+        assert_ne!(build["status"], "lost", "{build}");
+        if build["attempts"].as_array().is_some_and(|a| a.len() >= 2) || std::time::Instant::now() > deadline
+        {
+            break build;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let attempts = build["attempts"].as_array().cloned().unwrap_or_default();
+    assert!(attempts.len() >= 2, "the dispatch sweeps by itself: {build}");
+    assert_eq!(
+        (attempts[0]["reason"].as_str(), attempts[0]["outcome"].as_str()),
+        (Some("delivery_lost"), Some("queued"))
+    );
+    assert_eq!(attempts[0]["started_at"], serde_json::Value::Null);
+
+    // With run reachable, the same build runs, with its earlier attempts on record.
+    let run_url = format!("http://127.0.0.1:{}", cluster.ports[2]);
+    cluster.restart_dispatch(&[("SPARKY_RUN_URL", &run_url)]);
+    hole_task.abort();
+    let done = ui.wait_for(id, None, Duration::from_secs(20)).await;
+    assert_eq!(
+        (done["status"].as_str(), done["retries_used"].as_i64()),
+        (Some("succeeded"), Some(0)),
+        "{done}"
+    );
+    let reasons: Vec<&str> =
+        done["attempts"].as_array().into_iter().flatten().filter_map(|a| a["reason"].as_str()).collect();
+    assert_eq!(reasons.last(), Some(&"finished"), "{done}");
+    assert!(
+        reasons[..reasons.len() - 1].iter().all(|r| *r == "delivery_lost" || *r == "delivery_failed"),
+        "{reasons:?}"
+    );
+    assert_eq!(done["attempt"].as_u64(), Some(reasons.len() as u64));
+
+    // A runner killed outright: its build ends `lost` with nobody sweeping from outside.
+    let doomed = cluster.trigger_api().trigger("doomed", json!({})).await;
+    ui.wait_for(doomed, Some("running"), Duration::from_secs(10)).await;
+    while read_pids(&pids).is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if let Some(run) = &cluster.run {
+        run.signal(Signal::SIGKILL);
+    }
+    cluster.run = None;
+    kill_groups(&read_pids(&pids));
+    let lost = ui.wait_for(doomed, None, Duration::from_secs(20)).await;
+    assert_eq!(lost["status"], "lost", "{lost}");
+    assert_eq!(lost["attempts"][0]["reason"], "runner_vanished");
+    let report = ui.get(&format!("/builds/{doomed}/report.json")).await;
+    assert_eq!(report.json["status"], "lost", "the lost build's report.json");
+
+    // The events API saw every change, in order.
+    let events = ui.get("/api/v1/events?limit=1000").await.json;
+    let of = |build: i64| -> Vec<String> {
+        events["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["build_id"] == build)
+            .map(|e| format!("{}", e["to"].as_str().unwrap_or_default()))
+            .collect()
+    };
+    assert_eq!(of(doomed), ["queued", "dispatched", "running", "lost"]);
+    let app = of(id);
+    assert_eq!(app.first().map(String::as_str), Some("queued"));
+    assert_eq!(app.last().map(String::as_str), Some("succeeded"));
 }

@@ -10,7 +10,7 @@ use crate::{
     Ctx,
     error::error_chain,
     hub::HubEvent,
-    model::{Build, BuildStatus, Event},
+    model::{Build, BuildStatus, Event, Reason},
     reports::{self, Key, log::StoredLog, report::BuildReport},
     store::StoreError,
     time::now_ms,
@@ -52,7 +52,10 @@ impl Ctx {
         let mut poke = false;
         for event in events {
             self.hub.publish(HubEvent::StatusChanged(event.build_id));
-            poke |= event.to == BuildStatus::Queued || event.to.is_terminal();
+            // Back in the queue because run could not take it: poking would send it
+            // straight back; the next sweep or trigger tries again.
+            let undeliverable = matches!(event.reason, Reason::DeliveryFailed | Reason::ShutDown);
+            poke |= (event.to == BuildStatus::Queued && !undeliverable) || event.to.is_terminal();
         }
         if poke {
             self.dispatch.poke();

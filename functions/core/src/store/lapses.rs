@@ -49,6 +49,21 @@ impl Store {
         retries: HashMap<String, u32>,
         now: i64,
     ) -> Result<Vec<Event>, StoreError> {
+        // Most passes find nothing: look first without the write lock.
+        let any = self
+            .call(move |conn| {
+                let found: Option<i64> = conn
+                    .prepare_cached(
+                        "SELECT id FROM builds WHERE status IN ('dispatched', 'running') AND lease_until < ?1 LIMIT 1",
+                    )?
+                    .query_row([now], |r| r.get(0))
+                    .optional()?;
+                Ok(found.is_some())
+            })
+            .await?;
+        if !any {
+            return Ok(Vec::new());
+        }
         self.write(move |tx| {
             let expired = tx
                 .prepare_cached(
