@@ -1,14 +1,23 @@
 //! `sparky.yaml`: parsing and checking. Unknown keys are errors (a typo such as
 //! `timout:` must not be silently ignored), and every error names the file, the line
-//! where it can tell, and the problem.
+//! where it can tell, and the problem. Texts that could make the YAML parser slow or
+//! large (over [`MAX_CONFIG_BYTES`], nested past [`MAX_NESTING`], aliases expanding
+//! past [`MAX_VALUES`]) are refused before it sees them.
 
 use std::{collections::BTreeMap, fmt, time::Duration};
 
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use super::params::{Var, VarKind};
+use super::{
+    params::{Var, VarKind},
+    yaml_guard::{self, MAX_NESTING, MAX_VALUES, Refusal},
+};
 use crate::cron::{Crontab, parse_timezone};
+
+/// The largest sparky.yaml read, in bytes (256 KiB): a config is a page or two, and
+/// anything larger is refused without being read whole.
+pub const MAX_CONFIG_BYTES: usize = 256 * 1024;
 
 /// Defaults (see the README's sparky.yaml reference).
 pub const DEFAULT_KEEP_BUILDS: u32 = 100;
@@ -63,6 +72,32 @@ pub struct ProjectConfig {
     pub downstream: Vec<String>,
 }
 
+/// What sits at `job` beside sparky.yaml, as far as running it goes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum JobFile {
+    /// No `job`.
+    #[default]
+    Missing,
+    /// A regular file with an execute bit.
+    Executable,
+    /// A regular file without one.
+    NotExecutable,
+    /// Something that can't be run as the job, and why (e.g. "not a regular file but
+    /// a folder").
+    Unusable(String),
+}
+
+impl From<Option<bool>> for JobFile {
+    /// `None`: no job; `Some(executable)`: a regular file.
+    fn from(job: Option<bool>) -> Self {
+        match job {
+            None => JobFile::Missing,
+            Some(true) => JobFile::Executable,
+            Some(false) => JobFile::NotExecutable,
+        }
+    }
+}
+
 /// A sparky.yaml that can't be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct ProjectError {
@@ -70,6 +105,23 @@ pub struct ProjectError {
     pub file: String,
     pub line: Option<usize>,
     pub problem: String,
+}
+
+impl ProjectError {
+    /// The error for a config over [`MAX_CONFIG_BYTES`].
+    pub fn too_large(file: &str) -> Self {
+        ProjectError {
+            file: file.into(),
+            line: None,
+            problem: format!("larger than the {} KiB limit", MAX_CONFIG_BYTES / 1024),
+        }
+    }
+
+    /// The error for bytes that aren't UTF-8; `valid` is how many leading bytes are.
+    pub fn not_utf8(file: &str, bytes: &[u8], valid: usize) -> Self {
+        let line = bytes[..valid].iter().filter(|&&b| b == b'\n').count() + 1;
+        ProjectError { file: file.into(), line: Some(line), problem: "not UTF-8 text".into() }
+    }
 }
 
 impl fmt::Display for ProjectError {
@@ -141,6 +193,23 @@ impl ProjectConfig {
     /// Parses and checks `source`, the text of `file`; `job` tells whether a `job`
     /// file sits beside it (`Some`) and whether it is executable.
     pub fn parse(file: &str, source: &str, job: Option<bool>) -> Result<ProjectConfig, ProjectError> {
+        Self::parse_with_job(file, source, &JobFile::from(job))
+    }
+
+    /// Like [`parse`](Self::parse), with everything known about the `job` beside it.
+    pub fn parse_with_job(file: &str, source: &str, job: &JobFile) -> Result<ProjectConfig, ProjectError> {
+        if source.len() > MAX_CONFIG_BYTES {
+            return Err(ProjectError::too_large(file));
+        }
+        yaml_guard::check(source).map_err(|refusal| {
+            let (line, problem) = match refusal {
+                Refusal::TooDeep { line } => (Some(line), format!("nested deeper than {MAX_NESTING} levels")),
+                Refusal::TooManyValues => {
+                    (None, format!("aliases expand it to more than {MAX_VALUES} values"))
+                }
+            };
+            ProjectError { file: file.into(), line, problem }
+        })?;
         let raw: Raw = if source.trim().is_empty() {
             serde_yaml_ng::from_str("{}")
         } else {
@@ -159,15 +228,18 @@ impl ProjectConfig {
 
         let script = match (raw.script, job) {
             (Some(s), _) if !s.trim().is_empty() => Script::Inline(s),
-            (_, Some(true)) => Script::JobFile,
-            (_, Some(false)) => {
+            (_, JobFile::Executable) => Script::JobFile,
+            (_, JobFile::NotExecutable) => {
                 return Err(fail(
                     "script",
                     "nothing to run: the `job` file beside sparky.yaml is not executable (chmod +x it)"
                         .into(),
                 ));
             }
-            (_, None) => {
+            (_, JobFile::Unusable(why)) => {
+                return Err(fail("script", format!("nothing to run: the `job` beside sparky.yaml is {why}")));
+            }
+            (_, JobFile::Missing) => {
                 return Err(fail(
                     "script",
                     "nothing to run: add `script:` or an executable `job` file beside sparky.yaml".into(),
@@ -363,7 +435,50 @@ mod tests {
         let err = ProjectConfig::parse(FILE, "description: nothing\n", None).unwrap_err();
         assert!(err.problem.contains("nothing to run"), "{err}");
         assert!(ProjectConfig::parse(FILE, "", Some(true)).is_ok(), "a job file is enough");
+        let err = ProjectConfig::parse_with_job(FILE, "", &JobFile::Unusable("a symlink that loops".into()));
+        assert_eq!(
+            err.map_err(|e| e.to_string()),
+            Err("projects/app/sparky.yaml: nothing to run: the `job` beside sparky.yaml is a symlink that loops".into())
+        );
         let err = ProjectConfig::parse(FILE, "", Some(false)).unwrap_err();
         assert!(err.problem.contains("not executable"), "{err}");
+    }
+
+    #[test]
+    fn refuses_what_would_make_the_parser_slow_or_large() {
+        let large = format!("script: echo\n{}", "#".repeat(MAX_CONFIG_BYTES));
+        let err = ProjectConfig::parse(FILE, &large, None).unwrap_err();
+        assert_eq!(err.to_string(), "projects/app/sparky.yaml: larger than the 256 KiB limit");
+
+        let deep = format!("script: echo\nenv:\n  X: {}", "[".repeat(156 * 1024));
+        let start = std::time::Instant::now();
+        let err = ProjectConfig::parse(FILE, &deep, None).unwrap_err();
+        assert!(start.elapsed() < Duration::from_millis(10), "{:?}", start.elapsed());
+        assert_eq!(err.to_string(), "projects/app/sparky.yaml, line 3: nested deeper than 32 levels");
+
+        // Billion laughs as usually written: serde_yaml_ng's own cap on alias jumps
+        // stops this one.
+        let mut laughs =
+            String::from("script: echo\nenv:\n  A: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for (name, prev) in
+            ["b", "c", "d", "e", "f", "g", "h", "i"].into_iter().zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+        {
+            let refs = vec![format!("*{prev}"); 9].join(", ");
+            laughs.push_str(&format!("  {name}: &{name} [{refs}]\n"));
+        }
+        let start = std::time::Instant::now();
+        assert!(ProjectConfig::parse(FILE, &laughs, None).is_err());
+        assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+        // Padded so that it isn't: the count of values is.
+        let padded = laughs.replacen("env:\n", &format!("downstream: [{}]\nenv:\n", "p, ".repeat(5000)), 1);
+        let start = std::time::Instant::now();
+        let err = ProjectConfig::parse(FILE, &padded, None).unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+        assert_eq!(err.to_string(), "projects/app/sparky.yaml: aliases expand it to more than 100000 values");
+
+        let shared = "script: echo\nvars:\n  - { name: a, type: select, values: &envs [staging, prod] }\n  \
+                      - { name: b, type: select, values: *envs }\n";
+        let config = ProjectConfig::parse(FILE, shared, None).expect("a few aliases are fine");
+        assert_eq!(config.vars[1].values, ["staging", "prod"]);
     }
 }

@@ -6,14 +6,17 @@
 //! - [`config`]: the `sparky.yaml` keys and their checks.
 //! - [`params`]: build parameters (`vars`) and how requests are checked against them.
 //! - [`catalog`]: finding projects on disk, and the example project.
+//! - `yaml_guard`: refusing YAML that would make the parser slow or large.
 
 pub mod catalog;
 pub mod config;
 pub mod params;
+mod yaml_guard;
 
 pub use catalog::{Project, Projects};
-pub use config::{ProjectConfig, ProjectError, ScmConfig, Script};
+pub use config::{JobFile, MAX_CONFIG_BYTES, ProjectConfig, ProjectError, ScmConfig, Script};
 pub use params::{ParamError, Var, VarKind};
+pub use yaml_guard::{MAX_NESTING, MAX_VALUES};
 
 /// Whether `name` may name a project: `[A-Za-z0-9][A-Za-z0-9._-]*`, at most 100 bytes.
 pub fn valid_name(name: &str) -> bool {
