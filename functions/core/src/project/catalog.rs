@@ -1,13 +1,30 @@
-//! Finding projects on disk. Each lookup reads the files again, so a changed
-//! sparky.yaml applies to the next build without a restart.
+//! Finding projects on disk. A changed sparky.yaml applies to the next lookup without
+//! a restart, yet an unchanged one is not parsed again: parsed configs are cached by
+//! the identity of the files they came from, so listing a thousand unchanged projects
+//! (which every dispatch pass, tick and page does) costs a few `lstat`s each.
+//!
+//! Whatever sits in `projects/` is a problem of that project alone: a folder, FIFO or
+//! symlink where sparky.yaml should be, an unreadable or oversized file, becomes the
+//! project's error, and the others go on working. Only failing to read `projects/`
+//! itself fails a listing.
 
 use std::{
-    io,
-    os::unix::fs::PermissionsExt,
+    collections::{HashMap, HashSet},
+    fmt, fs, io,
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use super::{ProjectConfig, ProjectError, valid_name};
+use super::{
+    JobFile, ProjectConfig, ProjectError,
+    files::{self, Found, ReadError},
+    valid_name,
+};
 
 /// A project folder and its config (or why the config can't be used).
 #[derive(Clone, Debug)]
@@ -24,10 +41,64 @@ impl Project {
     }
 }
 
-/// The `projects/` folder.
-#[derive(Clone, Debug)]
+/// The `projects/` folder, and the configs parsed from it. Clones share the cache.
+#[derive(Clone)]
 pub struct Projects {
     dir: PathBuf,
+    cache: Arc<Mutex<HashMap<String, Cached>>>,
+    parses: Arc<AtomicU64>,
+    /// How recent a file's last change may be for its parse to be kept; see
+    /// [`RACY_WINDOW`].
+    racy_window: Duration,
+}
+
+/// A file changed this recently may change again with the same size and within the
+/// same timestamp tick (a second on some file systems, two on FAT), invisible to the
+/// cache key: its parse is not kept, so it is read again until it is this old.
+pub const RACY_WINDOW: Duration = Duration::from_secs(2);
+
+/// A parsed config and the identity of the files it came from.
+struct Cached {
+    key: CacheKey,
+    config: Result<ProjectConfig, ProjectError>,
+}
+
+/// What a parse depends on: sparky.yaml's identity and what the `job` beside it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CacheKey {
+    config: Stamp,
+    job: JobFile,
+}
+
+/// A file's identity and version as `stat` tells them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Stamp {
+        Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    /// Whether the file changed less than `window` before `now` (or, clocks being
+    /// what they are, after it).
+    fn is_racy(&self, now: SystemTime, window: Duration) -> bool {
+        let newest = self.mtime.max(self.ctime);
+        let Ok(secs) = u64::try_from(newest.0) else { return false };
+        let changed = UNIX_EPOCH + Duration::new(secs, u32::try_from(newest.1).unwrap_or(0));
+        now.duration_since(changed).map_or(true, |age| age < window)
+    }
 }
 
 /// The example project written into an empty root.
@@ -46,64 +117,124 @@ timeout: 5m
 
 impl Projects {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Projects { dir: dir.into() }
+        Projects { dir: dir.into(), cache: Arc::default(), parses: Arc::default(), racy_window: RACY_WINDOW }
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Every project, sorted by name. Folders without sparky.yaml or with names
-    /// outside `[A-Za-z0-9][A-Za-z0-9._-]*` are not projects.
+    /// How many times a sparky.yaml was read and parsed, i.e. not served from the
+    /// cache (by this value and its clones).
+    pub fn parses(&self) -> u64 {
+        self.parses.load(Ordering::Relaxed)
+    }
+
+    /// Every project, sorted by name. Folders without sparky.yaml, and names outside
+    /// `[A-Za-z0-9][A-Za-z0-9._-]*`, are not projects; a symlink with a project's
+    /// name is a project in error. Fails only if `projects/` can't be read.
     pub async fn list(&self) -> io::Result<Vec<Project>> {
-        let mut entries = match tokio::fs::read_dir(&self.dir).await {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.list_blocking()).await.map_err(io::Error::other)?
+    }
+
+    /// The project called `name`, or `None` if there is none (invalid names included,
+    /// so that no name can reach outside `projects/`). A broken project is
+    /// `Some` with its error; this fails only if the lookup itself can't run.
+    pub async fn get(&self, name: &str) -> io::Result<Option<Project>> {
+        if !valid_name(name) {
+            return Ok(None);
+        }
+        let (this, name) = (self.clone(), name.to_string());
+        tokio::task::spawn_blocking(move || {
+            let project = this.load(&name);
+            if project.is_none() {
+                this.entries().remove(&name);
+            }
+            project
+        })
+        .await
+        .map_err(io::Error::other)
+    }
+
+    fn list_blocking(&self) -> io::Result<Vec<Project>> {
+        let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
         let mut names = Vec::new();
-        while let Some(entry) = entries.next_entry().await? {
-            if let Ok(name) = entry.file_name().into_string()
+        for entry in entries {
+            if let Ok(name) = entry?.file_name().into_string()
                 && valid_name(&name)
             {
                 names.push(name);
             }
         }
         names.sort();
-        let mut projects = Vec::new();
-        for name in names {
-            if let Some(project) = self.get(&name).await? {
-                projects.push(project);
-            }
-        }
+        let projects: Vec<Project> = names.iter().filter_map(|name| self.load(name)).collect();
+        // Forget projects that are gone, so that the cache holds what `projects/` does.
+        let listed: HashSet<&str> = projects.iter().map(|p| p.name.as_str()).collect();
+        self.entries().retain(|name, _| listed.contains(name.as_str()));
         Ok(projects)
     }
 
-    /// The project called `name`, or `None` if there is none (invalid names included,
-    /// so that no name can reach outside `projects/`).
-    pub async fn get(&self, name: &str) -> io::Result<Option<Project>> {
-        if !valid_name(name) {
-            return Ok(None);
-        }
+    /// Looks at `projects/NAME` (blocking): `None` if it isn't a project.
+    fn load(&self, name: &str) -> Option<Project> {
         let dir = self.dir.join(name);
-        let file = dir.join("sparky.yaml");
-        let source = match tokio::fs::read(&file).await {
-            Ok(bytes) => bytes,
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
-                return Ok(None);
+        let shown_dir = format!("projects/{name}");
+        let project = |config| Some(Project { name: name.into(), dir: dir.clone(), config });
+        let fail = |file: String, problem: String| project(Err(ProjectError { file, line: None, problem }));
+
+        match fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return fail(
+                    shown_dir,
+                    "a symlink; a project must be a folder inside projects/ (symlinks are not followed)"
+                        .into(),
+                );
             }
-            Err(e) => return Err(e),
+            // Files and the like beside the project folders are not projects.
+            Ok(_) => return None,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) => return fail(shown_dir, format!("unreadable ({e})")),
+        }
+        let shown = format!("{shown_dir}/sparky.yaml");
+        // Taken before looking, so that a change made while reading counts as recent.
+        let now = SystemTime::now();
+        let (path, meta) = match files::find(&dir, &shown_dir, "sparky.yaml") {
+            Found::Missing => return None,
+            Found::Unusable(problem) => return fail(shown, problem),
+            Found::File { path, meta } => (path, meta),
         };
-        let shown = format!("projects/{name}/sparky.yaml");
-        let job = match tokio::fs::metadata(dir.join("job")).await {
-            Ok(meta) if meta.is_file() => Some(meta.permissions().mode() & 0o111 != 0),
-            _ => None,
+        let key = CacheKey { config: Stamp::of(&meta), job: files::job(&dir, &shown_dir) };
+        if let Some(cached) = self.entries().get(name)
+            && cached.key == key
+        {
+            return project(cached.config.clone());
+        }
+
+        self.parses.fetch_add(1, Ordering::Relaxed);
+        let (config, keep) = match files::read_config(&path, &meta, &shown) {
+            Ok(text) => (ProjectConfig::parse_with_job(&shown, &text, &key.job), true),
+            Err(ReadError::Content(error)) => (Err(error), true),
+            Err(ReadError::Io(error)) => (Err(error), false),
         };
-        let config = match String::from_utf8(source) {
-            Ok(text) => ProjectConfig::parse(&shown, &text, job),
-            Err(_) => Err(ProjectError { file: shown, line: None, problem: "not UTF-8 text".into() }),
-        };
-        Ok(Some(Project { name: name.into(), dir, config }))
+        let mut entries = self.entries();
+        if keep && !key.config.is_racy(now, self.racy_window) {
+            entries.insert(name.into(), Cached { key, config: config.clone() });
+        } else {
+            entries.remove(name);
+        }
+        drop(entries);
+        project(config)
+    }
+
+    /// The cache, locked. Entries are only ever replaced whole, so one left by a
+    /// panicking thread is still sound.
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// On a root without a `projects/` folder, creates it with the example project
@@ -119,27 +250,11 @@ impl Projects {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn lists_projects_keeping_broken_ones_with_their_error() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let projects = Projects::new(dir.path().join("projects"));
-        assert!(projects.create_example_if_empty().await.expect("example"));
-        assert!(!projects.create_example_if_empty().await.expect("example"), "only once");
-        std::fs::create_dir_all(dir.path().join("projects/broken")).expect("mkdir");
-        std::fs::write(dir.path().join("projects/broken/sparky.yaml"), "script: echo\nconcurrency: many\n")
-            .expect("write");
-        std::fs::create_dir_all(dir.path().join("projects/.hidden")).expect("mkdir");
-        std::fs::create_dir_all(dir.path().join("projects/empty")).expect("mkdir");
-        let list = projects.list().await.expect("list");
-        let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["broken", "hello"]);
-        let err = list[0].config.as_ref().unwrap_err().to_string();
-        assert!(err.starts_with("projects/broken/sparky.yaml, line 2:"), "{err}");
-        assert!(list[1].config.is_ok());
-        assert!(projects.get("../etc").await.expect("get").is_none());
+impl fmt::Debug for Projects {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Projects").field("dir", &self.dir).finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,19 +1,25 @@
 //! Projects: folders `projects/NAME/` holding `sparky.yaml` (and optionally an
-//! executable `job`). Configs are read on every use, so edits apply without a restart;
-//! a broken config is an error naming the file, the line and the problem, kept beside
-//! the project so that the other projects go on working.
+//! executable `job`). An edited config applies to the next lookup without a restart;
+//! parses are cached by file identity, so unchanged configs aren't parsed again. A
+//! broken config, or anything else wrong in a project folder, is an error naming the
+//! file, the line and the problem, kept beside the project so that the other projects
+//! go on working.
 //!
 //! - [`config`]: the `sparky.yaml` keys and their checks.
 //! - [`params`]: build parameters (`vars`) and how requests are checked against them.
-//! - [`catalog`]: finding projects on disk, and the example project.
+//! - [`catalog`]: finding projects on disk, the cache of parsed configs, and the
+//!   example project.
+//! - `files`: looking at a project's files without trusting them (types, symlinks,
+//!   sizes).
 //! - `yaml_guard`: refusing YAML that would make the parser slow or large.
 
 pub mod catalog;
 pub mod config;
+mod files;
 pub mod params;
 mod yaml_guard;
 
-pub use catalog::{Project, Projects};
+pub use catalog::{Project, Projects, RACY_WINDOW};
 pub use config::{JobFile, MAX_CONFIG_BYTES, ProjectConfig, ProjectError, ScmConfig, Script};
 pub use params::{ParamError, Var, VarKind};
 pub use yaml_guard::{MAX_NESTING, MAX_VALUES};
