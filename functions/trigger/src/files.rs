@@ -47,7 +47,9 @@ struct TriggerFile {
 /// Reads every project's inbox once.
 pub async fn scan(ctx: &Ctx, projects: &[Project]) -> Vec<FileOutcome> {
     let mut outcomes = Vec::new();
-    for project in projects {
+    // A project in error can't build (and its folder may be a symlink not to follow):
+    // its files wait until it is fixed.
+    for project in projects.iter().filter(|p| p.config.is_ok()) {
         let inbox = project.dir.join(INBOX);
         let Ok(mut entries) = tokio::fs::read_dir(&inbox).await else { continue };
         let mut names = Vec::new();

@@ -324,7 +324,7 @@ async fn four_processes_sweep_by_themselves_and_a_build_that_never_started_is_no
             .into_iter()
             .flatten()
             .filter(|e| e["build_id"] == build)
-            .map(|e| format!("{}", e["to"].as_str().unwrap_or_default()))
+            .map(|e| e["to"].as_str().unwrap_or_default().to_string())
             .collect()
     };
     assert_eq!(of(doomed), ["queued", "dispatched", "running", "lost"]);

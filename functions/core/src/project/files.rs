@@ -153,44 +153,8 @@ fn loops(path: &Path) -> bool {
 /// Opens `path` for reading with `O_NONBLOCK`: open(2) on a FIFO otherwise waits for
 /// a writer, forever. (The type was checked before, but the file may be swapped.)
 fn open_nonblocking(path: &Path) -> io::Result<File> {
-    OpenOptions::new().read(true).custom_flags(O_NONBLOCK).open(path)
+    OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
 }
-
-// `O_NONBLOCK` as the kernel ABI defines it; std has no name for it, and this crate
-// takes no libc dependency for one constant. On targets not listed the flag is left
-// out, and only the check of the type before opening guards against FIFOs.
-#[cfg(all(
-    any(target_os = "linux", target_os = "android"),
-    not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc", target_arch = "sparc64"))
-))]
-const O_NONBLOCK: i32 = 0o4000;
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
-const O_NONBLOCK: i32 = 0x4;
-#[cfg(not(any(
-    all(
-        any(target_os = "linux", target_os = "android"),
-        not(any(
-            target_arch = "mips",
-            target_arch = "mips64",
-            target_arch = "sparc",
-            target_arch = "sparc64"
-        ))
-    ),
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-)))]
-const O_NONBLOCK: i32 = 0;
 
 #[cfg(test)]
 mod tests {
