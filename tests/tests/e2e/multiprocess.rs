@@ -313,7 +313,15 @@ async fn four_processes_sweep_by_themselves_and_a_build_that_never_started_is_no
     let lost = ui.wait_for(doomed, None, Duration::from_secs(20)).await;
     assert_eq!(lost["status"], "lost", "{lost}");
     assert_eq!(lost["attempts"][0]["reason"], "runner_vanished");
-    let report = ui.get(&format!("/builds/{doomed}/report.json")).await;
+    // The sweep that ended it stores its report.json right after.
+    let mut report = ui.get(&format!("/builds/{doomed}/report.json")).await;
+    for _ in 0..50 {
+        if report.status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        report = ui.get(&format!("/builds/{doomed}/report.json")).await;
+    }
     assert_eq!(report.json["status"], "lost", "the lost build's report.json");
 
     // The events API saw every change, in order.
