@@ -14,6 +14,7 @@
 //! - `src/bin/sparky-bench.rs`: benchmarks that print figures.
 
 pub mod biglog;
+pub mod faults;
 pub mod git;
 pub mod knative;
 pub mod lambda_runtime;

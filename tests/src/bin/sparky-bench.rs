@@ -10,6 +10,20 @@
 //! MiB (default 1024) of log lines. Prints the throughput from trigger to the build's
 //! end (the log stored), Sparky's peak resident memory (`VmHWM`), and checks that the
 //! stored log is complete and in order by reading it back over HTTP.
+//!
+//! `sparky-bench chaos [--seconds 45] [--builds 1000] [--drain 180]`: the four functions
+//! as separate processes (two runs behind a round-robin forwarder); 8 clients post the
+//! builds over the window while a random function process is SIGKILLed and started
+//! again every 200 ms; then a drain, and the database read directly. Prints what was
+//! accepted, missing, stuck, lost (never started / ran), run beyond `retries`,
+//! duplicated, the integrity check, kills per function and statuses
+//! (`sparky_tests::faults::chaos`).
+//!
+//! `sparky-bench contention [--seconds 30] [--drain 180]`: 8 trigger processes, one
+//! dispatch and one run on one database; 32 connections trigger trivial builds at full
+//! speed. Prints responses by status (500s, 503s without `Retry-After`), request latency
+//! percentiles, lost builds and accepted builds not terminal after the drain
+//! (`sparky_tests::faults::contention`).
 
 use std::{
     path::Path,
@@ -18,7 +32,12 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use serde_json::json;
-use sparky_tests::{Api, Sparky, biglog, moto::Moto, write_project};
+use sparky_tests::{
+    Api, Sparky, biglog,
+    faults::{chaos, contention},
+    moto::Moto,
+    write_project,
+};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,7 +59,56 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or(1024);
             runtime.block_on(log(mib, s3))
         }
-        _ => bail!("usage: sparky-bench latency [N] | log [MIB] [--s3]"),
+        Some("chaos") => {
+            let defaults = chaos::ChaosOptions::default();
+            let options = chaos::ChaosOptions {
+                window: flag(&args, "--seconds")?.map_or(defaults.window, Duration::from_secs),
+                builds: flag(&args, "--builds")?.map_or(defaults.builds, |n| n as usize),
+                drain: flag(&args, "--drain")?.map_or(defaults.drain, Duration::from_secs),
+                ..defaults
+            };
+            let figures = multi_thread()?.block_on(chaos::run(options))?;
+            println!("{figures}");
+            report_problems(figures.problems());
+            Ok(())
+        }
+        Some("contention") => {
+            let defaults = contention::ContentionOptions::default();
+            let options = contention::ContentionOptions {
+                window: flag(&args, "--seconds")?.map_or(defaults.window, Duration::from_secs),
+                drain: flag(&args, "--drain")?.map_or(defaults.drain, Duration::from_secs),
+                ..defaults
+            };
+            let figures = multi_thread()?.block_on(contention::run(options))?;
+            println!("{figures}");
+            report_problems(figures.problems());
+            Ok(())
+        }
+        _ => bail!(
+            "usage: sparky-bench latency [N] | log [MIB] [--s3] \
+             | chaos [--seconds 45] [--builds 1000] [--drain 180] | contention [--seconds 30] [--drain 180]"
+        ),
+    }
+}
+
+/// The number after `name` in `args`, if `name` is there.
+fn flag(args: &[String], name: &str) -> anyhow::Result<Option<u64>> {
+    let Some(at) = args.iter().position(|a| a == name) else { return Ok(None) };
+    let value = args.get(at + 1).with_context(|| format!("{name} needs a number"))?;
+    Ok(Some(value.parse().with_context(|| format!("{name} {value}: not a number"))?))
+}
+
+/// The fault benchmarks run clients, a forwarder and a killing thread side by side.
+fn multi_thread() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
+
+/// The target's misses, after the figures (they are figures too: the exit code stays 0).
+fn report_problems(problems: Vec<String>) {
+    if problems.is_empty() {
+        println!("target met: nothing accepted was lost");
+    } else {
+        println!("target missed: {}", problems.join("; "));
     }
 }
 
