@@ -6,6 +6,7 @@ mod cli;
 mod cron;
 mod downstream;
 mod execution;
+mod faults;
 mod hooks;
 mod inbox;
 mod knative;
