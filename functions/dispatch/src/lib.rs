@@ -9,8 +9,10 @@
 //! - [`deliver`]: how a claimed build reaches run: a CloudEvent over HTTP (held open for
 //!   the whole build, as Knative Eventing does), or a direct call in one process.
 //!
-//! Route: `POST /events/dispatch` (any body: a poke, or a PingSource sweep tick). It
-//! takes no token — PingSources and Brokers can't send one — so it must not be
+//! Route: `POST /events/dispatch` (any body). A poke (`ce-type:
+//! dev.sparky.dispatch.poke`, from trigger and run) is answered `202` at once — the pass
+//! it asks for runs in its own task — and anything else (a PingSource's sweep tick) is
+//! answered with the report of a pass that began after it arrived. It takes no token — PingSources and Brokers can't send one — so it must not be
 //! reachable from outside (the Knative bundle keeps it cluster-local); a pass only does
 //! what the queue already says, so a caller can at most make dispatch look sooner.
 
@@ -20,8 +22,14 @@ pub mod passes;
 
 use std::sync::Arc;
 
-use axum::{Json, Router, extract::State, routing::post};
-use sparky_core::{Ctx, api::ApiError, store::StoreError};
+use axum::{
+    Json, Router,
+    extract::State,
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use http::{HeaderMap, StatusCode};
+use sparky_core::{Ctx, api::ApiError, ctx::Poke, events::DISPATCH_POKE, store::StoreError};
 
 pub use deliver::{Deliver, HttpDeliver};
 pub use pass::{PassError, PassReport, dispatch_once};
@@ -39,9 +47,13 @@ pub fn router(dispatcher: Dispatcher) -> Router {
     Router::new().route("/events/dispatch", post(on_event)).with_state(dispatcher)
 }
 
-async fn on_event(State(d): State<Dispatcher>) -> Result<Json<PassReport>, ApiError> {
+async fn on_event(State(d): State<Dispatcher>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if headers.get("ce-type").is_some_and(|kind| kind == DISPATCH_POKE) {
+        d.passes.poke();
+        return Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "pass": "asked" }))).into_response());
+    }
     match d.passes.pass().await {
-        Ok(report) => Ok(Json(report)),
+        Ok(report) => Ok(Json(report).into_response()),
         Err(PassError::Store(StoreError::Busy)) => Err(ApiError::Busy),
         Err(error) => Err(ApiError::internal(error)),
     }
