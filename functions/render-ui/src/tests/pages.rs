@@ -289,3 +289,35 @@ async fn mounts_beside_the_trigger_routes() {
         .route("/api/v1/builds/{id}/cancel", post(|| async { "canceled" }));
     let _merged = crate::router(h.ctx.clone()).merge(trigger);
 }
+
+#[tokio::test]
+async fn the_build_page_lists_attempts_and_why_each_ended() {
+    let h = harness(|c| c.lease = std::time::Duration::from_millis(1)).await;
+    h.project("app", "script: echo\n");
+    let id = h.queue("app", &[], None).await;
+    let limits = sparky_core::store::Limits { global: 10, concurrency: [("app".to_string(), 1)].into() };
+    h.ctx.claim_builds(limits).await.expect("claim");
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // Its lease ran out before any runner took it: back in the queue.
+    let swept = h.ctx.sweep_leases(Default::default()).await.expect("sweep");
+    assert_eq!(swept.iter().map(|e| e.to).collect::<Vec<_>>(), vec![BuildStatus::Queued]);
+    h.start("app", id).await;
+    h.finish(id, BuildStatus::Succeeded, Some(0), 0).await;
+
+    let page = h.get(&format!("/builds/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let table = page.body.split("id=\"attempts\"").nth(1).expect("an attempts table");
+    let first =
+        table.split("id=\"attempt-1\"").nth(1).expect("attempt 1").split("</tr>").next().unwrap_or("");
+    assert!(first.contains("never") && first.contains("delivery lost: it never started"), "{first}");
+    let second =
+        table.split("id=\"attempt-2\"").nth(1).expect("attempt 2").split("</tr>").next().unwrap_or("");
+    assert!(second.contains("succeeded") && second.contains("finished"), "{second}");
+    assert!(page.body.contains("<dt>Attempt</dt><dd>2</dd>"), "the current attempt's number");
+
+    // One plain attempt needs no table.
+    let plain = h.queue("app", &[], None).await;
+    h.start("app", plain).await;
+    h.finish(plain, BuildStatus::Succeeded, Some(0), 0).await;
+    assert!(!h.get(&format!("/builds/{plain}")).await.body.contains("id=\"attempts\""));
+}
