@@ -9,6 +9,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     Config,
+    error::error_chain,
     events::{CloudEvent, DISPATCH_POKE},
     hub::Hub,
     project::Projects,
@@ -51,7 +52,7 @@ impl Poke for HttpPoke {
         let url = self.url.clone();
         tokio::spawn(async move {
             if let Err(error) = request.send().await {
-                tracing::warn!(%url, %error, "could not poke dispatch; the next sweep will pick the build up");
+                tracing::warn!(%url, error = %error_chain(&error), "could not poke dispatch; the next sweep will pick the build up");
             }
         });
     }

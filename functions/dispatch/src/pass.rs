@@ -51,7 +51,7 @@ pub async fn dispatch_once(
     // Builds first, projects second: a build queued after this snapshot is left for the
     // next pass, and every build in it belongs to a project that existed when it was
     // queued, so a project missing from the later list was really removed.
-    let live = ctx.store.live_builds().await?;
+    let waiting = ctx.store.queued_projects().await?;
     let projects = ctx.projects.list().await?;
     let mut concurrency = HashMap::new();
     let mut retries = HashMap::new();
@@ -79,17 +79,17 @@ pub async fn dispatch_once(
 
     let mut gone = Vec::new();
     let mut off = Vec::new();
-    for build in live.iter().filter(|b| b.status == BuildStatus::Queued) {
-        let listed_off = disabled.contains(&build.project);
-        if !listed_off && concurrency.contains_key(&build.project) {
+    for name in &waiting {
+        if !disabled.contains(name) && concurrency.contains_key(name) {
             continue;
         }
-        // Ask again right before ending it: the list may be a moment old.
-        match ctx.projects.get(&build.project).await? {
-            None => gone.push(build.id),
-            Some(project) if project.config.as_ref().is_ok_and(|c| c.disabled) => off.push(build.id),
-            Some(_) => {}
-        }
+        // Ask again right before ending its builds: the list may be a moment old.
+        let ended = match ctx.projects.get(name).await? {
+            None => &mut gone,
+            Some(project) if project.config.as_ref().is_ok_and(|c| c.disabled) => &mut off,
+            Some(_) => continue,
+        };
+        ended.extend(ctx.store.queued_ids(name).await?);
     }
     for (ids, reason) in [(gone, Reason::ProjectGone), (off, Reason::ProjectDisabled)] {
         if !ids.is_empty() {
@@ -99,7 +99,7 @@ pub async fn dispatch_once(
 
     // Claiming takes the write lock: only when the snapshot had something to claim (a
     // build queued since poked dispatch after it was committed, so another pass follows).
-    let queued = live.iter().any(|b| b.status == BuildStatus::Queued) || !report.swept.is_empty();
+    let queued = !waiting.is_empty() || !report.swept.is_empty();
     let limits = Limits { global: ctx.config.max_running, concurrency };
     let claims = if queued { ctx.claim_builds(limits).await? } else { Vec::new() };
     for claim in claims {

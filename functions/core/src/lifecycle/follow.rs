@@ -81,6 +81,10 @@ impl Ctx {
             done.push(event.id);
         }
         self.prune_projects(ended.iter().map(|e| e.project.as_str())).await;
+        if report_stored {
+            // A runner's result is never recorded pending (see the store's events).
+            return;
+        }
         if let Err(error) = self.store.followed(done).await {
             tracing::warn!(error = %error_chain(&error), "could not mark ended builds followed up; a sweep will");
         }

@@ -225,18 +225,49 @@ impl Store {
         .await
     }
 
-    /// Ids of `project`'s finished builds beyond the newest `keep`, oldest first.
+    /// Ids of `project`'s finished builds beyond the newest `keep`, oldest first. Costs
+    /// what it finds, not the project's history: the newest `keep` are skipped by index.
     pub async fn builds_to_prune(&self, project: &str, keep: u32) -> Result<Vec<i64>, StoreError> {
         let project = project.to_string();
         self.call(move |conn| {
+            let cutoff: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT id FROM builds WHERE project = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2",
+                )?
+                .query_row(params![project, keep], |r| r.get(0))
+                .optional()?;
+            let Some(cutoff) = cutoff else { return Ok(Vec::new()) };
             let ids = conn
                 .prepare_cached(
-                    "SELECT id FROM builds WHERE project = ?1 \
-                     AND status NOT IN ('queued', 'dispatched', 'running') \
-                     AND id NOT IN (SELECT id FROM builds WHERE project = ?1 ORDER BY id DESC LIMIT ?2) \
-                     ORDER BY id ASC",
+                    "SELECT id FROM builds WHERE project = ?1 AND id <= ?2 \
+                     AND status NOT IN ('queued', 'dispatched', 'running') ORDER BY id ASC",
                 )?
-                .query_map(params![project, keep], |r| r.get(0))?
+                .query_map(params![project, cutoff], |r| r.get(0))?
+                .collect::<Result<Vec<i64>, _>>()?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    /// The projects that have queued builds.
+    pub async fn queued_projects(&self) -> Result<Vec<String>, StoreError> {
+        self.call(|conn| {
+            let projects = conn
+                .prepare_cached("SELECT DISTINCT project FROM builds WHERE status = 'queued'")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(projects)
+        })
+        .await
+    }
+
+    /// Ids of `project`'s queued builds, oldest first.
+    pub async fn queued_ids(&self, project: &str) -> Result<Vec<i64>, StoreError> {
+        let project = project.to_string();
+        self.call(move |conn| {
+            let ids = conn
+                .prepare_cached("SELECT id FROM builds WHERE status = 'queued' AND project = ?1 ORDER BY id")?
+                .query_map([project], |r| r.get(0))?
                 .collect::<Result<Vec<i64>, _>>()?;
             Ok(ids)
         })

@@ -124,9 +124,10 @@ impl Store {
             if running >= limits.global {
                 return Ok((Vec::new(), Vec::new()));
             }
+            let most = limits.concurrency.values().copied().max().unwrap_or(0).min(limits.global as u32);
             let candidates = tx
                 .prepare_cached(include_str!("sql/claim_candidates.sql"))?
-                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+                .query_map([most], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
                 .collect::<Result<Vec<_>, _>>()?;
             let mut claims = Vec::new();
             let mut events = Vec::new();
