@@ -115,7 +115,7 @@ impl Moto {
             .expect("valid bucket");
         s3.endpoint = Some(self.endpoint());
         s3.access_key_id = ACCESS_KEY.into();
-        s3.secret_access_key = sparky_core::secret::Secret::new(SECRET_KEY);
+        s3.secret_access_key = sparky_core::secrets::Secret::new(SECRET_KEY);
         s3
     }
 

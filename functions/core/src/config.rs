@@ -14,6 +14,7 @@
 //! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` | S3 credentials (the first two required with `s3://`) | none |
 //! | `AWS_REGION`, else `AWS_DEFAULT_REGION` | S3 region | `us-east-1` |
 //! | `SPARKY_REPORTS_TIMEOUT` | after a build's job ends, how long storing its log, artifacts and `report.json` is retried before the report is recorded incomplete | `60s` |
+//! | `SPARKY_SECRETS` | the folder of job secrets: one file per secret, named by it (on Kubernetes a mounted Secret) | `$SPARKY_ROOT/secrets` |
 //! | `SPARKY_WORK` | per-build working directories | `$SPARKY_ROOT/work` |
 //! | `SPARKY_MAX_RUNNING` | builds running at once, all projects together | number of CPUs |
 //! | `SPARKY_DISPATCH_URL` | where trigger and run poke dispatch (`serve` mode) | none |
@@ -31,6 +32,7 @@
 //! | `SPARKY_LOG_FORMAT` | `text` or `json` | `text` |
 //! | `RUST_LOG` | log filter (read by the tracing subscriber) | `info` |
 //! | `HOSTNAME` | names this instance in build leases | pid |
+//! | `PATH`, `HOME`, `LANG`, `LC_*`, `TZ`, `USER`, `SHELL`, `TMPDIR` | passed on to jobs (the only variables of Sparky's own environment that are) | `PATH=/usr/local/bin:/usr/bin:/bin` |
 //! | `AWS_LAMBDA_RUNTIME_API` | when set, `sparky serve` takes requests from this Lambda Runtime API instead of a port (`lambda_http` reads it and the other `AWS_LAMBDA_*` variables itself) | none |
 
 use std::{
@@ -39,7 +41,14 @@ use std::{
     time::Duration,
 };
 
-use crate::{reports::S3Settings, secret::Secret, store::JournalMode};
+use crate::{reports::S3Settings, secrets::Secret, store::JournalMode};
+
+/// The variables of Sparky's own environment that jobs get (with `LC_*`): what a
+/// shell and its tools need, nothing of Sparky's configuration or credentials.
+pub const JOB_ENV: [&str; 7] = ["PATH", "HOME", "LANG", "TZ", "USER", "SHELL", "TMPDIR"];
+
+/// A job's `PATH` when Sparky's own environment has none.
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// Output format of Sparky's own logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +82,8 @@ pub struct Config {
     pub reports_timeout: Duration,
     /// `None`: `$root/work`.
     pub work: Option<PathBuf>,
+    /// `None`: `$root/secrets`.
+    pub secrets: Option<PathBuf>,
     pub max_running: usize,
     pub dispatch_url: Option<String>,
     pub run_url: Option<String>,
@@ -93,6 +104,8 @@ pub struct Config {
     /// `serve dispatch` and `serve trigger` tick themselves instead of waiting for
     /// PingSources (`sparky up` always does).
     pub self_tick: bool,
+    /// What of Sparky's own environment jobs get: [`JOB_ENV`] and `LC_*`, nothing else.
+    pub job_env: BTreeMap<String, String>,
     /// `AWS_LAMBDA_RUNTIME_API`: serve through AWS Lambda rather than on a port.
     pub lambda_runtime_api: Option<String>,
 }
@@ -109,6 +122,7 @@ impl Config {
             s3: None,
             reports_timeout: Duration::from_secs(60),
             work: None,
+            secrets: None,
             max_running: std::thread::available_parallelism().map_or(2, |n| n.get()),
             dispatch_url: None,
             run_url: None,
@@ -124,6 +138,7 @@ impl Config {
             public_url: None,
             run_grace: None,
             self_tick: false,
+            job_env: [("PATH".to_string(), DEFAULT_PATH.to_string())].into(),
             lambda_runtime_api: None,
         }
     }
@@ -159,6 +174,7 @@ impl Config {
             config.reports_timeout = parse("SPARKY_REPORTS_TIMEOUT", &limit, duration)?;
         }
         config.work = get("SPARKY_WORK").map(PathBuf::from);
+        config.secrets = get("SPARKY_SECRETS").map(PathBuf::from);
         if let Some(n) = get("SPARKY_MAX_RUNNING") {
             config.max_running = parse("SPARKY_MAX_RUNNING", &n, |v| match v.parse::<usize>() {
                 Ok(0) => Err("must be at least 1".into()),
@@ -206,6 +222,11 @@ impl Config {
                 _ => Err("expected `true` or `false`".into()),
             })?;
         }
+        config.job_env.extend(
+            vars.iter()
+                .filter(|(k, v)| (JOB_ENV.contains(&k.as_str()) || k.starts_with("LC_")) && !v.is_empty())
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         config.lambda_runtime_api = get("AWS_LAMBDA_RUNTIME_API");
         if let Some(host) = get("HOSTNAME") {
             config.instance = format!("{host}-{}", std::process::id());
@@ -224,6 +245,9 @@ impl Config {
     }
     pub fn work_dir(&self) -> PathBuf {
         self.work.clone().unwrap_or_else(|| self.root.join("work"))
+    }
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.secrets.clone().unwrap_or_else(|| self.root.join("secrets"))
     }
     /// Everything one build keeps on disk: `workspace/` (its working directory),
     /// `artifacts/` and its script.
@@ -314,8 +338,26 @@ mod tests {
         assert_eq!(c.run_grace, Some(Duration::from_secs(55 * 60)));
         assert_eq!(c.lambda_runtime_api.as_deref(), Some("127.0.0.1:9001"));
         assert!(c.self_tick);
+        assert_eq!(c.job_env.get("PATH").map(String::as_str), Some(DEFAULT_PATH));
         assert_eq!(c.reports_dir(), PathBuf::from("/srv/sparky/reports"));
+        assert_eq!(c.secrets_dir(), PathBuf::from("/srv/sparky/secrets"));
         assert_eq!(c.listen, "127.0.0.1:4000");
+    }
+
+    #[test]
+    fn jobs_get_only_the_allowlisted_variables() {
+        let c = Config::from_vars(vars(&[
+            ("PATH", "/opt/bin:/usr/bin"),
+            ("HOME", "/home/ci"),
+            ("LC_ALL", "C.UTF-8"),
+            ("SPARKY_API_TOKEN", "admin"),
+            ("AWS_SECRET_ACCESS_KEY", "key"),
+            ("SPARKY_WEBHOOK_SECRET", "hook"),
+        ]))
+        .expect("valid config");
+        let names: Vec<&str> = c.job_env.keys().map(String::as_str).collect();
+        assert_eq!(names, ["HOME", "LC_ALL", "PATH"]);
+        assert_eq!(c.job_env["PATH"], "/opt/bin:/usr/bin");
     }
 
     #[test]

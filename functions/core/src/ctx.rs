@@ -14,6 +14,7 @@ use crate::{
     hub::Hub,
     project::Projects,
     reports::{self, ReportStore},
+    secrets::SecretsDir,
     store::JournalMode,
     store::{Store, StoreError},
 };
@@ -114,6 +115,7 @@ impl Ctx {
         config.root = absolute(config.root);
         config.reports = config.reports.map(absolute);
         config.work = config.work.map(absolute);
+        config.secrets = config.secrets.map(absolute);
         let mut dirs = vec![config.root.clone(), config.work_dir()];
         if config.s3.is_none() {
             dirs.push(config.reports_dir());
@@ -127,7 +129,8 @@ impl Ctx {
         let reports = reports::open(config.s3.as_ref(), &config.reports_dir());
         tracing::info!(reports = %reports.describe(), "report storage");
         Ok(Ctx {
-            projects: Projects::new(config.projects_dir()),
+            projects: Projects::new(config.projects_dir())
+                .with_secrets(SecretsDir::new(config.secrets_dir())),
             config: Arc::new(config),
             store,
             reports,

@@ -34,7 +34,7 @@ pub mod project;
 pub mod repo;
 pub mod reports;
 pub mod retention;
-pub mod secret;
+pub mod secrets;
 pub mod serve;
 pub mod store;
 #[cfg(feature = "testing")]

@@ -4,6 +4,7 @@
 //! (pruning, the poke that starts the next build) is the lifecycle's.
 
 use std::{
+    collections::BTreeMap,
     os::unix::process::ExitStatusExt,
     time::{Duration, Instant},
 };
@@ -12,8 +13,12 @@ use sparky_core::{
     Ctx,
     error::error_chain,
     model::{Build, BuildStatus},
-    project::ProjectConfig,
-    reports::{Key, log::LogWriter},
+    project::{ProjectConfig, grants},
+    reports::{
+        Key,
+        log::{LogWriter, Masker},
+    },
+    secrets::{Secret, SecretsDir},
     store::StoreError,
     time::human_duration,
 };
@@ -95,7 +100,13 @@ async fn run_job(
     if let Err(e) = dirs.prepare().await {
         return Some(Outcome::failed(format!("could not prepare the working directory: {e}")));
     }
-    let mut env = job::job_env(build, config, &dirs, &ctx.config);
+    let secrets = match granted_secrets(ctx, config).await {
+        Ok(secrets) => secrets,
+        Err(problem) => return Some(Outcome::failed(problem)),
+    };
+    // Before the job prints anything: no value of theirs is ever stored.
+    log.mask(Masker::new(secrets.values().map(Secret::expose)));
+    let mut env = job::job_env(build, config, &dirs, &ctx.config, &secrets);
     let retries = config.retries;
     let watch = |timeout| Watch { ctx, build_id: build.id, owner, timeout, retries, stop_on_shutdown };
 
@@ -133,6 +144,21 @@ async fn run_job(
     };
     let remaining = config.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
     outcome(supervise(watch(remaining), job, log).await, config.timeout)
+}
+
+/// The values of the secrets granted to the project, from the secrets folder.
+async fn granted_secrets(ctx: &Ctx, config: &ProjectConfig) -> Result<BTreeMap<String, Secret>, String> {
+    // Pull requests from forks (which get only secrets marked `forks: true`) are not
+    // built yet: every build is the project's own.
+    let names: Vec<String> = grants::for_build(&config.secrets, false).map(str::to_string).collect();
+    if names.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let dir = SecretsDir::new(ctx.config.secrets_dir());
+    tokio::task::spawn_blocking(move || dir.values(names.iter().map(String::as_str)))
+        .await
+        .map_err(|e| format!("could not read the secrets: {e}"))?
+        .map_err(|e| format!("could not give the job its secrets: {}", error_chain(&e)))
 }
 
 /// The result of a supervised step; `limit` is the project's timeout, for the message.

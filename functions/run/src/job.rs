@@ -18,14 +18,13 @@ use sparky_core::{
     error::error_chain,
     model::Build,
     project::{Project, ProjectConfig, Script},
+    secrets::Secret,
 };
 use tokio::{net::unix::pipe, process::Child};
 
-/// What a job's environment adds to Sparky's own, and what it takes away.
+/// A job's whole environment (nothing else of Sparky's reaches it).
 pub struct JobEnv {
     pub vars: BTreeMap<String, String>,
-    /// Variables of Sparky's own environment that jobs must not see: webhook secrets.
-    pub hidden: Vec<String>,
 }
 
 /// A started job: the child (its process group has the same id) and the read end of
@@ -68,11 +67,19 @@ impl BuildDirs {
     }
 }
 
-/// The environment a job gets on top of Sparky's own: `SPARKY_*`, `SCM_*` where known,
-/// the project's `env`, then its parameters (which win).
-pub fn job_env(build: &Build, config: &ProjectConfig, dirs: &BuildDirs, sparky: &Config) -> JobEnv {
+/// The environment a job gets, whole: the allowlisted part of Sparky's own
+/// (`PATH`, `HOME`, `LANG`, `LC_*`, ...), `SPARKY_*`, `SCM_*` where known, the project's
+/// `env`, its parameters (which win over `env`), and last the values of the secrets
+/// granted to it. Nothing of Sparky's configuration: no API token, no credentials.
+pub fn job_env(
+    build: &Build,
+    config: &ProjectConfig,
+    dirs: &BuildDirs,
+    sparky: &Config,
+    secrets: &BTreeMap<String, Secret>,
+) -> JobEnv {
     let api_url = sparky.api_url.as_deref().unwrap_or_default();
-    let mut env = BTreeMap::new();
+    let mut env = sparky.job_env.clone();
     let mut set = |k: &str, v: &str| {
         env.insert(k.to_string(), v.to_string());
     };
@@ -96,9 +103,8 @@ pub fn job_env(build: &Build, config: &ProjectConfig, dirs: &BuildDirs, sparky: 
     }
     env.extend(config.env.clone());
     env.extend(build.params.clone());
-    let mut hidden = vec!["SPARKY_WEBHOOK_SECRET".to_string()];
-    hidden.extend(sparky.project_secrets.keys().cloned());
-    JobEnv { vars: env, hidden }
+    env.extend(secrets.iter().map(|(name, value)| (name.clone(), value.expose().to_string())));
+    JobEnv { vars: env }
 }
 
 /// Starts the job. Scripts run as `bash -eo pipefail script.sh`: the first failing
@@ -129,14 +135,12 @@ fn spawn_command(mut command: tokio::process::Command, dirs: &BuildDirs, env: &J
     let (reader, writer) = io::pipe()?;
     command
         .current_dir(&dirs.workspace)
+        .env_clear()
         .envs(&env.vars)
         .stdin(Stdio::null())
         .stdout(writer.try_clone()?)
         .stderr(writer)
         .process_group(0);
-    for name in &env.hidden {
-        command.env_remove(name);
-    }
     let child = command.spawn()?;
     // The command holds the pipe's write ends; drop it so that the pipe reaches EOF
     // once the job's processes are gone.

@@ -6,6 +6,7 @@
 //! - [`execute`]: one build from start to end.
 //! - [`checkout`]: the build's commit in its workspace before the script runs.
 //! - [`job`]: starting the job in its own process group, its environment.
+//! - [`harden`]: making the process that runs jobs non-dumpable.
 //! - [`downstream`]: queueing `downstream:` projects after a successful build.
 //! - [`supervise`]: log streaming, lease renewal, timeout, cancel, shutdown.
 //! - [`artifacts`]: storing the files a job leaves in `$SPARKY_ARTIFACTS`.
@@ -16,12 +17,14 @@ pub mod checkout;
 pub mod downstream;
 pub mod execute;
 pub mod handler;
+pub mod harden;
 pub mod job;
 pub mod record;
 pub mod supervise;
 
 pub use execute::execute;
 pub use handler::router;
+pub use harden::harden;
 
 #[cfg(test)]
 mod tests;

@@ -188,3 +188,43 @@ async fn a_busy_database_delays_a_result_but_never_loses_it() {
     );
     assert_eq!(h.log("app", id).await, "started\ndone\n");
 }
+
+#[tokio::test]
+async fn a_job_gets_an_allowlisted_environment_and_its_secrets_masked_in_the_log() {
+    let temp = TempCtx::new(|config| {
+        config.api_url = Some("http://sparky.test".into());
+        config.api_token = Some(sparky_core::secrets::Secret::new("ADMIN-TOKEN-VALUE"));
+        config.webhook_secret = Some(sparky_core::secrets::Secret::new("WEBHOOK-SECRET-VALUE"));
+        config.job_env.insert("HOME".into(), "/home/ci".into());
+    })
+    .await;
+    let h = Harness { ctx: temp.ctx.clone(), temp };
+    let secrets = h.ctx.config.secrets_dir();
+    std::fs::create_dir_all(&secrets).expect("secrets folder");
+    std::fs::write(secrets.join("DEPLOY_TOKEN"), "s3cr3t-d3pl0y-t0k3n\n").expect("secret");
+    h.project(
+        "app",
+        "secrets: [DEPLOY_TOKEN]\nscript: |\n  env | sort\n  echo \"whole: $DEPLOY_TOKEN\"\n  \
+         printf 'split: %s' \"${DEPLOY_TOKEN:0:7}\"\n  sleep 0.3\n  printf '%s\\n' \"${DEPLOY_TOKEN:7}\"\n  \
+         echo \"$DEPLOY_TOKEN\" | fold -w3\n  test \"$DEPLOY_TOKEN\" = s3cr3t-d3pl0y-t0k3n && echo the job has it\n",
+    );
+    let id = h.dispatched("app", &[]).await;
+    assert_eq!(crate::execute(&h.ctx, id, true).await.expect("execute"), Some(BuildStatus::Succeeded));
+    let log = h.log("app", id).await;
+    assert!(log.contains("the job has it"), "{log}");
+    let joined: String = log.chars().filter(|c| *c != '\n').collect();
+    for leak in ["s3cr3t-d3pl0y-t0k3n", "ADMIN-TOKEN-VALUE", "WEBHOOK-SECRET-VALUE"] {
+        assert!(!joined.contains(leak), "{leak} in the log:\n{log}");
+    }
+    assert!(log.contains("whole: ***\n") && log.contains("split: ***\n"), "{log}");
+    let names: Vec<&str> = log.lines().filter_map(|l| l.split_once('=').map(|(k, _)| k)).collect();
+    for name in &names {
+        let allowed =
+            ["PATH", "HOME", "PWD", "SHLVL", "_", "OLDPWD", "CI", "GIT_TERMINAL_PROMPT", "DEPLOY_TOKEN"]
+                .contains(name)
+                || name.starts_with("SPARKY_")
+                || name.starts_with("split: ");
+        assert!(allowed, "{name} reached the job:\n{log}");
+    }
+    assert!(names.contains(&"HOME") && names.contains(&"SPARKY_BUILD_ID"), "{names:?}");
+}

@@ -68,6 +68,8 @@ pub async fn run(
     config.api_url.get_or_insert_with(|| format!("http://{addr}"));
     config.public_url.get_or_insert_with(|| format!("http://{addr}"));
     let root = config.root.clone();
+    // This process runs the jobs.
+    sparky_run::harden();
     let passes = Arc::new(Passes::default());
     let ctx = Ctx::open(config, JournalMode::Wal, passes.clone(), shutdown.clone())
         .await

@@ -148,7 +148,10 @@ async fn open(
             tokio::spawn(passes::run_loop(ctx.clone(), deliver, passes.clone(), tick, shutdown));
             sparky_dispatch::router(Dispatcher { ctx: ctx.clone(), passes })
         }
-        Function::Run => sparky_run::router(ctx.clone()),
+        Function::Run => {
+            sparky_run::harden();
+            sparky_run::router(ctx.clone())
+        }
         Function::RenderUi => sparky_render_ui::router(ctx.clone()),
     };
     Ok((ctx.clone(), serve::app(router, ctx)))

@@ -4,7 +4,7 @@ use axum::body::Body;
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use sparky_core::{Config, Ctx, model::BuildStatus, reports::Key, secret::Secret, testing::TempCtx};
+use sparky_core::{Config, Ctx, model::BuildStatus, reports::Key, secrets::Secret, testing::TempCtx};
 use tower::ServiceExt;
 
 struct Harness {

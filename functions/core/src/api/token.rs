@@ -4,7 +4,7 @@
 use http::{HeaderMap, header};
 
 use super::ApiError;
-use crate::secret::Secret;
+use crate::secrets::Secret;
 
 /// With a token configured, the request must carry `Authorization: Bearer <token>`.
 /// The comparison takes the same time wherever the first difference is.

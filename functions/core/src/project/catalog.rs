@@ -9,7 +9,7 @@
 //! itself fails a listing.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     fmt, fs, io,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
@@ -23,8 +23,9 @@ use std::{
 use super::{
     JobFile, ProjectConfig, ProjectError,
     files::{self, Found, ReadError},
-    valid_name,
+    grants, valid_name,
 };
+use crate::secrets::SecretsDir;
 
 /// A project folder and its config (or why the config can't be used).
 #[derive(Clone, Debug)]
@@ -45,6 +46,8 @@ impl Project {
 #[derive(Clone)]
 pub struct Projects {
     dir: PathBuf,
+    /// Where granted secrets must be; `None`: grants are not checked.
+    secrets: Option<SecretsDir>,
     cache: Arc<Mutex<HashMap<String, Cached>>>,
     parses: Arc<AtomicU64>,
     /// How recent a file's last change may be for its parse to be kept; see
@@ -117,7 +120,25 @@ timeout: 5m
 
 impl Projects {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Projects { dir: dir.into(), cache: Arc::default(), parses: Arc::default(), racy_window: RACY_WINDOW }
+        Projects {
+            dir: dir.into(),
+            secrets: None,
+            cache: Arc::default(),
+            parses: Arc::default(),
+            racy_window: RACY_WINDOW,
+        }
+    }
+
+    /// Projects whose `secrets:` must name secrets in `secrets`: a name it lacks makes
+    /// the project's config an error.
+    pub fn with_secrets(mut self, secrets: SecretsDir) -> Self {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    /// The secrets folder, if grants are checked against one.
+    pub fn secrets(&self) -> Option<&SecretsDir> {
+        self.secrets.as_ref()
     }
 
     pub fn dir(&self) -> &Path {
@@ -147,7 +168,8 @@ impl Projects {
         }
         let (this, name) = (self.clone(), name.to_string());
         tokio::task::spawn_blocking(move || {
-            let project = this.load(&name);
+            let known = this.known_secrets();
+            let project = this.load(&name).map(|p| this.check_grants(p, &known));
             if project.is_none() {
                 this.entries().remove(&name);
             }
@@ -172,7 +194,9 @@ impl Projects {
             }
         }
         names.sort();
-        let projects: Vec<Project> = names.iter().filter_map(|name| self.load(name)).collect();
+        let known = self.known_secrets();
+        let projects: Vec<Project> =
+            names.iter().filter_map(|name| self.load(name)).map(|p| self.check_grants(p, &known)).collect();
         // Forget projects that are gone, so that the cache holds what `projects/` does.
         let listed: HashSet<&str> = projects.iter().map(|p| p.name.as_str()).collect();
         self.entries().retain(|name, _| listed.contains(name.as_str()));
@@ -229,6 +253,28 @@ impl Projects {
         }
         drop(entries);
         project(config)
+    }
+
+    /// The names in the secrets folder (`None`: nothing to check against). A folder
+    /// that can't be read has no names, so every grant says so.
+    fn known_secrets(&self) -> Option<BTreeSet<String>> {
+        let secrets = self.secrets.as_ref()?;
+        Some(secrets.names().unwrap_or_else(|error| {
+            tracing::warn!(dir = %secrets.dir().display(), %error, "could not read the secrets folder");
+            BTreeSet::new()
+        }))
+    }
+
+    /// `project`, in error if it is granted a secret `known` lacks. (Checked on every
+    /// look, not cached: secrets come and go without sparky.yaml changing.)
+    fn check_grants(&self, mut project: Project, known: &Option<BTreeSet<String>>) -> Project {
+        if let (Some(known), Ok(config)) = (known, &project.config)
+            && let Some(problem) = grants::missing(&config.secrets, known)
+        {
+            let file = format!("projects/{}/sparky.yaml", project.name);
+            project.config = Err(ProjectError { file, line: config.secrets_line, problem });
+        }
+        project
     }
 
     /// The cache, locked. Entries are only ever replaced whole, so one left by a

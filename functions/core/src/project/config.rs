@@ -10,6 +10,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::{
+    grants::{self, RawGrant, SecretGrant},
     params::{Var, VarKind},
     yaml_guard::{self, MAX_NESTING, MAX_VALUES, Refusal},
 };
@@ -70,6 +71,9 @@ pub struct ProjectConfig {
     pub env: BTreeMap<String, String>,
     pub vars: Vec<Var>,
     pub downstream: Vec<String>,
+    /// Secrets its jobs get (`secrets:`), and the line they are granted on.
+    pub secrets: Vec<SecretGrant>,
+    pub secrets_line: Option<usize>,
 }
 
 /// What sits at `job` beside sparky.yaml, as far as running it goes.
@@ -154,6 +158,8 @@ struct Raw {
     vars: Vec<RawVar>,
     #[serde(default)]
     downstream: Vec<String>,
+    #[serde(default)]
+    secrets: Vec<RawGrant>,
 }
 
 #[derive(Deserialize)]
@@ -279,6 +285,7 @@ impl ProjectConfig {
             .into_iter()
             .map(|var| check_var(var).map_err(|problem| fail("vars", problem)))
             .collect::<Result<Vec<_>, _>>()?;
+        let secrets = grants::check(raw.secrets).map_err(|problem| fail("secrets", problem))?;
         for name in &raw.downstream {
             if !super::valid_name(name) {
                 return Err(fail("downstream", format!("downstream: {name:?} is not a project name")));
@@ -323,6 +330,8 @@ impl ProjectConfig {
             env,
             vars,
             downstream: raw.downstream,
+            secrets,
+            secrets_line: line_of(source, "secrets"),
         })
     }
 }

@@ -7,6 +7,7 @@
 //!
 //! - [`config`]: the `sparky.yaml` keys and their checks.
 //! - [`params`]: build parameters (`vars`) and how requests are checked against them.
+//! - [`grants`]: `secrets:`, the secrets a project's jobs get.
 //! - [`catalog`]: finding projects on disk, the cache of parsed configs, and the
 //!   example project.
 //! - `files`: looking at a project's files without trusting them (types, symlinks,
@@ -16,11 +17,13 @@
 pub mod catalog;
 pub mod config;
 mod files;
+pub mod grants;
 pub mod params;
 mod yaml_guard;
 
 pub use catalog::{Project, Projects, RACY_WINDOW};
 pub use config::{JobFile, MAX_CONFIG_BYTES, ProjectConfig, ProjectError, ScmConfig, Script};
+pub use grants::SecretGrant;
 pub use params::{ParamError, Var, VarKind};
 pub use yaml_guard::{MAX_NESTING, MAX_VALUES};
 

@@ -29,7 +29,7 @@ use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::{Key, Object, ObjectMeta, ReportError, ReportStore};
-use crate::secret::Secret;
+use crate::secrets::Secret;
 
 /// Files larger than this are uploaded in parts.
 pub const MULTIPART_ABOVE: u64 = 16 * 1024 * 1024;

@@ -2,7 +2,7 @@
 
 use axum::routing::post;
 use http::{StatusCode, header};
-use sparky_core::{model::BuildStatus, secret::Secret};
+use sparky_core::{model::BuildStatus, secrets::Secret};
 
 use super::{harness, put};
 

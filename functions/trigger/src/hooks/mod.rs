@@ -28,7 +28,7 @@ use sparky_core::{
     model::{NewBuild, ScmRef, TriggerKind},
     project::ProjectConfig,
     repo::{glob_match, normalize_url},
-    secret::Secret,
+    secrets::Secret,
 };
 
 use hosts::{Event, Host};

@@ -282,3 +282,34 @@ async fn a_file_changed_just_now_is_read_again() {
     // Within RACY_WINDOW of the change another write could keep size and timestamps.
     assert_eq!(projects.parses(), 2);
 }
+
+#[tokio::test]
+async fn a_project_granted_a_secret_sparky_lacks_is_in_error_naming_it() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let secrets = root.path().join("secrets");
+    write(&secrets.join("DEPLOY_TOKEN"), "t0k3n\n");
+    write(&root.path().join("projects/ok/sparky.yaml"), "script: echo\nsecrets: [DEPLOY_TOKEN]\n");
+    write(
+        &root.path().join("projects/typo/sparky.yaml"),
+        "script: echo\nsecrets:\n  - DEPLOY_TOKEN\n  - { name: NPM_TOKEN, forks: true }\n",
+    );
+    write(&root.path().join("projects/bad/sparky.yaml"), "script: echo\nsecrets: [\"no-such name\"]\n");
+    let projects = projects_in(root.path()).with_secrets(SecretsDir::new(&secrets));
+    let list = projects.list().await.expect("list");
+    let ok = list.iter().find(|p| p.name == "ok").expect("ok");
+    let grants = &ok.config.as_ref().expect("valid").secrets;
+    assert_eq!((grants[0].name.as_str(), grants[0].forks), ("DEPLOY_TOKEN", false));
+    assert_eq!(
+        error_of(&list, "typo"),
+        "projects/typo/sparky.yaml, line 2: secrets: NPM_TOKEN is not a secret Sparky has (no file NPM_TOKEN in its secrets folder)"
+    );
+    assert!(error_of(&list, "bad").contains("is not a secret name"), "{}", error_of(&list, "bad"));
+    // A secret added later counts at once, although sparky.yaml did not change.
+    write(&secrets.join("NPM_TOKEN"), "n");
+    let typo = projects.get("typo").await.expect("get").expect("a project");
+    let grants = typo.config.expect("valid now").secrets;
+    assert_eq!(
+        grants.iter().map(|g| (g.name.as_str(), g.forks)).collect::<Vec<_>>(),
+        [("DEPLOY_TOKEN", false), ("NPM_TOKEN", true)]
+    );
+}

@@ -5,12 +5,15 @@
 //!
 //! - [`writer`]: [`LogWriter`], which stores chunks in the background, retrying with
 //!   backoff, so that a slow or absent store never stalls the job's output for long.
+//! - [`mask`]: [`Masker`], which masks secret values in a log before it is stored.
 //! - [`reader`]: [`StoredLog`], the contiguous chunks stored so far, read from any
 //!   offset.
 
+pub mod mask;
 pub mod reader;
 pub mod writer;
 
+pub use mask::Masker;
 pub use reader::StoredLog;
 pub use writer::{LogEnd, LogWriter};
 

@@ -27,7 +27,7 @@ use tokio::{
     time::Instant,
 };
 
-use super::chunk_key;
+use super::{chunk_key, mask::Masker};
 use crate::{
     error::error_chain,
     hub::{Hub, HubEvent},
@@ -109,6 +109,8 @@ pub struct LogWriter {
     tx: Option<mpsc::Sender<Chunk>>,
     shared: Arc<Shared>,
     uploader: Option<JoinHandle<()>>,
+    /// Masks secret values before anything is buffered.
+    mask: Option<Masker>,
 }
 
 impl LogWriter {
@@ -128,7 +130,13 @@ impl LogWriter {
             tx: Some(tx),
             shared,
             uploader: Some(uploader),
+            mask: None,
         }
+    }
+
+    /// From now on, masks each of `values` as `***` (see [`Masker`]).
+    pub fn mask(&mut self, masker: Masker) {
+        self.mask = (!masker.is_empty()).then_some(masker);
     }
 
     /// Adds bytes to the buffer. While storage fails and the buffer is full
@@ -138,7 +146,22 @@ impl LogWriter {
         if self.buffer.len() >= MAX_BUFFER && self.failing() {
             self.drop_buffer();
         }
-        self.buffer.extend_from_slice(data);
+        match &mut self.mask {
+            Some(masker) => {
+                let masked = masker.feed(data);
+                self.buffer.extend_from_slice(&masked);
+            }
+            None => self.buffer.extend_from_slice(data),
+        }
+    }
+
+    /// The end of the output: what the masker held back (it may have begun a value
+    /// that never came) is buffered.
+    fn release_held(&mut self) {
+        if let Some(masker) = &mut self.mask {
+            let rest = masker.finish();
+            self.buffer.extend_from_slice(&rest);
+        }
     }
 
     /// Bytes appended but not yet handed on.
@@ -244,6 +267,7 @@ impl LogWriter {
     /// Hands on what is buffered and waits until everything handed on is stored;
     /// fails as soon as storing fails (it goes on being retried in the background).
     pub async fn flush(&mut self) -> Result<(), ReportError> {
+        self.release_held();
         self.cut_when_room().await;
         loop {
             let progress = self.shared.progress.notified();
@@ -263,6 +287,7 @@ impl LogWriter {
     /// Hands on the rest and waits for the upload task to store everything, retrying
     /// until `deadline`; then says what is stored and what is not.
     pub async fn finish(mut self, deadline: Instant) -> LogEnd {
+        self.release_held();
         self.cut_until(deadline).await;
         self.tx = None;
         if let Some(mut uploader) = self.uploader.take()
