@@ -31,6 +31,7 @@
 //! | `SPARKY_RUN_GRACE` | after SIGTERM, how long `serve run` lets its builds go on before it stops them and hands them back to the queue | none: until they end |
 //! | `SPARKY_LOG_FORMAT` | `text` or `json` | `text` |
 //! | `RUST_LOG` | log filter (read by the tracing subscriber) | `info` |
+//! | `SPARKY_API`, `SPARKY_TOKEN` | inside a job: Sparky's URL and the build's job token, which the `sparky` command line uses when no `--server` and `--token` are given | none |
 //! | `HOSTNAME` | names this instance in build leases | pid |
 //! | `PATH`, `HOME`, `LANG`, `LC_*`, `TZ`, `USER`, `SHELL`, `TMPDIR` | passed on to jobs (the only variables of Sparky's own environment that are) | `PATH=/usr/local/bin:/usr/bin:/bin` |
 //! | `AWS_LAMBDA_RUNTIME_API` | when set, `sparky serve` takes requests from this Lambda Runtime API instead of a port (`lambda_http` reads it and the other `AWS_LAMBDA_*` variables itself) | none |
@@ -104,6 +105,10 @@ pub struct Config {
     /// `serve dispatch` and `serve trigger` tick themselves instead of waiting for
     /// PingSources (`sparky up` always does).
     pub self_tick: bool,
+    /// The command line's server and token when run inside a job (`SPARKY_API`,
+    /// `SPARKY_TOKEN`).
+    pub job_api: Option<String>,
+    pub job_token: Option<Secret>,
     /// What of Sparky's own environment jobs get: [`JOB_ENV`] and `LC_*`, nothing else.
     pub job_env: BTreeMap<String, String>,
     /// `AWS_LAMBDA_RUNTIME_API`: serve through AWS Lambda rather than on a port.
@@ -138,6 +143,8 @@ impl Config {
             public_url: None,
             run_grace: None,
             self_tick: false,
+            job_api: None,
+            job_token: None,
             job_env: [("PATH".to_string(), DEFAULT_PATH.to_string())].into(),
             lambda_runtime_api: None,
         }
@@ -222,6 +229,8 @@ impl Config {
                 _ => Err("expected `true` or `false`".into()),
             })?;
         }
+        config.job_api = get("SPARKY_API").map(trim_slash);
+        config.job_token = get("SPARKY_TOKEN").map(Secret::new);
         config.job_env.extend(
             vars.iter()
                 .filter(|(k, v)| (JOB_ENV.contains(&k.as_str()) || k.starts_with("LC_")) && !v.is_empty())

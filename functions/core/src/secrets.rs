@@ -29,6 +29,25 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// What every job token starts with (so that a token is told from the API token at a
+/// glance, in a log or by a secret scanner).
+pub const JOB_TOKEN_PREFIX: &str = "sparky-job-";
+
+/// A new job token: the prefix and 32 random bytes in hex.
+pub fn new_job_token() -> Result<Secret, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes)?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Secret::new(format!("{JOB_TOKEN_PREFIX}{hex}")))
+}
+
+/// How a job token is kept: its SHA-256, in hex (the token itself is only in the job's
+/// environment).
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A secret's value may be at most this long.
 pub const MAX_SECRET_BYTES: u64 = 64 * 1024;
 
@@ -122,6 +141,16 @@ impl SecretsDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_tokens_are_random_and_kept_as_hashes() {
+        let (a, b) = (new_job_token().expect("token"), new_job_token().expect("token"));
+        assert!(a.expose().starts_with(JOB_TOKEN_PREFIX) && a.expose().len() == JOB_TOKEN_PREFIX.len() + 64);
+        assert_ne!(a, b);
+        assert_eq!(token_hash(a.expose()), token_hash(a.expose()));
+        assert_ne!(token_hash(a.expose()), token_hash(b.expose()));
+        assert_eq!(token_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
 
     #[test]
     fn reads_a_folder_of_secrets_as_a_mounted_secret_lays_it_out() {

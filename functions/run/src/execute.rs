@@ -12,8 +12,9 @@ use std::{
 use sparky_core::{
     Ctx,
     error::error_chain,
+    lifecycle::Started,
     model::{Build, BuildStatus},
-    project::{ProjectConfig, grants},
+    project::{Project, ProjectConfig, grants},
     reports::{
         Key,
         log::{LogWriter, Masker},
@@ -40,7 +41,7 @@ pub async fn execute(
     stop_on_shutdown: bool,
 ) -> Result<Option<BuildStatus>, StoreError> {
     let owner = format!("{}/{build_id}", ctx.config.instance);
-    let Some(build) = ctx.start_build(build_id, &owner).await? else {
+    let Some(Started { build, token }) = ctx.start_build(build_id, &owner).await? else {
         tracing::info!("not dispatched any more; nothing to run");
         return Ok(None);
     };
@@ -57,8 +58,8 @@ pub async fn execute(
     let outcome = match ctx.projects.get(&build.project).await {
         Ok(Some(project)) => match &project.config {
             Ok(config) => {
-                let outcome =
-                    run_job(ctx, &build, &project, config, &owner, stop_on_shutdown, &mut log).await;
+                let job = JobRun { build: &build, project: &project, config, owner: &owner, token: &token };
+                let outcome = run_job(ctx, job, stop_on_shutdown, &mut log).await;
                 if outcome.as_ref().is_some_and(|o| o.status == BuildStatus::Succeeded) {
                     downstream::queue(ctx, &build, config, &mut log).await;
                 }
@@ -84,17 +85,21 @@ pub async fn execute(
     Ok(Some(status))
 }
 
+/// What one run of a job needs to know.
+struct JobRun<'a> {
+    build: &'a Build,
+    project: &'a Project,
+    config: &'a ProjectConfig,
+    /// Whose lease the build is under.
+    owner: &'a str,
+    /// `SPARKY_TOKEN`, valid while the build runs.
+    token: &'a Secret,
+}
+
 /// Checks out the build's commit if it has one, then starts and supervises the job.
 /// `None` when the lease was lost.
-async fn run_job(
-    ctx: &Ctx,
-    build: &Build,
-    project: &sparky_core::project::Project,
-    config: &ProjectConfig,
-    owner: &str,
-    stop_on_shutdown: bool,
-    log: &mut LogWriter,
-) -> Option<Outcome> {
+async fn run_job(ctx: &Ctx, job: JobRun<'_>, stop_on_shutdown: bool, log: &mut LogWriter) -> Option<Outcome> {
+    let JobRun { build, project, config, owner, token } = job;
     let started = Instant::now();
     let dirs = BuildDirs::new(&ctx.config.build_work_dir(build.id));
     if let Err(e) = dirs.prepare().await {
@@ -107,6 +112,7 @@ async fn run_job(
     // Before the job prints anything: no value of theirs is ever stored.
     log.mask(Masker::new(secrets.values().map(Secret::expose)));
     let mut env = job::job_env(build, config, &dirs, &ctx.config, &secrets);
+    env.vars.insert("SPARKY_TOKEN".into(), token.expose().to_string());
     let retries = config.retries;
     let watch = |timeout| Watch { ctx, build_id: build.id, owner, timeout, retries, stop_on_shutdown };
 

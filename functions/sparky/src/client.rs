@@ -12,10 +12,11 @@ use sparky_core::Config;
 /// Where the server is.
 #[derive(clap::Args)]
 pub struct ServerArgs {
-    /// Sparky's URL [default: http://$SPARKY_LISTEN, i.e. http://127.0.0.1:4000]
+    /// Sparky's URL [default: $SPARKY_API inside a job, else http://$SPARKY_LISTEN,
+    /// i.e. http://127.0.0.1:4000]
     #[arg(long)]
     server: Option<String>,
-    /// API token [default: $SPARKY_API_TOKEN]
+    /// API token [default: $SPARKY_TOKEN inside a job, else $SPARKY_API_TOKEN]
     #[arg(long)]
     token: Option<String>,
 }
@@ -28,8 +29,14 @@ struct Server {
 
 impl Server {
     fn new(config: &Config, args: &ServerArgs) -> Self {
-        let base = args.server.clone().unwrap_or_else(|| format!("http://{}", config.listen));
-        let token = args.token.clone().or_else(|| config.api_token.as_ref().map(|t| t.expose().to_string()));
+        let base = args
+            .server
+            .clone()
+            .or_else(|| config.job_api.clone())
+            .unwrap_or_else(|| format!("http://{}", config.listen));
+        let token = args.token.clone().or_else(|| {
+            config.job_token.as_ref().or(config.api_token.as_ref()).map(|t| t.expose().to_string())
+        });
         Server { base: base.trim_end_matches('/').to_string(), token, http: reqwest::Client::new() }
     }
 

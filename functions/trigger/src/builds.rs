@@ -13,7 +13,7 @@ use http::{HeaderMap, StatusCode, header};
 use serde_json::json;
 use sparky_core::{
     Ctx,
-    api::{self, ApiError, BuildJson, build_url, check_token, constant_time_eq},
+    api::{self, ApiError, BuildJson, Caller, build_url},
     model::{Build, NewBuild, TriggerKind},
     project::{Project, ProjectConfig, params},
     store::{CancelOutcome, Inserted},
@@ -35,13 +35,14 @@ pub async fn trigger(
 
 async fn queue(ctx: &Ctx, name: &str, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let request = request::read(headers, body).await?;
-    authorize(ctx, headers, &request)?;
+    let caller = caller(ctx, headers, &request).await?;
+    caller.may_trigger(ctx)?;
     let key = request::idempotency_key(headers)?;
     let project = ctx.projects.get(name).await?.ok_or_else(|| unknown_project(name))?;
     let config = manual_runs_allowed(&project)?;
     let params =
         params::resolve(&config.vars, request.params).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let new = NewBuild {
+    let mut new = NewBuild {
         project: project.name.clone(),
         trigger: Some(TriggerKind::Api),
         params,
@@ -49,6 +50,22 @@ async fn queue(ctx: &Ctx, name: &str, headers: &HeaderMap, body: Body) -> Result
         idempotency_key: key,
         ..NewBuild::default()
     };
+    if let Some(parent) = caller.job() {
+        // A job's build is its child, whatever the request says; a chain of builds
+        // triggering each other never comes back to a project it went through.
+        let mut chain = parent.chain.clone();
+        chain.push(parent.project.clone());
+        if chain.contains(&project.name) {
+            return Err(ApiError::Conflict(format!(
+                "build {} would loop: the chain {} already ran {}",
+                parent.id,
+                chain.join(" -> "),
+                project.name
+            )));
+        }
+        new.parent_build = Some(parent.id);
+        new.chain = chain;
+    }
     Ok(created(queue_once(ctx, new).await?, request.from_form))
 }
 
@@ -67,7 +84,7 @@ pub async fn cancel(
 async fn cancel_build(ctx: &Ctx, id: &str, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let id = api::build_id(id)?;
     let request = read_action(headers, body).await?;
-    authorize(ctx, headers, &request)?;
+    caller(ctx, headers, &request).await?.may_change(ctx)?;
     let state = match ctx.cancel_build(id).await? {
         CancelOutcome::NotFound => {
             return Err(api::no_build(id));
@@ -102,7 +119,7 @@ pub async fn rebuild(
 async fn rebuild_build(ctx: &Ctx, id: &str, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let id = api::build_id(id)?;
     let request = read_action(headers, body).await?;
-    authorize(ctx, headers, &request)?;
+    caller(ctx, headers, &request).await?.may_change(ctx)?;
     let key = request::idempotency_key(headers)?;
     let old: Build = ctx.store.build(id).await?.ok_or_else(|| api::no_build(id))?;
     let project = ctx.projects.get(&old.project).await?.ok_or_else(|| unknown_project(&old.project))?;
@@ -150,19 +167,10 @@ async fn read_action(headers: &HeaderMap, body: Body) -> Result<TriggerRequest, 
     Ok(request)
 }
 
-/// With `SPARKY_API_TOKEN` set, build-changing calls need the token: as
-/// `Authorization: Bearer`, or as the `_token` field of a UI form.
-fn authorize(ctx: &Ctx, headers: &HeaderMap, request: &TriggerRequest) -> Result<(), ApiError> {
-    match (&ctx.config.api_token, &request.form_token) {
-        (Some(expected), Some(given)) if !headers.contains_key(header::AUTHORIZATION) => {
-            if constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
-                Ok(())
-            } else {
-                Err(ApiError::bad_token())
-            }
-        }
-        (expected, _) => check_token(expected.as_ref(), headers),
-    }
+/// Who is calling: the bearer token, or the `_token` field of a UI form (a browser
+/// can't send a header with a form).
+async fn caller(ctx: &Ctx, headers: &HeaderMap, request: &TriggerRequest) -> Result<Caller, ApiError> {
+    Caller::of(ctx, headers, request.form_token.as_deref()).await
 }
 
 fn unknown_project(name: &str) -> ApiError {

@@ -1,7 +1,7 @@
 //! `DELETE /api/v1/projects/{project}/builds`: deletes a project's history — every
 //! finished build with its reports (log, artifacts, `report.json`, on whichever
 //! backend), its working directory and its row. Builds still queued or running stay.
-//! It needs the API token like every build-changing call. A project whose folder is
+//! It needs the API token like every build-changing call (a job's token won't do). A project whose folder is
 //! gone can still have its history deleted; a name with neither is a 404.
 
 use axum::{
@@ -13,7 +13,7 @@ use http::HeaderMap;
 use serde_json::json;
 use sparky_core::{
     Ctx,
-    api::{ApiError, check_token},
+    api::{ApiError, Caller},
 };
 
 /// `DELETE /api/v1/projects/{project}/builds`
@@ -23,7 +23,7 @@ pub async fn delete(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    check_token(ctx.config.api_token.as_ref(), &headers)?;
+    Caller::of(&ctx, &headers, None).await?.may_change(&ctx)?;
     let project = ctx.projects.get(&name).await?;
     let history = ctx.store.project_builds(&name, 1, None).await?;
     if project.is_none() && history.builds.is_empty() {

@@ -16,4 +16,5 @@ mod multiprocess;
 mod polling;
 mod projects;
 mod reports;
+mod security;
 mod ui;

@@ -6,19 +6,23 @@ use http::{HeaderMap, header};
 use super::ApiError;
 use crate::secrets::Secret;
 
+/// The token of `Authorization: Bearer <token>`, if the request has one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+}
+
 /// With a token configured, the request must carry `Authorization: Bearer <token>`.
 /// The comparison takes the same time wherever the first difference is.
 pub fn check_token(expected: Option<&Secret>, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = expected else {
         return Ok(());
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .unwrap_or_default();
+    let given = bearer(headers).unwrap_or_default();
     if constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
         Ok(())
     } else {

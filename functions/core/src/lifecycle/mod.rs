@@ -34,9 +34,17 @@ use crate::{
     Ctx,
     hub::HubEvent,
     model::{Build, Event, NewBuild, Reason},
+    secrets::{Secret, new_job_token, token_hash},
     store::{CancelOutcome, Claim, Ending, Inserted, Limits, Renewal, Start, StoreError},
     time::now_ms,
 };
+
+/// A build a runner took, and its job token (`SPARKY_TOKEN`), valid while it runs.
+#[derive(Debug)]
+pub struct Started {
+    pub build: Build,
+    pub token: Secret,
+}
 
 impl Ctx {
     /// Queues a build (committed before this returns), tells whoever watches, and
@@ -74,18 +82,24 @@ impl Ctx {
     }
 
     /// Takes a dispatched build for the runner `owner`: `Some` when it is now running
-    /// under `owner`'s lease; `None` when there is nothing to run (a duplicate delivery,
-    /// back in the queue, or canceled meanwhile — then it ends here).
+    /// under `owner`'s lease, with the job token that is valid while it runs; `None`
+    /// when there is nothing to run (a duplicate delivery, back in the queue, or
+    /// canceled meanwhile — then it ends here).
     #[tracing::instrument(skip(self, owner))]
-    pub async fn start_build(&self, build_id: i64, owner: &str) -> Result<Option<Build>, StoreError> {
+    pub async fn start_build(&self, build_id: i64, owner: &str) -> Result<Option<Started>, StoreError> {
         let lease = self.config.lease.as_millis() as i64;
+        let token = new_job_token()
+            .map_err(|e| StoreError::Corrupt(format!("no random bytes for a job token: {e}")))?;
+        let hash = token_hash(token.expose());
         let started = self
-            .persist("start", build_id, || self.store.start(build_id, owner.into(), now_ms(), lease))
+            .persist("start", build_id, || {
+                self.store.start(build_id, owner.into(), hash.clone(), now_ms(), lease)
+            })
             .await?;
         match started {
             Start::Running(build, event) => {
                 self.follow(&[event], false).await;
-                Ok(Some(*build))
+                Ok(Some(Started { build: *build, token }))
             }
             Start::Canceled(event) => {
                 tracing::info!("canceled before it started");

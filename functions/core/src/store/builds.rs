@@ -119,6 +119,17 @@ impl Store {
         .await
     }
 
+    /// The running build whose job token hashes to `hash`.
+    pub async fn running_build_by_token(&self, hash: &str) -> Result<Option<Build>, StoreError> {
+        let hash = hash.to_string();
+        self.call(move |conn| {
+            let sql =
+                format!("SELECT {COLUMNS} FROM builds WHERE job_token_hash = ?1 AND status = 'running'");
+            Ok(conn.prepare_cached(&sql)?.query_row([hash], build_from_row).optional()?)
+        })
+        .await
+    }
+
     /// One build by id.
     pub async fn build(&self, id: i64) -> Result<Option<Build>, StoreError> {
         self.call(move |conn| get(conn, id)).await

@@ -46,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0002_triggers.sql"),
     include_str!("sql/0003_reports.sql"),
     include_str!("sql/0004_events.sql"),
+    include_str!("sql/0005_job_tokens.sql"),
 ];
 
 /// How long a statement waits for another process's lock before giving up with `Busy`.

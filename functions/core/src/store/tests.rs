@@ -101,9 +101,13 @@ async fn start_is_a_no_op_for_duplicates_and_finish_needs_the_owner() {
     let (_dir, store) = store().await;
     let id = store.queue_build(new("app"), 1).await.expect("queue").build.id;
     claim(&store, limits(1, &[("app", 1)]), 10, 1000).await;
-    let build = started(store.start(id, "r1".into(), 20, 1000).await.expect("start")).expect("running");
+    let build = started(store.start(id, "r1".into(), "hash".into(), 20, 1000).await.expect("start"))
+        .expect("running");
     assert_eq!((build.status, build.attempt), (BuildStatus::Running, 1));
-    assert_eq!(store.start(id, "r2".into(), 21, 1000).await.expect("start"), Start::NotDispatched);
+    assert_eq!(
+        store.start(id, "r2".into(), "hash".into(), 21, 1000).await.expect("start"),
+        Start::NotDispatched
+    );
     let theirs = store.finish(id, "r2".into(), ending(BuildStatus::Succeeded, 0, 0, 30)).await;
     assert!(theirs.expect("finish").is_none(), "not r2's build");
     let event = store.finish(id, "r1".into(), ending(BuildStatus::Failed, 3, 12, 30)).await;
@@ -134,7 +138,10 @@ async fn cancel_ends_queued_at_once_and_flags_running() {
     let id = store.queue_build(new("app"), 1).await.expect("queue").build.id;
     claim(&store, limits(1, &[("app", 1)]), 10, 1000).await;
     assert_eq!(store.request_cancel(id, 11).await.expect("cancel"), CancelOutcome::Requested);
-    assert!(matches!(store.start(id, "r".into(), 12, 1000).await.expect("start"), Start::Canceled(_)));
+    assert!(matches!(
+        store.start(id, "r".into(), "hash".into(), 12, 1000).await.expect("start"),
+        Start::Canceled(_)
+    ));
     assert_eq!(store.build(id).await.expect("read").map(|b| b.status), Some(BuildStatus::Canceled));
     assert_eq!(store.request_cancel(999, 1).await.expect("cancel"), CancelOutcome::NotFound);
 }
@@ -146,7 +153,7 @@ async fn sweep_requeues_while_retries_allow_then_loses() {
     let retries: HashMap<String, u32> = [("app".to_string(), 1)].into();
     for expected in [BuildStatus::Queued, BuildStatus::Lost] {
         claim(&store, limits(1, &[("app", 1)]), 10, 100).await;
-        store.start(id, "r".into(), 20, 100).await.expect("start");
+        store.start(id, "r".into(), "hash".into(), 20, 100).await.expect("start");
         assert!(store.sweep(retries.clone(), 100).await.expect("sweep").is_empty(), "lease still valid");
         let swept = store.sweep(retries.clone(), 121).await.expect("sweep");
         assert_eq!(
@@ -192,7 +199,7 @@ async fn every_change_is_one_event_in_commit_order() {
     let (_dir, store) = store().await;
     let id = store.queue_build(new("app"), 1).await.expect("queue").build.id;
     claim(&store, limits(1, &[("app", 1)]), 10, 100).await;
-    store.start(id, "r".into(), 20, 100).await.expect("start");
+    store.start(id, "r".into(), "hash".into(), 20, 100).await.expect("start");
     store.finish(id, "r".into(), ending(BuildStatus::Succeeded, 0, 5, 30)).await.expect("finish");
     let other = store.queue_build(new("b"), 40).await.expect("queue").build.id;
     store.request_cancel(other, 50).await.expect("cancel");
@@ -281,12 +288,12 @@ async fn a_build_handed_back_is_queued_again_while_retries_allow() {
     let (_dir, store) = store().await;
     let id = store.queue_build(new("app"), 1).await.expect("queue").build.id;
     claim(&store, limits(1, &[("app", 1)]), 10, 1_000_000).await;
-    store.start(id, "r".into(), 20, 1_000_000).await.expect("start");
+    store.start(id, "r".into(), "hash".into(), 20, 1_000_000).await.expect("start");
     assert!(store.hand_back(id, "someone-else".into(), 1, 21).await.expect("hand back").is_none());
     let event = store.hand_back(id, "r".into(), 1, 21).await.expect("hand back").expect("r's build");
     assert_eq!((event.to, event.reason), (BuildStatus::Queued, Reason::HandedBack));
     claim(&store, limits(1, &[("app", 1)]), 30, 1_000_000).await;
-    store.start(id, "r".into(), 40, 1_000_000).await.expect("start");
+    store.start(id, "r".into(), "hash".into(), 40, 1_000_000).await.expect("start");
     let event = store.hand_back(id, "r".into(), 1, 41).await.expect("hand back").expect("r's build");
     assert_eq!(event.to, BuildStatus::Lost, "its one retry is used");
 }

@@ -206,6 +206,7 @@ impl Store {
         &self,
         build_id: i64,
         owner: String,
+        token_hash: String,
         now: i64,
         lease_ms: i64,
     ) -> Result<Start, StoreError> {
@@ -233,10 +234,10 @@ impl Store {
                 return Ok(Start::Canceled(record(tx, change(BuildStatus::Canceled, Reason::Canceled))?));
             }
             tx.prepare_cached(
-                "UPDATE builds SET status = 'running', started_at = ?2, lease_owner = ?3, lease_until = ?4 \
-                 WHERE id = ?1",
+                "UPDATE builds SET status = 'running', started_at = ?2, lease_owner = ?3, lease_until = ?4, \
+                 job_token_hash = ?5 WHERE id = ?1",
             )?
-            .execute(params![build_id, now, owner, now + lease_ms])?;
+            .execute(params![build_id, now, owner, now + lease_ms, token_hash])?;
             let event = record(tx, change(BuildStatus::Running, Reason::Started))?;
             let build =
                 get(tx, build_id)?.ok_or_else(|| StoreError::Corrupt("started build vanished".into()))?;
