@@ -27,6 +27,7 @@
 //! | `SPARKY_SCM_TIMEOUT` | time limit of one `git ls-remote` or checkout fetch | `30s` |
 //! | `SPARKY_TICK_WINDOW` | how far a delivered cron tick's time may be from the clock; a tick outside it queues nothing (`off`: any time) | `10m` |
 //! | `SPARKY_PUBLIC_URL` | Sparky's URL as people and Git hosts reach it (shown in the UI) | none |
+//! | `SPARKY_PRIVATE` | `true`: every page, log, live stream, artifact, badge and read API needs a session or a token (`SPARKY_API_TOKEN` required) | `false` |
 //! | `SPARKY_SELF_TICK` | `true`: `serve dispatch` sweeps leases and `serve trigger` ticks cron, reads inboxes and polls on their own clocks (one machine, no PingSources) | `false` |
 //! | `SPARKY_RUN_GRACE` | after SIGTERM, how long `serve run` lets its builds go on before it stops them and hands them back to the queue | none: until they end |
 //! | `SPARKY_LOG_FORMAT` | `text` or `json` | `text` |
@@ -109,6 +110,8 @@ pub struct Config {
     /// `SPARKY_TOKEN`).
     pub job_api: Option<String>,
     pub job_token: Option<Secret>,
+    /// Reads need a session or a token too.
+    pub private: bool,
     /// What of Sparky's own environment jobs get: [`JOB_ENV`] and `LC_*`, nothing else.
     pub job_env: BTreeMap<String, String>,
     /// `AWS_LAMBDA_RUNTIME_API`: serve through AWS Lambda rather than on a port.
@@ -145,6 +148,7 @@ impl Config {
             self_tick: false,
             job_api: None,
             job_token: None,
+            private: false,
             job_env: [("PATH".to_string(), DEFAULT_PATH.to_string())].into(),
             lambda_runtime_api: None,
         }
@@ -223,11 +227,17 @@ impl Config {
             config.run_grace = Some(parse("SPARKY_RUN_GRACE", &grace, duration)?);
         }
         if let Some(on) = get("SPARKY_SELF_TICK") {
-            config.self_tick = parse("SPARKY_SELF_TICK", &on, |v| match v {
-                "true" | "1" => Ok(true),
-                "false" | "0" => Ok(false),
-                _ => Err("expected `true` or `false`".into()),
-            })?;
+            config.self_tick = parse("SPARKY_SELF_TICK", &on, boolean)?;
+        }
+        if let Some(on) = get("SPARKY_PRIVATE") {
+            config.private = parse("SPARKY_PRIVATE", &on, boolean)?;
+            if config.private && config.api_token.is_none() {
+                return Err(ConfigError {
+                    variable: "SPARKY_PRIVATE",
+                    value: on,
+                    problem: "a private Sparky needs SPARKY_API_TOKEN: people log in with it".into(),
+                });
+            }
         }
         config.job_api = get("SPARKY_API").map(trim_slash);
         config.job_token = get("SPARKY_TOKEN").map(Secret::new);
@@ -280,11 +290,7 @@ fn s3_settings(url: &str, get: &impl Fn(&str) -> Option<String>) -> Result<S3Set
         });
     }
     if let Some(style) = get("SPARKY_S3_PATH_STYLE") {
-        s3.path_style = parse("SPARKY_S3_PATH_STYLE", &style, |v| match v {
-            "true" | "1" => Ok(true),
-            "false" | "0" => Ok(false),
-            _ => Err("expected `true` or `false`".into()),
-        })?;
+        s3.path_style = parse("SPARKY_S3_PATH_STYLE", &style, boolean)?;
     }
     if let Some(region) = get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")) {
         s3.region = region;
@@ -299,6 +305,14 @@ fn s3_settings(url: &str, get: &impl Fn(&str) -> Option<String>) -> Result<S3Set
         Secret::new(get("AWS_SECRET_ACCESS_KEY").ok_or_else(|| missing("AWS_SECRET_ACCESS_KEY"))?);
     s3.session_token = get("AWS_SESSION_TOKEN").map(Secret::new);
     Ok(s3)
+}
+
+fn boolean(value: &str) -> Result<bool, String> {
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err("expected `true` or `false`".into()),
+    }
 }
 
 fn trim_slash(url: String) -> String {

@@ -33,12 +33,16 @@ impl fmt::Debug for Secret {
 /// glance, in a log or by a secret scanner).
 pub const JOB_TOKEN_PREFIX: &str = "sparky-job-";
 
-/// A new job token: the prefix and 32 random bytes in hex.
-pub fn new_job_token() -> Result<Secret, getrandom::Error> {
+/// 32 random bytes from the OS, in hex: for tokens and session ids.
+pub fn random_hex() -> Result<Secret, getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes)?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(Secret::new(format!("{JOB_TOKEN_PREFIX}{hex}")))
+    Ok(Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+}
+
+/// A new job token: the prefix and 32 random bytes in hex.
+pub fn new_job_token() -> Result<Secret, getrandom::Error> {
+    Ok(Secret::new(format!("{JOB_TOKEN_PREFIX}{}", random_hex()?.expose())))
 }
 
 /// How a job token is kept: its SHA-256, in hex (the token itself is only in the job's

@@ -4,12 +4,17 @@
 use std::fmt::Write as _;
 
 use axum::{Router, extract::State, response::IntoResponse, routing::get};
-use http::{StatusCode, header};
+use http::{HeaderValue, StatusCode, header};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
-use crate::{Ctx, api::ApiError, config::LogFormat, model::BuildStatus};
+use crate::{
+    Ctx,
+    api::{ApiError, auth::same_site},
+    config::LogFormat,
+    model::BuildStatus,
+};
 
 /// Serves `router` on `listener` until `shutdown` fires, then stops accepting and
 /// waits for requests in flight.
@@ -22,13 +27,56 @@ pub async fn serve(
 }
 
 /// A process's whole router: its functions' `routes`, plus `GET /healthz` and
-/// `GET /metrics`, and JSON errors for unknown routes (404) and methods (405).
+/// `GET /metrics`, JSON errors for unknown routes (404) and methods (405), and the
+/// security headers on every answer.
 pub fn app(routes: Router, ctx: Ctx) -> Router {
     routes
         .route("/healthz", get(healthz))
-        .merge(Router::new().route("/metrics", get(metrics)).with_state(ctx))
+        .merge(Router::new().route("/metrics", get(metrics)).with_state(ctx.clone()))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
+        .layer(axum::middleware::from_fn_with_state(ctx, refuse_cross_site))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Every request that may change something (any method but `GET` and `HEAD`) that a
+/// browser says another site made is refused with `403` before any handler sees it
+/// (see [`same_site`]): the forms of a page on another site can't run, cancel or
+/// rebuild anything, log anyone in or out, whatever cookies the browser adds.
+async fn refuse_cross_site(
+    State(ctx): State<Ctx>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let reads = matches!(*request.method(), http::Method::GET | http::Method::HEAD);
+    if !reads && let Err(refused) = same_site(&ctx, request.headers()) {
+        tracing::warn!(path = %request.uri().path(), "cross-site request refused");
+        return refused.into_response();
+    }
+    next.run(request).await
+}
+
+/// What HTML pages may load and do: only Sparky's own scripts, styles and images (no
+/// inline script or style), no framing, no plugins, forms only to Sparky.
+pub const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Every answer: no MIME sniffing, no framing, the referrer only to Sparky itself; an
+/// HTML page (or SVG) also gets [`PAGE_POLICY`] unless it set a policy of its own (as
+/// artifacts do: `sandbox`).
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    let document = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/html") || t.starts_with("image/svg+xml"));
+    if document && !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_POLICY));
+    }
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    response
 }
 
 async fn no_route(method: http::Method, uri: http::Uri) -> ApiError {

@@ -1,10 +1,12 @@
 //! sparky-render-ui: every read. Server-rendered HTML pages for people, a JSON read
 //! API for programs, a build's log as plain text from any byte offset, and its live
-//! updates as server-sent events. It only reads: the store, report storage and the
-//! project folders; builds are changed by the trigger function (the pages' forms post
-//! to it).
+//! updates as server-sent events, and people's logins. It reads the store, report
+//! storage and the project folders, and writes only sessions; builds are changed by
+//! the trigger function (the pages' forms post to it).
 //!
 //! # Layout
+//! - [`access`]: who is looking, and with `SPARKY_PRIVATE=true` the gate for every read.
+//! - [`login`]: `GET`/`POST /login`, `POST /logout`: sessions for people.
 //! - [`api`]: `GET /api/v1/...`: projects, one project, a project's builds, one build,
 //!   the queue, as JSON.
 //! - [`summary`]: what the API and the pages both say about a project.
@@ -22,12 +24,14 @@
 //! - [`badge`]: `GET /projects/{project}/badge.svg`.
 //! - [`query`]: reading query strings and path ids, with errors a person can act on.
 
+pub mod access;
 pub mod ansi;
 pub mod api;
 pub mod artifacts;
 pub mod badge;
 pub mod events;
 pub mod log;
+pub mod login;
 pub mod pages;
 pub mod query;
 pub mod summary;
@@ -36,7 +40,10 @@ pub mod triggers;
 pub mod utf8;
 pub mod view;
 
-use axum::{Router, routing::get};
+use axum::{
+    Router,
+    routing::{get, post},
+};
 use sparky_core::Ctx;
 
 /// The render-ui function's routes. Path parameters are named like the trigger
@@ -55,12 +62,16 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/builds/{id}/artifacts/{*path}", get(artifacts::download))
         .route("/builds/{id}/report.json", get(artifacts::report))
         .route("/static/sparky.css", get(templates::stylesheet))
+        .route("/static/build.js", get(templates::build_script))
+        .route("/login", get(login::form).post(login::login))
+        .route("/logout", post(login::logout))
         .route("/api/v1/projects", get(api::projects))
         .route("/api/v1/projects/{project}", get(api::project))
         .route("/api/v1/projects/{project}/builds", get(api::builds))
         .route("/api/v1/builds/{id}", get(api::build))
         .route("/api/v1/queue", get(api::queue))
         .route("/api/v1/events", get(api::events))
+        .layer(axum::middleware::from_fn_with_state(ctx.clone(), access::gate))
         .with_state(ctx)
 }
 

@@ -21,11 +21,15 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("build.html", include_str!("../../../templates/build.html")),
     ("queue.html", include_str!("../../../templates/queue.html")),
     ("error.html", include_str!("../../../templates/error.html")),
+    ("login.html", include_str!("../../../templates/login.html")),
     ("badge.svg", include_str!("../../../templates/badge.svg")),
 ];
 
 /// The stylesheet, served at `/static/sparky.css`.
 const STYLESHEET: &str = include_str!("../../../templates/sparky.css");
+/// The build page's script (following the live log), served at `/static/build.js`:
+/// pages carry no inline script, so their Content-Security-Policy can forbid it.
+const BUILD_SCRIPT: &str = include_str!("../../../templates/build.js");
 
 static ENVIRONMENT: LazyLock<Result<Environment<'static>, minijinja::Error>> = LazyLock::new(environment);
 
@@ -61,6 +65,17 @@ pub async fn stylesheet() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")],
         STYLESHEET,
+    )
+}
+
+/// `GET /static/build.js`
+pub async fn build_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        BUILD_SCRIPT,
     )
 }
 

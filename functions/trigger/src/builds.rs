@@ -167,10 +167,12 @@ async fn read_action(headers: &HeaderMap, body: Body) -> Result<TriggerRequest, 
     Ok(request)
 }
 
-/// Who is calling: the bearer token, or the `_token` field of a UI form (a browser
-/// can't send a header with a form).
+/// Who is calling: the bearer token (or the `_token` field of a form), else the session
+/// of a person logged in, whose form must carry the session's form token (`_csrf`).
 async fn caller(ctx: &Ctx, headers: &HeaderMap, request: &TriggerRequest) -> Result<Caller, ApiError> {
-    Caller::of(ctx, headers, request.form_token.as_deref()).await
+    let caller = Caller::of(ctx, headers, request.form_token.as_deref()).await?;
+    caller.check_form_token(request.form_csrf.as_deref())?;
+    Ok(caller)
 }
 
 fn unknown_project(name: &str) -> ApiError {

@@ -1,6 +1,6 @@
 //! Reading a trigger request. The API sends JSON (`{"params": {...}, "description":
 //! "..."}`, or no body at all); the UI's Run form sends `application/x-www-form-urlencoded`
-//! fields, where `description` and `_token` are special and every other field is a
+//! fields, where `description`, `_token` and `_csrf` are special and every other field is a
 //! parameter (the last value of a repeated field wins, so that a hidden `false` before
 //! a checkbox stands when the box is unticked). A form-labelled body that opens with
 //! `{` is read as JSON, because that is what `curl -d '{...}'` sends.
@@ -22,6 +22,8 @@ pub struct TriggerRequest {
     pub description: Option<String>,
     /// The API token, when a form carries it instead of a header.
     pub form_token: Option<String>,
+    /// A logged-in person's form token (`_csrf`).
+    pub form_csrf: Option<String>,
     /// Answer with a redirect to the build's page instead of JSON.
     pub from_form: bool,
 }
@@ -57,6 +59,7 @@ pub async fn read(headers: &HeaderMap, body: Body) -> Result<TriggerRequest, Api
             match name.as_str() {
                 "description" => request.description = Some(value),
                 "_token" => request.form_token = Some(value),
+                "_csrf" => request.form_csrf = Some(value),
                 _ => {
                     request.params.insert(name, ParamValue::Text(value));
                 }

@@ -13,11 +13,13 @@
 //! - [`lapses`]: attempts whose runner is gone: hand back, and the sweep of leases.
 //! - [`events`]: the event each status change records, and reading them.
 //! - [`scm`]: SCM polling state: heads seen, when each project is due, last errors.
+//! - [`sessions`]: people's sessions in the UI.
 
 mod builds;
 mod events;
 mod lapses;
 mod scm;
+mod sessions;
 mod transitions;
 
 use std::{
@@ -30,6 +32,7 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 pub use builds::{BuildPage, Inserted};
 pub use scm::{PollClaim, PollState};
+pub use sessions::Session;
 pub use transitions::{CancelOutcome, Claim, Ending, Limits, Renewal, Start};
 
 /// How SQLite journals writes. WAL needs shared memory on one host, so a volume
@@ -47,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0003_reports.sql"),
     include_str!("sql/0004_events.sql"),
     include_str!("sql/0005_job_tokens.sql"),
+    include_str!("sql/0006_sessions.sql"),
 ];
 
 /// How long a statement waits for another process's lock before giving up with `Busy`.

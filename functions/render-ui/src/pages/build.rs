@@ -9,6 +9,7 @@
 //! the build's report could not be stored in full, it says the report is incomplete.
 
 use axum::{
+    Extension,
     extract::{Path, RawQuery, State},
     response::Response,
 };
@@ -17,6 +18,7 @@ use sparky_core::{Ctx, api::ApiError, error::error_chain, model::Attempt, time::
 
 use super::{PageError, page};
 use crate::{
+    access::Viewer,
     artifacts::{self, ArtifactView},
     log::{LogTail, tail, window},
     query,
@@ -69,8 +71,6 @@ struct BuildPage {
     artifacts: Vec<ArtifactView>,
     /// Why the log or the artifacts could not be read right now.
     storage_error: Option<String>,
-    /// Whether the forms need the API token.
-    token: bool,
     /// Why Cancel or Rebuild was refused, when it sent the browser back here.
     refused: Option<String>,
 }
@@ -79,6 +79,7 @@ struct BuildPage {
 #[tracing::instrument(skip_all, fields(build_id = %id))]
 pub async fn build(
     State(ctx): State<Ctx>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
@@ -104,10 +105,9 @@ pub async fn build(
         log: part.ok(),
         artifacts: artifacts.unwrap_or_default(),
         storage_error,
-        token: ctx.config.api_token.is_some(),
         refused: query::refused(raw.as_deref()),
     };
-    page("build.html", context)
+    page("build.html", &viewer, context)
 }
 
 /// What the page says when report storage could not be read.

@@ -13,6 +13,7 @@ pub use build::build;
 pub use project::project;
 
 use axum::{
+    Extension,
     extract::State,
     response::{Html, IntoResponse, Response},
 };
@@ -20,7 +21,7 @@ use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 use sparky_core::{Ctx, api::ApiError, error::error_chain, project::ProjectError, time::now_ms};
 
-use crate::{summary, templates::render, view::BuildView};
+use crate::{access::Viewer, summary, templates::render, view::BuildView};
 
 /// A page that could not be shown; rendered as the error page.
 #[derive(Debug)]
@@ -70,8 +71,11 @@ struct ErrorPage {
     code: u16,
 }
 
-/// Renders a page; pages are never cached, since they show live state.
-pub fn page(name: &str, context: impl Serialize) -> Result<Response, PageError> {
+/// Renders a page for `viewer` (the layout's login or logout, the forms' tokens); pages
+/// are never cached, since they show live state.
+pub fn page(name: &str, viewer: &Viewer, context: impl Serialize) -> Result<Response, PageError> {
+    use minijinja::{Value, value::Serde};
+    let context = minijinja::context! { viewer => Value::from(Serde(viewer)), ..Value::from(Serde(context)) };
     let html = render(name, context).map_err(|e| PageError(ApiError::internal(e)))?;
     Ok(([(header::CACHE_CONTROL, "no-cache")], Html(html)).into_response())
 }
@@ -101,7 +105,10 @@ struct ProjectRow {
 
 /// `GET /`: every project with its newest build.
 #[tracing::instrument(skip_all)]
-pub async fn projects(State(ctx): State<Ctx>) -> Result<Response, PageError> {
+pub async fn projects(
+    State(ctx): State<Ctx>,
+    Extension(viewer): Extension<Viewer>,
+) -> Result<Response, PageError> {
     let projects = ctx.projects.list().await?;
     let last = ctx.store.last_builds().await?;
     let now = now_ms();
@@ -118,14 +125,17 @@ pub async fn projects(State(ctx): State<Ctx>) -> Result<Response, PageError> {
             }
         })
         .collect();
-    page("projects.html", serde_json::json!({ "projects": rows }))
+    page("projects.html", &viewer, serde_json::json!({ "projects": rows }))
 }
 
 /// `GET /queue`: builds queued, dispatched and running, oldest first.
 #[tracing::instrument(skip_all)]
-pub async fn queue(State(ctx): State<Ctx>) -> Result<Response, PageError> {
+pub async fn queue(
+    State(ctx): State<Ctx>,
+    Extension(viewer): Extension<Viewer>,
+) -> Result<Response, PageError> {
     let now = now_ms();
     let builds: Vec<BuildView> =
         ctx.store.live_builds().await?.iter().map(|b| BuildView::new(b, now)).collect();
-    page("queue.html", serde_json::json!({ "builds": builds }))
+    page("queue.html", &viewer, serde_json::json!({ "builds": builds }))
 }

@@ -4,6 +4,7 @@
 //! the new build's page.
 
 use axum::{
+    Extension,
     extract::{Path, RawQuery, State},
     response::Response,
 };
@@ -12,16 +13,16 @@ use sparky_core::{Ctx, project::Var, time::now_ms};
 
 use super::{ConfigErrorView, PageError, page};
 use crate::{
+    access::Viewer,
     query::{self, Page},
     summary::{self, ConfigJson},
     view::BuildView,
 };
 
-/// The Run form: one field per parameter, plus a token field when the API needs one.
+/// The Run form: one field per parameter.
 #[derive(Serialize)]
 struct RunForm {
     vars: Vec<Var>,
-    token: bool,
 }
 
 #[derive(Serialize)]
@@ -51,6 +52,7 @@ struct ProjectPage {
 #[tracing::instrument(skip_all, fields(project = %name))]
 pub async fn project(
     State(ctx): State<Ctx>,
+    Extension(viewer): Extension<Viewer>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
@@ -67,9 +69,7 @@ pub async fn project(
         }
         _ => None,
     };
-    let run = config
-        .filter(|_| no_run.is_none())
-        .map(|c| RunForm { vars: c.vars.clone(), token: ctx.config.api_token.is_some() });
+    let run = config.filter(|_| no_run.is_none()).map(|c| RunForm { vars: c.vars.clone() });
     let context = ProjectPage {
         name: name.clone(),
         description: config.and_then(|c| c.description.clone()),
@@ -89,5 +89,5 @@ pub async fn project(
         next_before: history.next_before,
         refused: query::refused(raw.as_deref()),
     };
-    page("project.html", context)
+    page("project.html", &viewer, context)
 }

@@ -55,15 +55,34 @@ impl Harness {
         self.get_with(uri, &[]).await
     }
 
+    /// Posts a form (`application/x-www-form-urlencoded`) with `headers`.
+    pub async fn post_form(&self, uri: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+        let mut request =
+            Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request.body(Body::from(body.to_string())).expect("request")).await
+    }
+
+    /// Logs in with `token`; the cookie to send (`sparky_session=...`).
+    pub async fn log_in(&self, token: &str) -> String {
+        let answer = self.post_form("/login", &[], &format!("token={token}&next=/")).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+        let set = answer.headers[header::SET_COOKIE].to_str().expect("cookie").to_string();
+        set.split(';').next().expect("name=value").to_string()
+    }
+
     pub async fn get_with(&self, uri: &str, headers: &[(&str, &str)]) -> Answer {
         let mut request = Request::get(uri);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = crate::router(self.ctx.clone())
-            .oneshot(request.body(Body::empty()).expect("request"))
-            .await
-            .expect("response");
+        self.send(request.body(Body::empty()).expect("request")).await
+    }
+
+    async fn send(&self, request: Request<Body>) -> Answer {
+        let response = crate::router(self.ctx.clone()).oneshot(request).await.expect("response");
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.expect("body").to_bytes();

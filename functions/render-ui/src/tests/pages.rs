@@ -73,11 +73,21 @@ async fn the_run_form_has_a_field_for_each_parameter() {
     assert!(body.contains(r#"name="description""#));
     assert!(!body.contains(r#"name="_token""#), "no token configured");
 
+    // With a token set, people log in first; their form then carries the session's
+    // form token, never the API token.
     let h = harness(|c| c.api_token = Some(Secret::new("s3cret"))).await;
     h.project("app", "script: echo\n");
     let body = h.get("/projects/app").await.body;
-    assert!(body.contains(r#"<input type="password" id="run-token" name="_token""#));
-    assert!(!body.contains("s3cret"));
+    assert!(
+        body.contains(r#"<a href="/login?next=/projects/app">Log in</a> to run this project."#),
+        "{body}"
+    );
+    assert!(!body.contains("run-form"));
+    let cookie = h.log_in("s3cret").await;
+    let body = h.get_with("/projects/app", &[("cookie", &cookie)]).await.body;
+    assert!(body.contains(r#"id="run-form""#), "{body}");
+    assert!(body.matches(r#"<input type="hidden" name="_csrf" value=""#).count() >= 1, "{body}");
+    assert!(!body.contains("s3cret") && !body.contains("_token"));
 }
 
 #[tokio::test]
@@ -154,7 +164,10 @@ async fn the_build_page_shows_the_build_escaped_with_its_log() {
     assert!(body.contains(r#"data-build="1" data-offset="21""#), "{body}");
     // Live: follow with JavaScript, refresh without it, and offer Cancel.
     assert!(body.contains(r#"<noscript><meta http-equiv="refresh" content="3"></noscript>"#));
-    assert!(body.contains("new EventSource("));
+    assert!(body.contains(r#"<script src="/static/build.js" defer></script>"#), "{body}");
+    assert!(!body.contains("<script>"), "no inline script");
+    let script = h.get("/static/build.js").await;
+    assert!(script.content_type().starts_with("text/javascript") && script.body.contains("new EventSource("));
     assert!(body.contains(r#"action="/api/v1/builds/1/cancel""#));
     assert!(body.contains(r#"action="/api/v1/builds/1/rebuild""#));
     assert!(body.contains(r#"href="/builds/1/log""#));
@@ -167,22 +180,27 @@ async fn the_build_page_shows_the_build_escaped_with_its_log() {
     assert!(body.contains("<dt>Duration</dt>"));
     assert!(body.contains("<dt>Finished</dt>"));
     assert!(!body.contains("http-equiv=\"refresh\""), "finished: no refresh");
-    assert!(!body.contains("EventSource"), "finished: nothing to follow");
+    assert!(!body.contains("build.js"), "finished: nothing to follow");
     assert!(!body.contains("/cancel"), "finished: nothing to cancel");
     assert!(body.contains(r#"action="/api/v1/builds/1/rebuild""#));
 }
 
 #[tokio::test]
-async fn the_build_page_asks_for_the_token_when_one_is_set() {
+async fn the_build_page_asks_people_to_log_in_when_a_token_is_set() {
     let h = harness(|c| c.api_token = Some(Secret::new("s3cret"))).await;
     h.project("app", "script: echo\n");
     let id = h.queue("app", &[], None).await;
     let body = h.get(&format!("/builds/{id}")).await.body;
+    assert!(body.contains("to cancel or rebuild.") && !body.contains("cancel-form"), "{body}");
+    assert!(body.contains(r#"id="login-link""#));
+    let cookie = h.log_in("s3cret").await;
+    let body = h.get_with(&format!("/builds/{id}"), &[("cookie", &cookie)]).await.body;
     assert_eq!(
-        body.matches(r#"<input type="password" name="_token""#).count(),
-        2,
-        "in the Cancel and the Rebuild form"
+        body.matches(r#"<input type="hidden" name="_csrf" value=""#).count(),
+        3,
+        "in the Cancel, Rebuild and Log out forms: {body}"
     );
+    assert!(!body.contains("_token") && body.contains(r#"id="logout""#));
 }
 
 #[tokio::test]
