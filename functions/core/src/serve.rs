@@ -49,7 +49,7 @@ async fn refuse_cross_site(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let reads = matches!(*request.method(), http::Method::GET | http::Method::HEAD);
-    if !reads && let Err(refused) = same_site(&ctx, request.headers()) {
+    if !reads && let Err(refused) = same_site(ctx.config.public_url.as_deref(), request.headers()) {
         tracing::warn!(path = %request.uri().path(), "cross-site request refused");
         return refused.into_response();
     }

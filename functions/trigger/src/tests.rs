@@ -254,3 +254,32 @@ async fn deleting_a_history_needs_the_token_and_keeps_live_builds() {
     assert!(h.ctx.store.build(live).await.expect("read").is_some(), "a queued build stays");
     assert!(h.ctx.reports.list("projects/app/").await.expect("list").is_empty(), "its reports went too");
 }
+
+#[tokio::test]
+async fn a_logged_in_persons_form_needs_the_sessions_form_token() {
+    use sparky_core::{secrets::token_hash, store::Session, time::now_ms};
+    let h = harness(|c| c.api_token = Some(Secret::new("admin"))).await;
+    h.project("app", "script: echo\n");
+    let session = Session {
+        id_hash: token_hash("cookie-value"),
+        csrf: "form-token".into(),
+        expires_at: now_ms() + 60_000,
+    };
+    h.ctx.store.create_session(session, now_ms()).await.expect("session");
+    let cookie = ("cookie", "sparky_session=cookie-value");
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let (status, _, body) = h.post("/api/v1/projects/app/builds", &[cookie, form], "description=x").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no form token: {body}");
+    let (status, _, _) = h.post("/api/v1/projects/app/builds", &[cookie, form], "_csrf=guess").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a wrong form token");
+    assert!(h.ctx.store.live_builds().await.expect("live").is_empty(), "nothing queued");
+    let (status, headers, _) =
+        h.post("/api/v1/projects/app/builds", &[cookie, form], "_csrf=form-token").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/builds/1");
+    let (status, _, _) = h.post("/api/v1/builds/1/cancel", &[cookie, form], "_csrf=form-token").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "a person may cancel");
+    // No session, no token: a guarded API refuses.
+    let (status, _, _) = h.post("/api/v1/projects/app/builds", &[form], "_csrf=form-token").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

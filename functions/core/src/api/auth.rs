@@ -144,7 +144,7 @@ impl Caller {
 /// site made it (`Sec-Fetch-Site`, else `Origin` against the `Host` it was sent to or
 /// `SPARKY_PUBLIC_URL`). Requests without those headers (curl, Git hosts, other
 /// programs) are not a browser's, and pass.
-pub fn same_site(ctx: &Ctx, headers: &HeaderMap) -> Result<(), ApiError> {
+pub fn same_site(public_url: Option<&str>, headers: &HeaderMap) -> Result<(), ApiError> {
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let cross = || ApiError::Forbidden("refused: this request came from another site".into());
     if let Some(site) = text("sec-fetch-site") {
@@ -153,7 +153,7 @@ pub fn same_site(ctx: &Ctx, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(origin) = text(header::ORIGIN.as_str()) else { return Ok(()) };
     let host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
     let ours = text(header::HOST.as_str()).is_some_and(|h| h.eq_ignore_ascii_case(host))
-        || ctx.config.public_url.as_deref().is_some_and(|url| url.eq_ignore_ascii_case(origin));
+        || public_url.is_some_and(|url| url.eq_ignore_ascii_case(origin));
     if ours { Ok(()) } else { Err(cross()) }
 }
 
@@ -172,6 +172,30 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(*name, value.parse().expect("header"));
+        }
+        headers
+    }
+
+    #[test]
+    fn refuses_what_browsers_say_another_site_sent() {
+        let ok =
+            |pairs: &[(&'static str, &str)]| same_site(Some("https://ci.example"), &headers(pairs)).is_ok();
+        assert!(ok(&[]), "curl, Git hosts: no browser headers");
+        assert!(ok(&[("sec-fetch-site", "same-origin")]));
+        assert!(ok(&[("sec-fetch-site", "none")]), "typed or bookmarked");
+        assert!(!ok(&[("sec-fetch-site", "cross-site")]));
+        assert!(!ok(&[("sec-fetch-site", "same-site")]), "another port or subdomain is another origin");
+        assert!(ok(&[("origin", "http://127.0.0.1:4000"), ("host", "127.0.0.1:4000")]));
+        assert!(ok(&[("origin", "https://ci.example"), ("host", "sparky.internal:8080")]), "the public URL");
+        assert!(!ok(&[("origin", "http://evil.example"), ("host", "127.0.0.1:4000")]));
+        assert!(!ok(&[("origin", "null"), ("host", "127.0.0.1:4000")]));
+        assert!(!ok(&[("origin", "http://127.0.0.1:4001"), ("host", "127.0.0.1:4000")]));
+    }
 
     #[test]
     fn reads_cookies() {

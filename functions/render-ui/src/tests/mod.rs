@@ -3,6 +3,7 @@
 
 mod api;
 mod live;
+mod login;
 mod pages;
 
 use axum::body::Body;
