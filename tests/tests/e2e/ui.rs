@@ -145,21 +145,23 @@ async fn wait_for_url(browser: &sparky_tests::webdriver::Browser, done: impl Fn(
 async fn a_refused_run_form_comes_back_to_its_page_saying_why() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_project(dir.path(), "app", "script: echo ran\n");
-    let sparky = Sparky::up(dir.path(), &[("SPARKY_API_TOKEN", "s3cret")]);
+    let sparky = Sparky::up(dir.path(), &[]);
     let driver = Driver::start().await.expect("chromedriver");
     let browser = driver.browser(false).await.expect("browser");
 
+    // The project is disabled after the page showed its form.
     browser.goto(&format!("{}/projects/app", sparky.url)).await.expect("project page");
-    browser.find("#run-token").await.expect("token field").type_text("wrong").await.expect("type");
+    write_project(dir.path(), "app", "script: echo ran\ndisabled: true\n");
     browser.find("#run").await.expect("Run button").click().await.expect("submit");
     wait_for_url(&browser, |u| u.contains("/projects/app?refused=")).await;
     let refused = browser.find("#refused").await.expect("the reason").text().await.expect("text");
-    assert!(refused.starts_with("Not run:") && refused.contains("API token"), "{refused}");
+    assert!(refused.starts_with("Not run:") && refused.contains("disabled"), "{refused}");
     let api = Api::new(&sparky.url);
     let builds = api.get("/api/v1/projects/app/builds").await.json;
     assert_eq!(builds["builds"].as_array().map(Vec::len), Some(0), "nothing queued");
 
-    browser.find("#run-token").await.expect("token field").type_text("s3cret").await.expect("type");
+    write_project(dir.path(), "app", "script: echo ran\n");
+    browser.goto(&format!("{}/projects/app", sparky.url)).await.expect("project page");
     browser.find("#run").await.expect("Run button").click().await.expect("submit");
     let url = wait_for_url(&browser, |u| u.contains("/builds/")).await;
     let id: i64 = url.rsplit('/').next().and_then(|s| s.parse().ok()).expect("build id in URL");
@@ -168,8 +170,6 @@ async fn a_refused_run_form_comes_back_to_its_page_saying_why() {
     // Rebuild a build of a project disabled since: back on the build's page, saying why.
     write_project(dir.path(), "app", "script: echo ran\ndisabled: true\n");
     browser.goto(&format!("{}/builds/{id}", sparky.url)).await.expect("build page");
-    let token = browser.find("#rebuild-form input[name=_token]").await.expect("token field");
-    token.type_text("s3cret").await.expect("type");
     browser.find("#rebuild").await.expect("Rebuild button").click().await.expect("submit");
     wait_for_url(&browser, |u| u.contains(&format!("/builds/{id}?refused="))).await;
     let refused = browser.find("#refused").await.expect("the reason").text().await.expect("text");
@@ -179,5 +179,87 @@ async fn a_refused_run_form_comes_back_to_its_page_saying_why() {
     let form = form.header("content-type", "application/x-www-form-urlencoded").body("_token=wrong");
     let reply = api.send(form).await;
     assert_eq!(reply.status, 401, "{}", reply.json);
+    browser.close().await;
+}
+
+/// A page of another site whose form posts to `action` as soon as it loads.
+async fn attack_page(action: String) -> (String, tokio::task::JoinHandle<()>) {
+    let page = format!(
+        "<!doctype html><form id=f method=post action=\"{action}\"><input name=description value=pwned>\
+         <input name=_csrf value=guess></form><script>document.getElementById('f').submit()</script>"
+    );
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let page = page.clone();
+            async move { axum::response::Html(page) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/", listener.local_addr().expect("address"));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn people_log_in_run_a_build_log_out_and_another_site_can_do_none_of_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_project(dir.path(), "app", "script: echo \"hello from $SPARKY_TRIGGER\"\n");
+    let sparky = Sparky::up(dir.path(), &[("SPARKY_API_TOKEN", "browser-t0ken")]);
+    let api = Api::new(&sparky.url);
+    let driver = Driver::start().await.expect("chromedriver");
+    let browser = driver.browser(true).await.expect("browser");
+
+    // Not logged in: the project page offers a login instead of the Run form.
+    browser.goto(&format!("{}/projects/app", sparky.url)).await.expect("project page");
+    browser.find("#log-in-to-run a").await.expect("log in link").click().await.expect("follow");
+    wait_for_url(&browser, |u| u.contains("/login?next=")).await;
+    browser.find("#login-token").await.expect("token field").type_text("wrong").await.expect("type");
+    browser.find("#login").await.expect("button").click().await.expect("submit");
+    browser.wait_for_text("#refused", WAIT, |t| t.contains("not the API token")).await.expect("refused");
+    browser.find("#login-token").await.expect("token field").type_text("browser-t0ken").await.expect("type");
+    browser.find("#login").await.expect("button").click().await.expect("submit");
+    wait_for_url(&browser, |u| u.ends_with("/projects/app")).await;
+
+    // Logged in: the Run form, with no token field, starts a build.
+    let source = browser.source().await.expect("source");
+    assert!(
+        !source.contains("_token") && source.contains("_csrf"),
+        "the form carries the session's form token"
+    );
+    browser.find("#run").await.expect("Run").click().await.expect("run");
+    let url = wait_for_url(&browser, |u| u.contains("/builds/")).await;
+    let id: i64 = url.rsplit('/').next().and_then(|s| s.parse().ok()).expect("build id");
+    let build = api.wait_for(id, None, WAIT).await;
+    assert_eq!(build["status"], "succeeded", "{build}");
+
+    // Another site's page posts a form to Sparky as it loads: the browser adds the
+    // session cookie where it may, and Sparky refuses anyway.
+    let (attack, server) = attack_page(format!("{}/api/v1/projects/app/builds", sparky.url)).await;
+    browser.goto(&attack).await.expect("attack page");
+    let refused = wait_for_url(&browser, |u| u.starts_with(&sparky.url)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let body = browser.source().await.expect("source");
+    assert!(body.contains("another site"), "{refused}: {body}");
+    let history = api.get("/api/v1/projects/app/builds").await.json;
+    let builds = history["builds"].as_array().cloned().unwrap_or_default();
+    assert_eq!(builds.len(), 1, "the attack queued nothing: {history}");
+    assert!(builds.iter().all(|b| b["description"] != "pwned"));
+    // The same against logging out.
+    server.abort();
+    let (attack, server) = attack_page(format!("{}/logout", sparky.url)).await;
+    browser.goto(&attack).await.expect("attack page");
+    wait_for_url(&browser, |u| u.starts_with(&sparky.url)).await;
+    browser.goto(&format!("{}/projects/app", sparky.url)).await.expect("project page");
+    browser.find("#logout").await.expect("still logged in");
+    server.abort();
+
+    // Logging out ends it: the page offers a login again.
+    browser.find("#logout").await.expect("logout").click().await.expect("log out");
+    wait_for_url(&browser, |u| u.ends_with("/login")).await;
+    browser.goto(&format!("{}/projects/app", sparky.url)).await.expect("project page");
+    browser.find("#log-in-to-run").await.expect("logged out");
     browser.close().await;
 }
