@@ -1,6 +1,6 @@
 //! `GET /login`, `POST /login`, `POST /logout`: people log in to the UI with the API
 //! token (`SPARKY_API_TOKEN`) and get a session cookie (`HttpOnly`, `SameSite=Lax`,
-//! `Secure` when Sparky's public URL is HTTPS) that lasts [`SESSION_TTL`]; their forms
+//! `Secure` when Sparky's public URL is HTTPS or a proxy says the request came so) that lasts [`SESSION_TTL`]; their forms
 //! carry the session's form token instead of the API token. Logging out ends the
 //! session. Who may call them: anyone (that is what a login is); a cross-site post is
 //! refused before it gets here, and logging out needs the session's form token.
@@ -109,7 +109,9 @@ pub async fn login(
     };
     ctx.store.create_session(session, now).await?;
     tracing::info!("logged in");
-    let secure = ctx.config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+    let forwarded_https = headers.get("x-forwarded-proto").is_some_and(|p| p == "https");
+    let secure =
+        forwarded_https || ctx.config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
     let cookie = format!(
         "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
         id.expose(),

@@ -152,7 +152,12 @@ pub fn same_site(public_url: Option<&str>, headers: &HeaderMap) -> Result<(), Ap
     }
     let Some(origin) = text(header::ORIGIN.as_str()) else { return Ok(()) };
     let host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
-    let ours = text(header::HOST.as_str()).is_some_and(|h| h.eq_ignore_ascii_case(host))
+    // A proxy in front (the Knative entry point) says which host the browser asked for;
+    // a browser can't set that header on a form another site posts.
+    let ours = [text(header::HOST.as_str()), text("x-forwarded-host")]
+        .into_iter()
+        .flatten()
+        .any(|h| h.eq_ignore_ascii_case(host))
         || public_url.is_some_and(|url| url.eq_ignore_ascii_case(origin));
     if ours { Ok(()) } else { Err(cross()) }
 }
@@ -192,6 +197,11 @@ mod tests {
         assert!(!ok(&[("sec-fetch-site", "same-site")]), "another port or subdomain is another origin");
         assert!(ok(&[("origin", "http://127.0.0.1:4000"), ("host", "127.0.0.1:4000")]));
         assert!(ok(&[("origin", "https://ci.example"), ("host", "sparky.internal:8080")]), "the public URL");
+        assert!(ok(&[
+            ("origin", "https://ci.example:8443"),
+            ("host", "render-ui.local"),
+            ("x-forwarded-host", "ci.example:8443")
+        ]));
         assert!(!ok(&[("origin", "http://evil.example"), ("host", "127.0.0.1:4000")]));
         assert!(!ok(&[("origin", "null"), ("host", "127.0.0.1:4000")]));
         assert!(!ok(&[("origin", "http://127.0.0.1:4001"), ("host", "127.0.0.1:4000")]));
