@@ -137,7 +137,7 @@ pub struct ScmRef {
 pub type Params = BTreeMap<String, String>;
 
 /// One build, as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Build {
     pub id: i64,
     pub project: String,
@@ -269,7 +269,7 @@ impl FromStr for Reason {
 
 /// One status change of one build, as the lifecycle recorded it. Event ids grow in
 /// the order the changes were committed, across every process sharing the store.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub id: i64,
     pub build_id: i64,

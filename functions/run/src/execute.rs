@@ -6,13 +6,13 @@
 use std::{
     collections::BTreeMap,
     os::unix::process::ExitStatusExt,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use sparky_core::{
     Ctx,
     error::error_chain,
-    lifecycle::Started,
     model::{Build, BuildStatus},
     project::{Project, ProjectConfig, grants},
     reports::{
@@ -20,28 +20,29 @@ use sparky_core::{
         log::{LogWriter, Masker},
     },
     secrets::{Secret, SecretsDir},
-    store::StoreError,
     time::human_duration,
 };
 
 use crate::{
-    checkout, downstream,
+    backend::{Assignment, Backend, BackendError},
+    checkout,
     job::{self, BuildDirs},
     record::{self, Outcome},
     supervise::{Ending, Stop, Watch, supervise},
 };
 
-/// Runs build `build_id` if it is still dispatched. Returns its terminal status, or
-/// `None` when there was nothing to do (not dispatched any more) or the result was
-/// not ours to record (the lease was lost).
+/// Runs build `build_id` if it is still dispatched, with Sparky's state behind
+/// `state`. Returns its terminal status, or `None` when there was nothing to do (not
+/// dispatched any more) or the result was not ours to record (the lease was lost).
 #[tracing::instrument(skip_all, fields(build_id))]
 pub async fn execute(
     ctx: &Ctx,
+    state: &Arc<dyn Backend>,
     build_id: i64,
     stop_on_shutdown: bool,
-) -> Result<Option<BuildStatus>, StoreError> {
+) -> Result<Option<BuildStatus>, BackendError> {
     let owner = format!("{}/{build_id}", ctx.config.instance);
-    let Some(Started { build, token }) = ctx.start_build(build_id, &owner).await? else {
+    let Some(Assignment { build, token, project }) = state.start(build_id, &owner).await? else {
         tracing::info!("not dispatched any more; nothing to run");
         return Ok(None);
     };
@@ -55,20 +56,32 @@ pub async fn execute(
         }
     }
     let mut log = LogWriter::new(ctx.reports.clone(), &build.project, build.id, Some(ctx.hub.clone()));
-    let outcome = match ctx.projects.get(&build.project).await {
-        Ok(Some(project)) => match &project.config {
+    let outcome = match &project {
+        Some(project) => match &project.config {
             Ok(config) => {
-                let job = JobRun { build: &build, project: &project, config, owner: &owner, token: &token };
-                let outcome = run_job(ctx, job, stop_on_shutdown, &mut log).await;
+                let job = JobRun { build: &build, project, config, owner: &owner, token: &token };
+                let outcome = run_job(ctx, state.as_ref(), job, stop_on_shutdown, &mut log).await;
                 if outcome.as_ref().is_some_and(|o| o.status == BuildStatus::Succeeded) {
-                    downstream::queue(ctx, &build, config, &mut log).await;
+                    match state.downstream(&build).await {
+                        Ok(notes) => {
+                            for note in notes {
+                                log.append(format!("[sparky] {note}\n").as_bytes());
+                            }
+                        }
+                        Err(error) => log.append(
+                            format!(
+                                "[sparky] downstream projects could not be queued: {}\n",
+                                error_chain(&error)
+                            )
+                            .as_bytes(),
+                        ),
+                    }
                 }
                 outcome
             }
             Err(e) => Some(Outcome::failed(format!("the project's config is broken: {e}"))),
         },
-        Ok(None) => Some(Outcome::failed(format!("project {} no longer exists", build.project))),
-        Err(e) => Some(Outcome::failed(format!("could not read the project: {e}"))),
+        None => Some(Outcome::failed(format!("project {} no longer exists", build.project))),
     };
     let Some(outcome) = outcome else {
         record::rest_of_log(ctx, log).await;
@@ -77,7 +90,7 @@ pub async fn execute(
     };
     let status = outcome.status;
     let exit_code = outcome.exit_code;
-    if !record::record(ctx, &build, &owner, outcome, log).await? {
+    if !record::record(ctx, state, &build, &owner, outcome, log).await? {
         tracing::warn!("the build was taken over before it finished; result not recorded");
         return Ok(None);
     }
@@ -98,7 +111,13 @@ struct JobRun<'a> {
 
 /// Checks out the build's commit if it has one, then starts and supervises the job.
 /// `None` when the lease was lost.
-async fn run_job(ctx: &Ctx, job: JobRun<'_>, stop_on_shutdown: bool, log: &mut LogWriter) -> Option<Outcome> {
+async fn run_job(
+    ctx: &Ctx,
+    state: &dyn Backend,
+    job: JobRun<'_>,
+    stop_on_shutdown: bool,
+    log: &mut LogWriter,
+) -> Option<Outcome> {
     let JobRun { build, project, config, owner, token } = job;
     let started = Instant::now();
     let dirs = BuildDirs::new(&ctx.config.build_work_dir(build.id));
@@ -114,7 +133,7 @@ async fn run_job(ctx: &Ctx, job: JobRun<'_>, stop_on_shutdown: bool, log: &mut L
     let mut env = job::job_env(build, config, &dirs, &ctx.config, &secrets);
     env.vars.insert("SPARKY_TOKEN".into(), token.expose().to_string());
     let retries = config.retries;
-    let watch = |timeout| Watch { ctx, build_id: build.id, owner, timeout, retries, stop_on_shutdown };
+    let watch = |timeout| Watch { ctx, state, build_id: build.id, owner, timeout, retries, stop_on_shutdown };
 
     if let Some(mut scm) = checkout::target(build, config) {
         let url = scm.url.clone().unwrap_or_default();
@@ -138,7 +157,7 @@ async fn run_job(ctx: &Ctx, job: JobRun<'_>, stop_on_shutdown: bool, log: &mut L
         if let Some(sha) = checkout::head_commit(&dirs.workspace).await {
             env.vars.insert("SCM_SHA".into(), sha.clone());
             scm.sha = Some(sha);
-            if let Err(error) = ctx.store.record_commit(build.id, scm).await {
+            if let Err(error) = state.record_commit(build.id, scm).await {
                 tracing::warn!(error = %error_chain(&error), "could not record the commit");
             }
         }

@@ -3,7 +3,7 @@
 //! heartbeat line every few seconds, so that no idle timeout between the caller and
 //! this pod fires, and ends with the build's result.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -24,16 +24,27 @@ use sparky_core::{
 };
 use tokio::sync::oneshot;
 
+use crate::backend::Backend;
+
 /// Between heartbeat lines.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 
+/// What the run function works with: the process's state, and Sparky's state as a
+/// runner sees it (this process's store, or dispatch's runner API).
+#[derive(Clone)]
+pub struct Runner {
+    pub ctx: Ctx,
+    pub state: Arc<dyn Backend>,
+}
+
 /// The run function's routes.
-pub fn router(ctx: Ctx) -> Router {
-    Router::new().route("/events/run", post(on_run)).with_state(ctx)
+pub fn router(runner: Runner) -> Router {
+    Router::new().route("/events/run", post(on_run)).with_state(runner)
 }
 
 #[tracing::instrument(skip_all)]
-async fn on_run(State(ctx): State<Ctx>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn on_run(State(runner): State<Runner>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let Runner { ctx, state } = runner;
     let body = read_body(&headers, body).await?;
     let event = CloudEvent::parse(&headers, &body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if event.kind != BUILD_RUN {
@@ -49,7 +60,7 @@ async fn on_run(State(ctx): State<Ctx>, headers: HeaderMap, body: Body) -> Resul
     // has hung up.
     let builds = ctx.builds.clone();
     builds.spawn(async move {
-        let line = match crate::execute(&ctx, build_id, false).await {
+        let line = match crate::execute(&ctx, &state, build_id, false).await {
             Ok(Some(status)) => json!({ "build_id": build_id, "status": status }),
             Ok(None) => json!({ "build_id": build_id, "skipped": true }),
             Err(error) => {

@@ -7,14 +7,15 @@
 //! - [`checkout`]: the build's commit in its workspace before the script runs.
 //! - [`job`]: starting the job in its own process group, its environment.
 //! - [`harden`]: making the process that runs jobs non-dumpable.
-//! - [`downstream`]: queueing `downstream:` projects after a successful build.
+//! - [`backend`]: Sparky's state as a runner sees it: this process's store, or
+//!   dispatch's runner API.
 //! - [`supervise`]: log streaming, lease renewal, timeout, cancel, shutdown.
 //! - [`artifacts`]: storing the files a job leaves in `$SPARKY_ARTIFACTS`.
 //! - [`record`]: storing a build's reports (artifacts, log, `report.json`) and its end.
 
 pub mod artifacts;
+pub mod backend;
 pub mod checkout;
-pub mod downstream;
 pub mod execute;
 pub mod handler;
 pub mod harden;
@@ -22,8 +23,9 @@ pub mod job;
 pub mod record;
 pub mod supervise;
 
+pub use backend::{Backend, BackendError, LocalBackend};
 pub use execute::execute;
-pub use handler::router;
+pub use handler::{Runner, router};
 pub use harden::harden;
 
 #[cfg(test)]

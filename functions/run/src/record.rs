@@ -4,6 +4,8 @@
 //! report storage still refused by then is recorded with the build (`report_error`),
 //! so its page says the report is incomplete; the build's result stands either way.
 
+use std::sync::Arc;
+
 use sparky_core::{
     Ctx,
     error::error_chain,
@@ -12,12 +14,16 @@ use sparky_core::{
         log::{LogEnd, LogWriter},
         report::BuildReport,
     },
-    store::{Ending, StoreError},
+    store::Ending,
     time::now_ms,
 };
 use tokio::{task::JoinHandle, time::Instant};
 
-use crate::{artifacts, job::BuildDirs};
+use crate::{
+    artifacts,
+    backend::{Backend, BackendError},
+    job::BuildDirs,
+};
 
 /// How a build's result is recorded.
 #[derive(Debug, PartialEq, Eq)]
@@ -37,14 +43,13 @@ impl Outcome {
 struct LeaseKeeper(JoinHandle<()>);
 
 impl LeaseKeeper {
-    fn start(ctx: &Ctx, build_id: i64, owner: &str) -> Self {
-        let ctx = ctx.clone();
+    fn start(ctx: &Ctx, state: Arc<dyn Backend>, build_id: i64, owner: &str) -> Self {
+        let lease = ctx.config.lease;
         let owner = owner.to_string();
         LeaseKeeper(tokio::spawn(async move {
-            let lease = ctx.config.lease;
             loop {
                 tokio::time::sleep(lease / 3).await;
-                if let Err(error) = ctx.renew_lease(build_id, &owner).await {
+                if let Err(error) = state.renew(build_id, &owner).await {
                     tracing::warn!(build_id, error = %error_chain(&error), "lease renewal failed");
                 }
             }
@@ -68,13 +73,14 @@ pub async fn rest_of_log(ctx: &Ctx, log: LogWriter) -> LogEnd {
 /// ours to record (taken over).
 pub async fn record(
     ctx: &Ctx,
+    state: &Arc<dyn Backend>,
     build: &Build,
     owner: &str,
     outcome: Outcome,
     mut log: LogWriter,
-) -> Result<bool, StoreError> {
+) -> Result<bool, BackendError> {
     let deadline = Instant::now() + ctx.config.reports_timeout;
-    let _lease = LeaseKeeper::start(ctx, build.id, owner);
+    let _lease = LeaseKeeper::start(ctx, state.clone(), build.id, owner);
     if let Some(error) = &outcome.error {
         log.append(format!("\n[sparky] {error}\n").as_bytes());
     }
@@ -89,13 +95,13 @@ pub async fn record(
     }
     let finished_at = now_ms();
     // The row as it is now (a checkout may have recorded the commit), as it will end.
-    let mut ended = ctx.store.build(build.id).await?.unwrap_or_else(|| build.clone());
+    let (now, events) = state.current(build.id).await?;
+    let mut ended = now.unwrap_or_else(|| build.clone());
     ended.status = outcome.status;
     ended.exit_code = outcome.exit_code;
     ended.error = outcome.error.clone();
     ended.finished_at = Some(finished_at);
     ended.log_size = Some(log_end.size);
-    let events = ctx.store.build_events(build.id).await?;
     let report = BuildReport::new(
         &ended,
         &events,
@@ -119,5 +125,5 @@ pub async fn record(
         report_error,
         finished_at,
     };
-    ctx.finish_build(build.id, owner, ending).await
+    state.finish(build.id, owner, ending).await
 }

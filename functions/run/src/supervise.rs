@@ -22,7 +22,10 @@ use tokio::{
     time::{Instant, MissedTickBehavior, interval, sleep_until, timeout},
 };
 
-use crate::job::{Job, signal_group};
+use crate::{
+    backend::Backend,
+    job::{Job, signal_group},
+};
 
 /// Output is handed to storage as soon as this much is buffered (and there is room).
 pub const CHUNK_BYTES: usize = 1024 * 1024;
@@ -60,6 +63,8 @@ pub struct Ending {
 /// What a supervisor needs to know about the build.
 pub struct Watch<'a> {
     pub ctx: &'a Ctx,
+    /// Sparky's state, where leases are renewed and cancels heard of.
+    pub state: &'a dyn Backend,
     pub build_id: i64,
     pub owner: &'a str,
     pub timeout: Duration,
@@ -136,7 +141,7 @@ pub async fn supervise(watch: Watch<'_>, mut job: Job, log: &mut LogWriter) -> E
             _ = watch_tick.tick(), if status.is_none() && stop.is_none() => {
                 if Instant::now() >= next_renewal {
                     next_renewal = Instant::now() + lease / 3;
-                    match ctx.renew_lease(watch.build_id, watch.owner).await {
+                    match watch.state.renew(watch.build_id, watch.owner).await {
                         Ok(r) if !r.still_ours => begin_stop(Stop::LeaseLost, &mut stop, &mut kill_at),
                         Ok(r) if r.cancel_requested => begin_stop(Stop::Canceled, &mut stop, &mut kill_at),
                         Ok(_) => {}
@@ -146,7 +151,7 @@ pub async fn supervise(watch: Watch<'_>, mut job: Job, log: &mut LogWriter) -> E
                             tracing::warn!(build_id = watch.build_id, error = %error_chain(&error), "lease renewal failed");
                         }
                     }
-                } else if let Ok(true) = ctx.store.cancel_requested(watch.build_id).await {
+                } else if let Ok(true) = watch.state.cancel_requested(watch.build_id).await {
                     begin_stop(Stop::Canceled, &mut stop, &mut kill_at);
                 }
             }
@@ -172,7 +177,6 @@ pub async fn supervise(watch: Watch<'_>, mut job: Job, log: &mut LogWriter) -> E
 /// Stores the log, then hands the build back (to the queue while `retries` allow, else
 /// `lost`). In that order: a new attempt may start as soon as it is handed back.
 async fn hand_back(watch: &Watch<'_>, log: &mut LogWriter) {
-    let ctx = watch.ctx;
     log.append(b"\n[sparky] the runner shut down before the build ended: handed back\n");
     match timeout(HAND_BACK_STORE_LIMIT, log.flush()).await {
         Ok(Ok(())) => {}
@@ -182,7 +186,7 @@ async fn hand_back(watch: &Watch<'_>, log: &mut LogWriter) {
             tracing::warn!(build_id = watch.build_id, "storing the log of a build handed back took too long")
         }
     }
-    if let Err(error) = ctx.hand_back(watch.build_id, watch.owner, watch.retries).await {
+    if let Err(error) = watch.state.hand_back(watch.build_id, watch.owner, watch.retries).await {
         tracing::error!(build_id = watch.build_id, error = %error_chain(&error),
             "could not hand the build back; it is recovered when its lease runs out");
     }

@@ -37,6 +37,11 @@ async fn harness() -> Harness {
 }
 
 impl Harness {
+    /// Sparky's state as this process's runner sees it.
+    fn state(&self) -> std::sync::Arc<dyn crate::Backend> {
+        std::sync::Arc::new(crate::LocalBackend { ctx: self.ctx.clone() })
+    }
+
     fn project(&self, name: &str, yaml: &str) {
         self.temp.project(name, yaml);
     }
@@ -67,7 +72,7 @@ async fn runs_a_script_with_its_environment_and_interleaved_output() {
          env: { FROM_ENV: yes }\nvars: [{ name: TARGET }]\n",
     );
     let id = h.dispatched("app", &[("TARGET", "prod")]).await;
-    let status = crate::execute(&h.ctx, id, true).await.expect("execute");
+    let status = crate::execute(&h.ctx, &h.state(), id, true).await.expect("execute");
     assert_eq!(status, Some(BuildStatus::Succeeded));
     let log = h.log("app", id).await;
     let workspace = h.ctx.config.build_work_dir(id).join("workspace");
@@ -86,7 +91,10 @@ async fn a_failing_command_fails_the_build_with_its_exit_code() {
     let h = harness().await;
     h.project("app", "script: |\n  echo before\n  exit 3\n  echo never\n");
     let id = h.dispatched("app", &[]).await;
-    assert_eq!(crate::execute(&h.ctx, id, true).await.expect("execute"), Some(BuildStatus::Failed));
+    assert_eq!(
+        crate::execute(&h.ctx, &h.state(), id, true).await.expect("execute"),
+        Some(BuildStatus::Failed)
+    );
     assert_eq!(h.ctx.store.build(id).await.expect("read").and_then(|b| b.exit_code), Some(3));
     assert_eq!(h.log("app", id).await, "before\n");
 }
@@ -97,7 +105,10 @@ async fn a_timeout_kills_the_whole_process_group() {
     h.project("app", "timeout: 1s\nscript: |\n  sleep 300 &\n  echo $! > child.pid\n  sleep 300\n");
     let id = h.dispatched("app", &[]).await;
     let started = Instant::now();
-    assert_eq!(crate::execute(&h.ctx, id, true).await.expect("execute"), Some(BuildStatus::TimedOut));
+    assert_eq!(
+        crate::execute(&h.ctx, &h.state(), id, true).await.expect("execute"),
+        Some(BuildStatus::TimedOut)
+    );
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     let pid_file = h.ctx.config.build_work_dir(id).join("workspace/child.pid");
     let pid: i32 = std::fs::read_to_string(pid_file).expect("pid").trim().parse().expect("number");
@@ -110,8 +121,8 @@ async fn a_cancel_stops_a_running_build() {
     let h = harness().await;
     h.project("app", "script: |\n  echo started\n  sleep 300\n");
     let id = h.dispatched("app", &[]).await;
-    let ctx = h.ctx.clone();
-    let run = tokio::spawn(async move { crate::execute(&ctx, id, true).await });
+    let (ctx, state) = (h.ctx.clone(), h.state());
+    let run = tokio::spawn(async move { crate::execute(&ctx, &state, id, true).await });
     while h.ctx.store.build(id).await.expect("read").map(|b| b.status) != Some(BuildStatus::Running) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -128,8 +139,11 @@ async fn a_duplicate_delivery_does_nothing() {
     let h = harness().await;
     h.project("app", "script: echo once\n");
     let id = h.dispatched("app", &[]).await;
-    assert_eq!(crate::execute(&h.ctx, id, true).await.expect("execute"), Some(BuildStatus::Succeeded));
-    assert_eq!(crate::execute(&h.ctx, id, true).await.expect("execute"), None);
+    assert_eq!(
+        crate::execute(&h.ctx, &h.state(), id, true).await.expect("execute"),
+        Some(BuildStatus::Succeeded)
+    );
+    assert_eq!(crate::execute(&h.ctx, &h.state(), id, true).await.expect("execute"), None);
     assert_eq!(h.log("app", id).await, "once\n");
 }
 
@@ -139,7 +153,10 @@ async fn a_broken_config_fails_the_build_saying_why() {
     h.project("app", "script: echo\n");
     let id = h.dispatched("app", &[]).await;
     h.project("app", "script: echo\nretries: -1\n");
-    assert_eq!(crate::execute(&h.ctx, id, true).await.expect("execute"), Some(BuildStatus::Failed));
+    assert_eq!(
+        crate::execute(&h.ctx, &h.state(), id, true).await.expect("execute"),
+        Some(BuildStatus::Failed)
+    );
     let log = h.log("app", id).await;
     assert!(log.contains("projects/app/sparky.yaml, line 2"), "{log}");
 }
@@ -151,7 +168,7 @@ async fn keeps_only_the_newest_builds() {
     let mut ids = Vec::new();
     for _ in 0..4 {
         let id = h.dispatched("app", &[]).await;
-        crate::execute(&h.ctx, id, true).await.expect("execute");
+        crate::execute(&h.ctx, &h.state(), id, true).await.expect("execute");
         ids.push(id);
     }
     let page = h.ctx.store.project_builds("app", 10, None).await.expect("page");
@@ -168,8 +185,8 @@ async fn a_busy_database_delays_a_result_but_never_loses_it() {
     let h = harness().await;
     h.project("app", "script: |\n  echo started\n  sleep 0.5\n  echo done\n");
     let id = h.dispatched("app", &[]).await;
-    let ctx = h.ctx.clone();
-    let run = tokio::spawn(async move { crate::execute(&ctx, id, true).await });
+    let (ctx, state) = (h.ctx.clone(), h.state());
+    let run = tokio::spawn(async move { crate::execute(&ctx, &state, id, true).await });
     while h.ctx.store.build(id).await.expect("read").map(|b| b.status) != Some(BuildStatus::Running) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -209,7 +226,10 @@ async fn a_job_gets_an_allowlisted_environment_and_its_secrets_masked_in_the_log
          echo \"$DEPLOY_TOKEN\" | fold -w3\n  test \"$DEPLOY_TOKEN\" = s3cr3t-d3pl0y-t0k3n && echo the job has it\n",
     );
     let id = h.dispatched("app", &[]).await;
-    assert_eq!(crate::execute(&h.ctx, id, true).await.expect("execute"), Some(BuildStatus::Succeeded));
+    assert_eq!(
+        crate::execute(&h.ctx, &h.state(), id, true).await.expect("execute"),
+        Some(BuildStatus::Succeeded)
+    );
     let log = h.log("app", id).await;
     assert!(log.contains("the job has it"), "{log}");
     let joined: String = log.chars().filter(|c| *c != '\n').collect();

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use axum::Router;
 use sparky_core::{Config, Ctx, error::error_chain, model::Reason, serve, store::Claim, store::JournalMode};
 use sparky_dispatch::{Deliver, Dispatcher, Passes, passes};
+use sparky_run::{Backend, LocalBackend, Runner};
 use sparky_trigger::{Ticker, tick};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -18,12 +19,14 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 /// Runs a build as a task of this process.
 struct LocalDeliver {
     ctx: Ctx,
+    state: Arc<dyn Backend>,
     builds: TaskTracker,
 }
 
 impl Deliver for LocalDeliver {
     fn deliver(&self, claim: Claim) {
         let ctx = self.ctx.clone();
+        let state = self.state.clone();
         self.builds.spawn(async move {
             let id = claim.build_id;
             if ctx.shutdown.is_cancelled() {
@@ -33,7 +36,7 @@ impl Deliver for LocalDeliver {
                 }
                 return;
             }
-            if let Err(error) = sparky_run::execute(&ctx, id, true).await {
+            if let Err(error) = sparky_run::execute(&ctx, &state, id, true).await {
                 tracing::error!(build_id = id, error = %error_chain(&error), "running the build failed");
             }
         });
@@ -41,11 +44,11 @@ impl Deliver for LocalDeliver {
 }
 
 /// All four routers in one, plus `/healthz` and `/metrics`.
-pub fn app(ctx: Ctx, passes: Arc<Passes>) -> Router {
+pub fn app(ctx: Ctx, passes: Arc<Passes>, state: Arc<dyn Backend>) -> Router {
     let functions = Router::new()
         .merge(sparky_trigger::router(Ticker::new(ctx.clone())))
         .merge(sparky_dispatch::router(Dispatcher { ctx: ctx.clone(), passes }))
-        .merge(sparky_run::router(ctx.clone()))
+        .merge(sparky_run::router(Runner { ctx: ctx.clone(), state }))
         .merge(sparky_render_ui::router(ctx.clone()));
     serve::app(functions, ctx)
 }
@@ -78,7 +81,9 @@ pub async fn run(
         tracing::info!("created the example project `hello` in {}", ctx.projects.dir().display());
     }
     let builds = TaskTracker::new();
-    let deliver: Arc<dyn Deliver> = Arc::new(LocalDeliver { ctx: ctx.clone(), builds: builds.clone() });
+    let state: Arc<dyn Backend> = Arc::new(LocalBackend { ctx: ctx.clone() });
+    let deliver: Arc<dyn Deliver> =
+        Arc::new(LocalDeliver { ctx: ctx.clone(), state: state.clone(), builds: builds.clone() });
     let tick = Some(passes::tick_for(ctx.config.lease));
     let dispatcher =
         tokio::spawn(passes::run_loop(ctx.clone(), deliver, passes.clone(), tick, shutdown.clone()));
@@ -88,7 +93,7 @@ pub async fn run(
 
     println!("Sparky is up on http://{addr} (state in {})", root.display());
     tracing::info!(%addr, root = %root.display(), "sparky up");
-    let served = serve::serve(listener, app(ctx, passes), shutdown.clone()).await;
+    let served = serve::serve(listener, app(ctx, passes, state), shutdown.clone()).await;
     shutdown.cancel();
     dispatcher.await.context("the dispatch loop panicked")?;
     ticker.await.context("the minute ticker panicked")?;

@@ -150,7 +150,8 @@ async fn open(
         }
         Function::Run => {
             sparky_run::harden();
-            sparky_run::router(ctx.clone())
+            let state = Arc::new(sparky_run::LocalBackend { ctx: ctx.clone() });
+            sparky_run::router(sparky_run::Runner { ctx: ctx.clone(), state })
         }
         Function::RenderUi => sparky_render_ui::router(ctx.clone()),
     };

@@ -14,11 +14,13 @@
 //!   are idempotent, so a follow-up done twice does no harm.
 //!
 //! - [`follow`]: what follows a change, and the follow-ups a dead process left.
+//! - [`downstream`]: queueing `downstream:` projects after a successful build.
 //!
 //! A runner's writes retry while the database is busy ([`Ctx::start_build`],
 //! [`Ctx::finish_build`], [`Ctx::hand_back`]): a busy database delays a build's
 //! result but never turns it into `lost`.
 
+mod downstream;
 mod follow;
 
 use std::{

@@ -37,7 +37,7 @@ pub struct Claim {
 }
 
 /// The answer to a lease renewal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Renewal {
     /// `false` when the build is no longer this runner's (swept, or finished).
     pub still_ours: bool,
@@ -56,7 +56,7 @@ pub enum CancelOutcome {
 }
 
 /// How a runner says its build ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ending {
     /// A terminal status.
     pub status: BuildStatus,
