@@ -21,6 +21,7 @@
 //! | `SPARKY_RUN_URL` | where dispatch sends builds to run (`serve` mode) | none |
 //! | `SPARKY_API_URL` | the trigger API as jobs see it (`$SPARKY_API`) | the listen address in `up` |
 //! | `SPARKY_API_TOKEN` | when set, build-changing API calls need `Authorization: Bearer` | none |
+//! | `SPARKY_INTERNAL_TOKEN` | shared by the functions only: dispatch serves its runner API (`/internal/v1/...`) to callers holding it, and `serve run` with it (and `SPARKY_DISPATCH_URL`) reaches Sparky's state through that API instead of opening the state folder | none: no runner API; run opens the state folder |
 //! | `SPARKY_LEASE` | how long a dispatched or running build may go unrenewed | `30s` |
 //! | `SPARKY_WEBHOOK_SECRET` | secret Git hosts sign webhooks with | none: webhooks refused |
 //! | `SPARKY_WEBHOOK_SECRET_<NAME>` | a project's own secret (its `scm.secret_env`) | none |
@@ -91,6 +92,8 @@ pub struct Config {
     pub run_url: Option<String>,
     pub api_url: Option<String>,
     pub api_token: Option<Secret>,
+    /// The functions' own token: dispatch's runner API and run's way to it.
+    pub internal_token: Option<Secret>,
     pub lease: Duration,
     pub log_format: LogFormat,
     pub instance: String,
@@ -136,6 +139,7 @@ impl Config {
             run_url: None,
             api_url: None,
             api_token: None,
+            internal_token: None,
             lease: Duration::from_secs(30),
             log_format: LogFormat::Text,
             instance: format!("pid{}", std::process::id()),
@@ -197,6 +201,7 @@ impl Config {
         config.run_url = get("SPARKY_RUN_URL").map(trim_slash);
         config.api_url = get("SPARKY_API_URL").map(trim_slash);
         config.api_token = get("SPARKY_API_TOKEN").map(Secret::new);
+        config.internal_token = get("SPARKY_INTERNAL_TOKEN").map(Secret::new);
         if let Some(lease) = get("SPARKY_LEASE") {
             config.lease = parse("SPARKY_LEASE", &lease, duration)?;
         }

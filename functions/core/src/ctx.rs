@@ -109,26 +109,34 @@ impl Ctx {
         dispatch: Arc<dyn Poke>,
         shutdown: CancellationToken,
     ) -> Result<Ctx, OpenError> {
-        let mut config = config;
-        // Jobs run in their own working directories: every path they are given, and
-        // every path Sparky uses while they run, must not depend on the current one.
-        config.root = absolute(config.root);
-        config.reports = config.reports.map(absolute);
-        config.work = config.work.map(absolute);
-        config.secrets = config.secrets.map(absolute);
-        let mut dirs = vec![config.root.clone(), config.work_dir()];
+        let config = with_absolute_paths(config);
+        let mut dirs = vec![config.root.clone()];
         if config.s3.is_none() {
             dirs.push(config.reports_dir());
         }
-        for dir in dirs {
-            tokio::fs::create_dir_all(&dir)
-                .await
-                .map_err(|source| OpenError::CreateDir { path: dir.clone(), source })?;
-        }
+        create_dirs(&config, dirs).await?;
         let store = Store::open(config.db_path(), config.journal.unwrap_or(default_journal)).await?;
+        Ok(Ctx::with_store(config, store, dispatch, shutdown))
+    }
+
+    /// State for a runner that must not touch the state folder (a run pod reaching
+    /// Sparky's state through dispatch's runner API): no database (its store fails
+    /// every call), only its working directories and report storage.
+    pub async fn open_detached(
+        config: Config,
+        dispatch: Arc<dyn Poke>,
+        shutdown: CancellationToken,
+    ) -> Result<Ctx, OpenError> {
+        let config = with_absolute_paths(config);
+        let dirs = if config.s3.is_none() { vec![config.reports_dir()] } else { Vec::new() };
+        create_dirs(&config, dirs).await?;
+        Ok(Ctx::with_store(config, Store::detached(), dispatch, shutdown))
+    }
+
+    fn with_store(config: Config, store: Store, dispatch: Arc<dyn Poke>, shutdown: CancellationToken) -> Ctx {
         let reports = reports::open(config.s3.as_ref(), &config.reports_dir());
         tracing::info!(reports = %reports.describe(), "report storage");
-        Ok(Ctx {
+        Ctx {
             projects: Projects::new(config.projects_dir())
                 .with_secrets(SecretsDir::new(config.secrets_dir())),
             config: Arc::new(config),
@@ -140,8 +148,29 @@ impl Ctx {
             shutdown,
             hand_back: CancellationToken::new(),
             builds: TaskTracker::new(),
-        })
+        }
     }
+}
+
+/// Jobs run in their own working directories: every path they are given, and every
+/// path Sparky uses while they run, must not depend on the current one.
+fn with_absolute_paths(mut config: Config) -> Config {
+    config.root = absolute(config.root);
+    config.reports = config.reports.map(absolute);
+    config.work = config.work.map(absolute);
+    config.secrets = config.secrets.map(absolute);
+    config
+}
+
+/// Creates the work folder and `dirs`.
+async fn create_dirs(config: &Config, mut dirs: Vec<std::path::PathBuf>) -> Result<(), OpenError> {
+    dirs.push(config.work_dir());
+    for dir in dirs {
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|source| OpenError::CreateDir { path: dir.clone(), source })?;
+    }
+    Ok(())
 }
 
 fn absolute(path: std::path::PathBuf) -> std::path::PathBuf {

@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`config`]: every environment variable Sparky reads, read in one place.
-//! - [`error`], [`secret`]: error chains for logs; values that never print (leaves).
+//! - [`error`], [`secrets`]: error chains for logs; values that never print, job
+//!   secrets, job tokens (leaves).
 //! - [`model`]: builds, statuses and trigger kinds.
 //! - [`store`]: the SQLite build store; all SQL lives here.
 //! - [`repo`]: comparing repository URLs, branch globs.
@@ -12,6 +13,7 @@
 //! - [`ctx`]: the state every function receives, and the links between functions
 //!   (poking dispatch, delivering a build to run).
 //! - [`lifecycle`]: every change of a build's status, and what must follow each one.
+//! - [`runner`]: what a runner takes with a build, and dispatch's runner API's shapes.
 //! - [`events`]: CloudEvents as Knative delivers them.
 //! - [`hub`]: in-process notifications (log grew, status changed, cancel asked).
 //! - [`api`]: JSON shapes of the HTTP API and the error type of the HTTP edge.
@@ -34,6 +36,7 @@ pub mod project;
 pub mod repo;
 pub mod reports;
 pub mod retention;
+pub mod runner;
 pub mod secrets;
 pub mod serve;
 pub mod store;

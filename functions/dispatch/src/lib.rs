@@ -8,6 +8,8 @@
 //!   `POST /events/dispatch` and by a tick.
 //! - [`deliver`]: how a claimed build reaches run: a CloudEvent over HTTP (held open for
 //!   the whole build, as Knative Eventing does), or a direct call in one process.
+//! - [`runner_api`]: `/internal/v1/builds/...`, Sparky's state for run pods that have
+//!   no state folder, behind `SPARKY_INTERNAL_TOKEN`.
 //!
 //! Route: `POST /events/dispatch` (any body). A poke (`ce-type:
 //! dev.sparky.dispatch.poke`, from trigger and run) is answered `202` at once — the pass
@@ -19,6 +21,7 @@
 pub mod deliver;
 pub mod pass;
 pub mod passes;
+pub mod runner_api;
 
 use std::sync::Arc;
 
@@ -44,7 +47,8 @@ pub struct Dispatcher {
 
 /// The dispatch function's routes.
 pub fn router(dispatcher: Dispatcher) -> Router {
-    Router::new().route("/events/dispatch", post(on_event)).with_state(dispatcher)
+    let runner_api = runner_api::routes(dispatcher.ctx.clone());
+    Router::new().route("/events/dispatch", post(on_event)).with_state(dispatcher).merge(runner_api)
 }
 
 async fn on_event(State(d): State<Dispatcher>, headers: HeaderMap) -> Result<Response, ApiError> {

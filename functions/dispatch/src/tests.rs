@@ -131,3 +131,81 @@ async fn ended_builds_a_dead_process_left_pending_are_followed_up() {
     let again = dispatch_once(&ctx, &sent, true).await.expect("pass");
     assert_eq!(again.followed_up, 0, "done once");
 }
+
+/// One request to the dispatch router; the status and the JSON answer.
+async fn ask(
+    ctx: &Ctx,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    use tower::ServiceExt as _;
+    let app = crate::router(crate::Dispatcher { ctx: ctx.clone(), passes: Arc::default() });
+    let mut request = http::Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = app
+        .oneshot(request.body(axum::body::Body::from(body.to_string())).expect("request"))
+        .await
+        .expect("answer");
+    let status = response.status().as_u16();
+    let bytes = http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn the_runner_api_is_only_for_holders_of_the_internal_token() {
+    let off = TempCtx::new(|_| {}).await;
+    off.project("a", "script: echo\n");
+    let id = queue(&off.ctx, "a").await;
+    dispatch_once(&off.ctx, &Collect::default(), false).await.expect("pass");
+    let start = format!("/internal/v1/builds/{id}/start");
+    let owner = r#"{"owner":"someone"}"#;
+    let (status, answer) = ask(&off.ctx, "POST", &start, Some("anything"), owner).await;
+    assert_eq!(status, 404, "no internal token configured: the API is off ({answer})");
+
+    let temp = TempCtx::new(|config| {
+        config.internal_token = Some(sparky_core::secrets::Secret::new("the-functions-token"));
+        config.api_token = Some(sparky_core::secrets::Secret::new("the-admin-token"));
+    })
+    .await;
+    let ctx = temp.ctx.clone();
+    temp.project("a", "script: echo\n");
+    let id = queue(&ctx, "a").await;
+    dispatch_once(&ctx, &Collect::default(), false).await.expect("pass");
+    let path = |action: &str| format!("/internal/v1/builds/{id}/{action}");
+    for token in [None, Some("wrong"), Some("the-admin-token")] {
+        for (method, action) in
+            [("POST", "start"), ("POST", "finish"), ("GET", "cancel"), ("POST", "downstream")]
+        {
+            let (status, _) = ask(&ctx, method, &path(action), token, owner).await;
+            assert_eq!(status, 401, "{method} {action} with {token:?}");
+        }
+        let (status, _) = ask(&ctx, "GET", &format!("/internal/v1/builds/{id}"), token, "").await;
+        assert_eq!(status, 401, "reading the build with {token:?}");
+    }
+    let build = ctx.store.build(id).await.expect("read").expect("row");
+    assert_eq!(build.status, BuildStatus::Dispatched, "nothing was changed by the refused calls");
+
+    let token = Some("the-functions-token");
+    let (status, answer) = ask(&ctx, "POST", &path("start"), token, "{not json").await;
+    assert_eq!((status, answer["error"].is_string()), (400, true), "{answer}");
+    let (status, _) = ask(&ctx, "POST", &path("downstream"), token, "").await;
+    assert_eq!(status, 409, "downstream only while the build runs");
+    let (status, answer) = ask(&ctx, "POST", &path("start"), token, owner).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["build"]["status"], "running");
+    assert!(answer["token"].as_str().is_some_and(|t| t.starts_with("sparky-job-")), "{answer}");
+    assert_eq!(answer["project"]["config"]["Ok"], "script: echo\n");
+    let (_, again) = ask(&ctx, "POST", &path("start"), token, owner).await;
+    assert!(again.is_null(), "a second start has nothing to run: {again}");
+    let ending = r#"{"owner":"someone else","ending":{"status":"succeeded","exit_code":0,"error":null,"log_size":0,"report_error":null,"finished_at":1}}"#;
+    let (status, recorded) = ask(&ctx, "POST", &path("finish"), token, ending).await;
+    assert_eq!((status, recorded), (200, serde_json::Value::Bool(false)), "not that runner's build");
+    let (_, renewal) = ask(&ctx, "POST", &path("renew"), token, owner).await;
+    assert_eq!(renewal["still_ours"], true);
+    let build = ctx.store.build(id).await.expect("read").expect("row");
+    assert_eq!(build.status, BuildStatus::Running);
+}

@@ -8,33 +8,24 @@ use async_trait::async_trait;
 use sparky_core::{
     Ctx,
     error::error_chain,
-    lifecycle::Started,
     model::{Build, Event, ScmRef},
-    project::Project,
-    secrets::Secret,
+    runner::Assignment,
     store::{Ending, Renewal, StoreError},
 };
-
-/// A build a runner took: the build, its job token, and its project as it is now
-/// (`None`: the project is gone).
-#[derive(Debug)]
-pub struct Assignment {
-    pub build: Build,
-    pub token: Secret,
-    pub project: Option<Project>,
-}
 
 /// Why the state could not be reached.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     #[error("the build store failed")]
     Store(#[from] StoreError),
-    #[error("could not read the project")]
+    #[error("could not write the project's files")]
     Project(#[source] std::io::Error),
     #[error("dispatch's runner API failed")]
     Http(#[from] reqwest::Error),
     #[error("dispatch's runner API refused: {0}")]
     Refused(String),
+    #[error("dispatch's runner API answered {0}")]
+    Unavailable(http::StatusCode),
 }
 
 /// Sparky's state, as a runner sees it.
@@ -69,11 +60,7 @@ pub struct LocalBackend {
 #[async_trait]
 impl Backend for LocalBackend {
     async fn start(&self, build_id: i64, owner: &str) -> Result<Option<Assignment>, BackendError> {
-        let Some(Started { build, token }) = self.ctx.start_build(build_id, owner).await? else {
-            return Ok(None);
-        };
-        let project = self.ctx.projects.get(&build.project).await.map_err(BackendError::Project)?;
-        Ok(Some(Assignment { build, token, project }))
+        Ok(self.ctx.assign(build_id, owner).await?)
     }
 
     async fn renew(&self, build_id: i64, owner: &str) -> Result<Renewal, BackendError> {

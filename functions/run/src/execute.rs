@@ -14,17 +14,18 @@ use sparky_core::{
     Ctx,
     error::error_chain,
     model::{Build, BuildStatus},
-    project::{Project, ProjectConfig, grants},
+    project::{Project, ProjectConfig},
     reports::{
         Key,
         log::{LogWriter, Masker},
     },
-    secrets::{Secret, SecretsDir},
+    runner::Assignment,
+    secrets::Secret,
     time::human_duration,
 };
 
 use crate::{
-    backend::{Assignment, Backend, BackendError},
+    backend::{Backend, BackendError},
     checkout,
     job::{self, BuildDirs},
     record::{self, Outcome},
@@ -42,7 +43,7 @@ pub async fn execute(
     stop_on_shutdown: bool,
 ) -> Result<Option<BuildStatus>, BackendError> {
     let owner = format!("{}/{build_id}", ctx.config.instance);
-    let Some(Assignment { build, token, project }) = state.start(build_id, &owner).await? else {
+    let Some(Assignment { build, token, project, secrets }) = state.start(build_id, &owner).await? else {
         tracing::info!("not dispatched any more; nothing to run");
         return Ok(None);
     };
@@ -59,7 +60,7 @@ pub async fn execute(
     let outcome = match &project {
         Some(project) => match &project.config {
             Ok(config) => {
-                let job = JobRun { build: &build, project, config, owner: &owner, token: &token };
+                let job = JobRun { build: &build, project, config, owner: &owner, token: &token, secrets };
                 let outcome = run_job(ctx, state.as_ref(), job, stop_on_shutdown, &mut log).await;
                 if outcome.as_ref().is_some_and(|o| o.status == BuildStatus::Succeeded) {
                     match state.downstream(&build).await {
@@ -107,6 +108,8 @@ struct JobRun<'a> {
     owner: &'a str,
     /// `SPARKY_TOKEN`, valid while the build runs.
     token: &'a Secret,
+    /// The values of the secrets granted to the project, or why it can't have them.
+    secrets: Result<BTreeMap<String, Secret>, String>,
 }
 
 /// Checks out the build's commit if it has one, then starts and supervises the job.
@@ -118,13 +121,13 @@ async fn run_job(
     stop_on_shutdown: bool,
     log: &mut LogWriter,
 ) -> Option<Outcome> {
-    let JobRun { build, project, config, owner, token } = job;
+    let JobRun { build, project, config, owner, token, secrets } = job;
     let started = Instant::now();
     let dirs = BuildDirs::new(&ctx.config.build_work_dir(build.id));
     if let Err(e) = dirs.prepare().await {
         return Some(Outcome::failed(format!("could not prepare the working directory: {e}")));
     }
-    let secrets = match granted_secrets(ctx, config).await {
+    let secrets = match secrets {
         Ok(secrets) => secrets,
         Err(problem) => return Some(Outcome::failed(problem)),
     };
@@ -169,21 +172,6 @@ async fn run_job(
     };
     let remaining = config.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
     outcome(supervise(watch(remaining), job, log).await, config.timeout)
-}
-
-/// The values of the secrets granted to the project, from the secrets folder.
-async fn granted_secrets(ctx: &Ctx, config: &ProjectConfig) -> Result<BTreeMap<String, Secret>, String> {
-    // Pull requests from forks (which get only secrets marked `forks: true`) are not
-    // built yet: every build is the project's own.
-    let names: Vec<String> = grants::for_build(&config.secrets, false).map(str::to_string).collect();
-    if names.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let dir = SecretsDir::new(ctx.config.secrets_dir());
-    tokio::task::spawn_blocking(move || dir.values(names.iter().map(String::as_str)))
-        .await
-        .map_err(|e| format!("could not read the secrets: {e}"))?
-        .map_err(|e| format!("could not give the job its secrets: {}", error_chain(&e)))
 }
 
 /// The result of a supervised step; `limit` is the project's timeout, for the message.

@@ -8,7 +8,7 @@
 //! - [`job`]: starting the job in its own process group, its environment.
 //! - [`harden`]: making the process that runs jobs non-dumpable.
 //! - [`backend`]: Sparky's state as a runner sees it: this process's store, or
-//!   dispatch's runner API.
+//!   ([`remote`]) dispatch's runner API.
 //! - [`supervise`]: log streaming, lease renewal, timeout, cancel, shutdown.
 //! - [`artifacts`]: storing the files a job leaves in `$SPARKY_ARTIFACTS`.
 //! - [`record`]: storing a build's reports (artifacts, log, `report.json`) and its end.
@@ -21,12 +21,14 @@ pub mod handler;
 pub mod harden;
 pub mod job;
 pub mod record;
+pub mod remote;
 pub mod supervise;
 
 pub use backend::{Backend, BackendError, LocalBackend};
 pub use execute::execute;
 pub use handler::{Runner, router};
 pub use harden::harden;
+pub use remote::RemoteBackend;
 
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,8 @@
 //! it, or through the AWS Lambda Runtime API when `AWS_LAMBDA_RUNTIME_API` is set.
 //! Functions find each other through `SPARKY_DISPATCH_URL` and `SPARKY_RUN_URL`; the
 //! store uses the rollback journal unless told otherwise, because the state folder is
-//! a volume shared by several pods.
+//! a volume shared by several pods. `serve run` with `SPARKY_INTERNAL_TOKEN` opens no
+//! state folder: it reaches Sparky's state through dispatch's runner API.
 //!
 //! Shutdown (SIGTERM, as Kubernetes sends it): stop accepting, finish the requests in
 //! flight, and wait for the builds this process runs, even those whose caller hung up.
@@ -124,9 +125,17 @@ async fn open(
     };
     let run_url = config.run_url.clone();
     let root = config.root.clone();
-    let ctx = Ctx::open(config, JournalMode::Delete, poke, shutdown.clone())
-        .await
-        .with_context(|| format!("could not open the state folder {}", root.display()))?;
+    // A run pod with the internal token reaches the state through dispatch: it never
+    // opens the state folder (on Kubernetes it has none).
+    let remote = match (function, &config.internal_token, &config.dispatch_url) {
+        (Function::Run, Some(token), Some(url)) => Some((url.clone(), token.clone())),
+        _ => None,
+    };
+    let ctx = match remote {
+        Some(_) => Ctx::open_detached(config, poke, shutdown.clone()).await,
+        None => Ctx::open(config, JournalMode::Delete, poke, shutdown.clone()).await,
+    }
+    .with_context(|| format!("could not open the state folder {}", root.display()))?;
     let self_tick = ctx.config.self_tick;
     let router = match function {
         Function::Trigger => {
@@ -150,7 +159,13 @@ async fn open(
         }
         Function::Run => {
             sparky_run::harden();
-            let state = Arc::new(sparky_run::LocalBackend { ctx: ctx.clone() });
+            let state: Arc<dyn sparky_run::Backend> = match remote {
+                Some((url, token)) => {
+                    tracing::info!(dispatch = %url, "reaching Sparky's state through dispatch's runner API");
+                    Arc::new(sparky_run::RemoteBackend::new(ctx.clone(), &url, token))
+                }
+                None => Arc::new(sparky_run::LocalBackend { ctx: ctx.clone() }),
+            };
             sparky_run::router(sparky_run::Runner { ctx: ctx.clone(), state })
         }
         Function::RenderUi => sparky_render_ui::router(ctx.clone()),

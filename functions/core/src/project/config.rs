@@ -103,7 +103,7 @@ impl From<Option<bool>> for JobFile {
 }
 
 /// A sparky.yaml that can't be used.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub struct ProjectError {
     /// The file, relative to the state root, e.g. `projects/app/sparky.yaml`.
     pub file: String,

@@ -97,11 +97,10 @@ pub(super) fn read_config(path: &Path, meta: &Metadata, shown: &str) -> Result<S
     if meta.len() > MAX_CONFIG_BYTES as u64 {
         return Err(ReadError::Content(ProjectError::too_large(shown)));
     }
-    let file = open_nonblocking(path).map_err(|e| io_error(unreadable(&e)))?;
-    let opened = file.metadata().map_err(|e| io_error(unreadable(&e)))?;
-    if !opened.is_file() || opened.dev() != meta.dev() || opened.ino() != meta.ino() {
-        return Err(io_error("replaced while being read".into()));
-    }
+    let file = open_checked(path, meta).map_err(|e| match e.kind() {
+        io::ErrorKind::Other => io_error(e.to_string()),
+        _ => io_error(unreadable(&e)),
+    })?;
     let mut bytes = Vec::with_capacity((meta.len() as usize).min(MAX_CONFIG_BYTES) + 1);
     file.take(MAX_CONFIG_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(|e| io_error(unreadable(&e)))?;
     if bytes.len() > MAX_CONFIG_BYTES {
@@ -111,6 +110,32 @@ pub(super) fn read_config(path: &Path, meta: &Metadata, shown: &str) -> Result<S
         let valid = e.utf8_error().valid_up_to();
         ReadError::Content(ProjectError::not_utf8(shown, e.as_bytes(), valid))
     })
+}
+
+/// Opens the regular file `find` saw at `path` as `meta`, non-blocking, and makes
+/// sure it is still that file.
+fn open_checked(path: &Path, meta: &Metadata) -> io::Result<File> {
+    let file = open_nonblocking(path)?;
+    let opened = file.metadata()?;
+    if !opened.is_file() || opened.dev() != meta.dev() || opened.ino() != meta.ino() {
+        return Err(io::Error::other("replaced while being read"));
+    }
+    Ok(file)
+}
+
+/// The bytes of the regular file `find` saw at `path` as `meta`: at most `limit`,
+/// else an error saying so.
+pub(super) fn read_bytes(path: &Path, meta: &Metadata, limit: u64) -> io::Result<Vec<u8>> {
+    let too_large = || io::Error::other(format!("larger than {limit} bytes"));
+    if meta.len() > limit {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    open_checked(path, meta)?.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 /// "unreadable (Permission denied (os error 13))": the OS's words, never content.

@@ -10,6 +10,7 @@
 //! - [`grants`]: `secrets:`, the secrets a project's jobs get.
 //! - [`catalog`]: finding projects on disk, the cache of parsed configs, and the
 //!   example project.
+//! - [`snapshot`]: a project's files as a runner without the state folder gets them.
 //! - `files`: looking at a project's files without trusting them (types, symlinks,
 //!   sizes).
 //! - `yaml_guard`: refusing YAML that would make the parser slow or large.
@@ -19,12 +20,14 @@ pub mod config;
 mod files;
 pub mod grants;
 pub mod params;
+pub mod snapshot;
 mod yaml_guard;
 
 pub use catalog::{Project, Projects, RACY_WINDOW};
 pub use config::{JobFile, MAX_CONFIG_BYTES, ProjectConfig, ProjectError, ScmConfig, Script};
 pub use grants::SecretGrant;
 pub use params::{ParamError, Var, VarKind};
+pub use snapshot::ProjectSnapshot;
 pub use yaml_guard::{MAX_NESTING, MAX_VALUES};
 
 /// Whether `name` may name a project: `[A-Za-z0-9][A-Za-z0-9._-]*`, at most 100 bytes.

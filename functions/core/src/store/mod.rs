@@ -77,6 +77,10 @@ pub enum StoreError {
     },
     #[error("database worker failed")]
     Join(#[from] tokio::task::JoinError),
+    /// A process without the state folder (a run pod reaching the state through
+    /// dispatch) asked its store for something.
+    #[error("this process has no database: it reaches Sparky's state through dispatch")]
+    Detached,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -97,6 +101,8 @@ pub struct Store {
 
 struct Inner {
     path: PathBuf,
+    /// No database: every call fails with [`StoreError::Detached`].
+    detached: bool,
     journal: JournalMode,
     pool: Mutex<Vec<Connection>>,
 }
@@ -105,9 +111,22 @@ impl Store {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub async fn open(path: impl Into<PathBuf>, journal: JournalMode) -> Result<Store, StoreError> {
         let path = path.into();
-        let store = Store { inner: Arc::new(Inner { path, journal, pool: Mutex::new(Vec::new()) }) };
+        let store =
+            Store { inner: Arc::new(Inner { path, journal, detached: false, pool: Mutex::new(Vec::new()) }) };
         store.call(migrate).await?;
         Ok(store)
+    }
+
+    /// A store with no database behind it, for a process that must not open one (a
+    /// run pod on Kubernetes): every call fails with [`StoreError::Detached`].
+    pub fn detached() -> Store {
+        let inner = Inner {
+            path: PathBuf::new(),
+            journal: JournalMode::Delete,
+            detached: true,
+            pool: Mutex::default(),
+        };
+        Store { inner: Arc::new(inner) }
     }
 
     pub fn path(&self) -> &Path {
@@ -120,6 +139,9 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        if self.inner.detached {
+            return Err(StoreError::Detached);
+        }
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let pooled = inner.pool.lock().ok().and_then(|mut pool| pool.pop());

@@ -248,3 +248,5 @@ async fn a_job_gets_an_allowlisted_environment_and_its_secrets_masked_in_the_log
     }
     assert!(names.contains(&"HOME") && names.contains(&"SPARKY_BUILD_ID"), "{names:?}");
 }
+
+mod remote;
