@@ -9,6 +9,7 @@ mod execution;
 mod faults;
 mod hooks;
 mod inbox;
+mod isolation;
 mod knative;
 mod lambda;
 mod lifecycle;
