@@ -1,6 +1,11 @@
 //! The four functions started from the rendered `knative/` bundle, with stand-ins for
 //! what Knative itself would do around them, each following the bundle's own objects:
-//! - the PersistentVolumeClaim and emptyDir volumes are local temp folders;
+//! - the PersistentVolumeClaim and emptyDir volumes are local temp folders; a Secret
+//!   volume is a folder holding the Secret's keys as files, shared by the functions
+//!   that mount it;
+//! - the S3-compatible report storage is a `moto_server` ([`crate::moto`]), with a
+//!   bucket of the cluster's own (the bundle's name with a suffix, so that test
+//!   clusters sharing the server never share reports);
 //! - each Knative Service's cluster-local URL is a local port;
 //! - [`Broker`]: the Broker and its Triggers. It answers dispatch `202 Accepted` at once,
 //!   then POSTs the event to each matching Trigger's subscriber and holds that request
@@ -23,6 +28,7 @@ use serde_json::Value;
 use crate::{
     Api, Sparky, free_port,
     manifests::{Bundle, Launch, workspace},
+    moto::Moto,
 };
 
 /// The functions of the bundle, by Knative Service name.
@@ -53,6 +59,9 @@ impl KnativeCluster {
         let ports: HashMap<String, u16> = FUNCTIONS.iter().map(|f| (f.to_string(), free_port())).collect();
         let broker = Broker::start(&bundle, &namespace, &ports).await?;
 
+        let moto = Moto::shared();
+        let suffix = free_port();
+        let mut buckets = std::collections::BTreeSet::new();
         let mut launches = HashMap::new();
         for name in FUNCTIONS {
             let mut launch = Launch::from_bundle(&bundle, name, ports[name])?;
@@ -67,6 +76,8 @@ impl KnativeCluster {
                     .with_context(|| format!("{name}: volume {volume_name} is mounted but not declared"))?;
                 let local = if volume["persistentVolumeClaim"].is_object() {
                     state.clone()
+                } else if let Some(secret) = volume["secret"]["secretName"].as_str() {
+                    secret_folder(&bundle, secret, dir)?
                 } else {
                     let own = dir.join(format!("{name}-{volume_name}"));
                     std::fs::create_dir_all(&own)?;
@@ -81,8 +92,18 @@ impl KnativeCluster {
                 );
             }
             launch.map_prefix("http://broker-ingress.knative-eventing.svc.cluster.local", &broker.url);
+            if let Some(endpoint) = launch.get("SPARKY_S3_ENDPOINT").map(str::to_string) {
+                launch.map_prefix(&endpoint, &moto.endpoint());
+            }
+            if let Some(bucket) = launch.get("SPARKY_REPORTS").and_then(bucket_of) {
+                launch.map_prefix(&format!("s3://{bucket}"), &format!("s3://{bucket}-{suffix}"));
+                buckets.insert(format!("{bucket}-{suffix}"));
+            }
             adjust(&mut launch);
             launches.insert(name.to_string(), launch);
+        }
+        for bucket in &buckets {
+            moto.create_bucket(bucket).await;
         }
         let mut cluster =
             KnativeCluster { bundle, state, ports, launches, processes: HashMap::new(), broker };
@@ -134,6 +155,25 @@ impl KnativeCluster {
         let body = reply.bytes().await?;
         Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
     }
+}
+
+/// The folder standing for Secret `name` mounted as a volume: its keys as files,
+/// written once and shared by every function that mounts it.
+fn secret_folder(bundle: &Bundle, name: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+    let folder = dir.join(format!("secret-{name}"));
+    if !folder.exists() {
+        std::fs::create_dir_all(&folder)?;
+        let secret = bundle.get("Secret", name).with_context(|| format!("no Secret {name}"))?;
+        for key in secret["stringData"].as_object().into_iter().flat_map(|m| m.keys()) {
+            std::fs::write(folder.join(key), bundle.lookup("Secret", name, key)?)?;
+        }
+    }
+    Ok(folder)
+}
+
+/// The bucket of an `s3://bucket/prefix` URL.
+fn bucket_of(url: &str) -> Option<String> {
+    url.strip_prefix("s3://").map(|rest| rest.split('/').next().unwrap_or_default().to_string())
 }
 
 /// One delivery the Broker made to a Trigger's subscriber.

@@ -69,22 +69,34 @@ const NEEDS: [(&str, &[&str]); 4] = [
     ),
     (
         "dispatch",
-        &["SPARKY_ROOT", "SPARKY_SQLITE_JOURNAL", "SPARKY_RUN_URL", "SPARKY_MAX_RUNNING", "SPARKY_LEASE"],
+        &[
+            "SPARKY_ROOT",
+            "SPARKY_SQLITE_JOURNAL",
+            "SPARKY_RUN_URL",
+            "SPARKY_MAX_RUNNING",
+            "SPARKY_LEASE",
+            "SPARKY_INTERNAL_TOKEN",
+            "SPARKY_SECRETS",
+        ],
     ),
     (
         "run",
         &[
             "SPARKY_ROOT",
-            "SPARKY_SQLITE_JOURNAL",
             "SPARKY_DISPATCH_URL",
             "SPARKY_API_URL",
             "SPARKY_LEASE",
             "SPARKY_RUN_GRACE",
-            "SPARKY_WORK",
+            "SPARKY_INTERNAL_TOKEN",
         ],
     ),
-    ("render-ui", &["SPARKY_ROOT", "SPARKY_SQLITE_JOURNAL"]),
+    ("render-ui", &["SPARKY_ROOT", "SPARKY_SQLITE_JOURNAL", "SPARKY_API_TOKEN"]),
 ];
+/// What every function needs to reach the report storage.
+const REPORTS: [&str; 4] =
+    ["SPARKY_REPORTS", "SPARKY_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"];
+/// What of the functions' configuration a run pod, where jobs run, must not hold.
+const NOT_FOR_RUN: [&str; 2] = ["SPARKY_API_TOKEN", "SPARKY_WEBHOOK_SECRET"];
 
 fn keys(value: &Value) -> Vec<&str> {
     value.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default()
@@ -185,22 +197,59 @@ fn the_bundle_renders_and_follows_knatives_rules() {
                 service["metadata"]["labels"]["networking.knative.dev/visibility"], "cluster-local",
                 "{name}"
             );
-            // Every function opens (and migrates) sparky.db, so the volume is writable.
             let state = pod["volumes"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .find(|v| v["persistentVolumeClaim"].is_object());
-            let state = state.unwrap_or_else(|| panic!("{name}: the state volume is not mounted"));
-            let mount = container["volumeMounts"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|m| m["name"] == state["name"]);
-            let mount = mount.unwrap_or_else(|| panic!("{name}: the state volume is not mounted"));
-            assert_ne!(mount["readOnly"], true, "{name} writes to the state volume");
-            assert!(enabled("kubernetes.podspec-persistent-volume-write"), "writable PVCs need the flag");
-            assert_eq!(mount["mountPath"], config["SPARKY_ROOT"], "{name}: SPARKY_ROOT is the volume");
+            let mounts = container["volumeMounts"].as_array().cloned().unwrap_or_default();
+            let env_of = |var: &str| {
+                bundle
+                    .container_env(name)
+                    .expect("env")
+                    .into_iter()
+                    .rev()
+                    .find(|(k, _)| k == var)
+                    .map(|(_, v)| v)
+            };
+            if name == "run" {
+                // Jobs run here: no shared state, only the pod's own disk.
+                assert!(state.is_none(), "run must not mount the state volume: {pod}");
+                let root = env_of("SPARKY_ROOT").expect("run's SPARKY_ROOT");
+                let own =
+                    mounts.iter().find(|m| m["mountPath"] == root.as_str()).expect("run's root is mounted");
+                let volume =
+                    pod["volumes"].as_array().into_iter().flatten().find(|v| v["name"] == own["name"]);
+                assert!(
+                    volume.is_some_and(|v| v["emptyDir"].is_object()),
+                    "run's root is an emptyDir: {pod}"
+                );
+                for var in NOT_FOR_RUN {
+                    assert!(env_of(var).is_none(), "run must not hold {var}");
+                }
+                let secret_volumes =
+                    pod["volumes"].as_array().into_iter().flatten().filter(|v| v["secret"].is_object());
+                assert_eq!(secret_volumes.count(), 0, "run mounts no secrets: dispatch sends a build's own");
+            } else {
+                // These open (and migrate) sparky.db, so the volume is writable.
+                let state = state.unwrap_or_else(|| panic!("{name}: the state volume is not mounted"));
+                let mount = mounts.iter().find(|m| m["name"] == state["name"]);
+                let mount = mount.unwrap_or_else(|| panic!("{name}: the state volume is not mounted"));
+                assert_ne!(mount["readOnly"], true, "{name} writes to the state volume");
+                assert!(enabled("kubernetes.podspec-persistent-volume-write"), "writable PVCs need the flag");
+                assert_eq!(mount["mountPath"], config["SPARKY_ROOT"], "{name}: SPARKY_ROOT is the volume");
+                // The job secrets are files where SPARKY_SECRETS says.
+                let secrets = mounts.iter().find(|m| m["mountPath"] == config["SPARKY_SECRETS"]);
+                let secrets = secrets.unwrap_or_else(|| panic!("{name}: the job secrets are not mounted"));
+                let volume =
+                    pod["volumes"].as_array().into_iter().flatten().find(|v| v["name"] == secrets["name"]);
+                let secret_name =
+                    volume.and_then(|v| v["secret"]["secretName"].as_str()).expect("a Secret volume");
+                assert!(bundle.get("Secret", secret_name).is_some(), "{name}: no Secret {secret_name}");
+            }
+            for var in REPORTS {
+                assert!(env_of(var).is_some(), "{name} needs {var} for the reports");
+            }
             let env: Vec<String> =
                 bundle.container_env(name).expect("env").into_iter().map(|(k, _)| k).collect();
             let (_, needs) = NEEDS.iter().find(|(f, _)| *f == name).expect("a known function");
@@ -346,7 +395,7 @@ async fn functions_started_as_the_manifests_say_run_api_and_cron_builds() {
     let id = trigger_build(&cluster, "app").await;
     let build = ui.wait_for(id, None, Duration::from_secs(30)).await;
     assert_eq!(build["status"], "succeeded", "{build}\nrun: {}", cluster.processes["run"].log());
-    let work = dir.path().join("run-work");
+    let work = dir.path().join("run-work/work");
     assert_eq!(ui.log(id).await, format!("api build {id} in {}/{id}/workspace\nok\n", work.display()));
     let deliveries = cluster.broker.deliveries();
     let delivered =
