@@ -2,8 +2,9 @@
 //! (see `sparky_core::runner::wire`). Who may call it: only the functions, holding
 //! `SPARKY_INTERNAL_TOKEN` as `Authorization: Bearer`; a missing or wrong token is
 //! `401`, and with no token configured the routes answer `404` (the API is off). Jobs
-//! never get the token. Each answer is what the lifecycle said, as JSON; a build that
-//! is not the asking runner's is answered as such (`false`, `null`), never changed.
+//! never get the token. Each answer is what the lifecycle said, as JSON. A result or a
+//! hand-back for a build that is not the asking runner's (any more) is `409` and
+//! changes nothing; a renewal says `still_ours: false`, and the runner stops its job.
 //!
 //! | route | body | answer |
 //! |---|---|---|
@@ -13,8 +14,8 @@
 //! | `POST /internal/v1/builds/{id}/commit` | the commit checked out | `null` |
 //! | `POST /internal/v1/builds/{id}/downstream` | | a log line per downstream project (the build must be running) |
 //! | `GET /internal/v1/builds/{id}` | | `{build, events}` |
-//! | `POST /internal/v1/builds/{id}/finish` | `{owner, ending}` | whether the end was recorded |
-//! | `POST /internal/v1/builds/{id}/hand-back` | `{owner, retries}` | whether it was handed back |
+//! | `POST /internal/v1/builds/{id}/finish` | `{owner, ending}` | `true`: recorded; `409`: not this runner's |
+//! | `POST /internal/v1/builds/{id}/hand-back` | `{owner, retries}` | `true`: handed back; `409`: not this runner's |
 
 use axum::{
     Json, Router,
@@ -137,7 +138,16 @@ async fn finish(
     if !ending.status.is_terminal() {
         return Err(ApiError::BadRequest(format!("{} is not how a build ends", ending.status)));
     }
-    Ok(Json(ctx.finish_build(build_id(&id)?, &owner, ending).await?))
+    ours(ctx.finish_build(build_id(&id)?, &owner, ending).await?, &id, &owner)
+}
+
+/// `true`, or the `409` for a build that is not `owner`'s.
+fn ours(done: bool, id: &str, owner: &str) -> Result<Json<bool>, ApiError> {
+    if done {
+        Ok(Json(true))
+    } else {
+        Err(ApiError::Conflict(format!("build {id} is not running under {owner}: nothing was changed")))
+    }
 }
 
 async fn hand_back(
@@ -147,5 +157,5 @@ async fn hand_back(
     body: Body,
 ) -> Result<Json<bool>, ApiError> {
     let HandBack { owner, retries } = json_body(&headers, body).await?;
-    Ok(Json(ctx.hand_back(build_id(&id)?, &owner, retries).await?))
+    ours(ctx.hand_back(build_id(&id)?, &owner, retries).await?, &id, &owner)
 }

@@ -22,8 +22,8 @@ pub enum BackendError {
     Project(#[source] std::io::Error),
     #[error("dispatch's runner API failed")]
     Http(#[from] reqwest::Error),
-    #[error("dispatch's runner API refused: {0}")]
-    Refused(String),
+    #[error("dispatch's runner API refused ({status}): {message}")]
+    Refused { status: http::StatusCode, message: String },
     #[error("dispatch's runner API answered {0}")]
     Unavailable(http::StatusCode),
 }

@@ -86,8 +86,8 @@ impl RemoteBackend {
                 Ok(response) if response.status().is_success() => return Ok(response.json().await?),
                 Ok(response) if response.status().is_client_error() => {
                     let status = response.status();
-                    let text = response.text().await.unwrap_or_default();
-                    return Err(BackendError::Refused(format!("{status}: {}", text.trim())));
+                    let message = response.text().await.unwrap_or_default().trim().to_string();
+                    return Err(BackendError::Refused { status, message });
                 }
                 Ok(response) => Failure::Status(response.status()),
                 Err(error) => Failure::Transport(error),
@@ -181,11 +181,24 @@ impl Backend for RemoteBackend {
 
     async fn finish(&self, build_id: i64, owner: &str, ending: Ending) -> Result<bool, BackendError> {
         let body = Finish { owner: owner.into(), ending };
-        self.call(Method::POST, &wire::path(build_id, "finish"), Some(&body), Retry::Failures).await
+        not_ours_is_false(
+            self.call(Method::POST, &wire::path(build_id, "finish"), Some(&body), Retry::Failures).await,
+        )
     }
 
     async fn hand_back(&self, build_id: i64, owner: &str, retries: u32) -> Result<bool, BackendError> {
         let body = HandBack { owner: owner.into(), retries };
-        self.call(Method::POST, &wire::path(build_id, "hand-back"), Some(&body), Retry::Failures).await
+        not_ours_is_false(
+            self.call(Method::POST, &wire::path(build_id, "hand-back"), Some(&body), Retry::Failures).await,
+        )
+    }
+}
+
+/// dispatch's `409` for a build that is not this runner's any more: `false`, as the
+/// store says it.
+fn not_ours_is_false(answer: Result<bool, BackendError>) -> Result<bool, BackendError> {
+    match answer {
+        Err(BackendError::Refused { status: StatusCode::CONFLICT, .. }) => Ok(false),
+        other => other,
     }
 }

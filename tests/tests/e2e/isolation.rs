@@ -5,8 +5,9 @@
 
 use std::{os::unix::fs::PermissionsExt, path::Path, process::Command, time::Duration};
 
+use nix::sys::signal::Signal;
 use serde_json::json;
-use sparky_tests::{Api, Sparky, free_port, moto::Moto, sparky_bin, write_project};
+use sparky_tests::{Api, Sparky, alive, free_port, moto::Moto, ping_request, sparky_bin, write_project};
 
 const INTERNAL: &str = "internal-token-only-the-functions-hold-7f3a";
 const ADMIN: &str = "admin-token-of-the-isolated-cluster-91c2";
@@ -42,12 +43,75 @@ fn serve_run_as_nobody(port: u16, root: &Path, envs: &[(String, String)]) -> Spa
     Sparky::spawn(command)
 }
 
+/// The state root (root's alone, mode 0700, as a volume run doesn't mount) and run's
+/// own empty root.
+fn roots() -> (tempfile::TempDir, tempfile::TempDir) {
+    let state = tempfile::tempdir().expect("state root");
+    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    (state, tempfile::tempdir().expect("run's own root"))
+}
+
+/// The four functions: trigger, dispatch and render-ui on the state root, run as
+/// nobody on its own, reports in moto, dispatch and run holding the internal token.
+struct Isolated {
+    ports: [u16; 4],
+    run: Sparky,
+    _dispatch: Sparky,
+    _trigger: Sparky,
+    _ui: Sparky,
+}
+
+impl Isolated {
+    async fn start(state: &Path, run_root: &Path, extra: &[(&str, &str)]) -> Isolated {
+        let moto = Moto::shared();
+        let bucket = format!("isolation-{}", free_port());
+        moto.create_bucket(&bucket).await;
+        let ports = [free_port(), free_port(), free_port(), free_port()];
+        let mut shared = moto.sparky_env(&bucket, "reports");
+        shared.extend([
+            ("SPARKY_SQLITE_JOURNAL".into(), "delete".into()),
+            ("SPARKY_DISPATCH_URL".into(), format!("http://127.0.0.1:{}", ports[1])),
+            ("SPARKY_RUN_URL".into(), format!("http://127.0.0.1:{}", ports[2])),
+            ("SPARKY_API_URL".into(), format!("http://127.0.0.1:{}", ports[0])),
+            ("SPARKY_API_TOKEN".into(), ADMIN.into()),
+        ]);
+        shared.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut with_internal = shared.clone();
+        with_internal.push(("SPARKY_INTERNAL_TOKEN".into(), INTERNAL.into()));
+        Isolated {
+            ports,
+            run: serve_run_as_nobody(ports[2], run_root, &with_internal),
+            _dispatch: Sparky::serve("dispatch", ports[1], state, &borrowed(&with_internal)),
+            _trigger: Sparky::serve("trigger", ports[0], state, &borrowed(&shared)),
+            _ui: Sparky::serve("render-ui", ports[3], state, &borrowed(&shared)),
+        }
+    }
+
+    fn api(&self, i: usize) -> Api {
+        Api::new(&format!("http://127.0.0.1:{}", self.ports[i]))
+    }
+    fn trigger(&self) -> Api {
+        self.api(0)
+    }
+    fn dispatch(&self) -> Api {
+        self.api(1)
+    }
+    fn ui(&self) -> Api {
+        self.api(3)
+    }
+
+    async fn build(&self, project: &str) -> i64 {
+        let api = self.trigger();
+        let url = api.url(&format!("/api/v1/projects/{project}/builds"));
+        let reply = api.send(api.http.post(url).bearer_auth(ADMIN).json(&json!({}))).await;
+        assert_eq!(reply.status, 201, "{}", reply.json);
+        reply.json["id"].as_i64().expect("id")
+    }
+}
+
 #[tokio::test]
 async fn a_run_without_the_state_folder_runs_jobs_that_cannot_reach_the_state_or_runs_secrets() {
-    let state = tempfile::tempdir().expect("state root");
-    let run_root = tempfile::tempdir().expect("run's own root");
-    // The state folder is root's alone (mode 0700), as a volume run doesn't mount.
-    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let (state, run_root) = roots();
     std::fs::create_dir_all(state.path().join("secrets")).expect("secrets");
     std::fs::write(state.path().join("secrets/DEPLOY_TOKEN"), format!("{SECRET}\n")).expect("secret");
     let db = state.path().join("sparky.db");
@@ -74,32 +138,10 @@ async fn a_run_without_the_state_folder_runs_jobs_that_cannot_reach_the_state_or
     std::fs::write(&job, "#!/bin/sh\necho \"job file of $SPARKY_PROJECT ran\"\n").expect("job");
     std::fs::set_permissions(&job, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 
-    let moto = Moto::shared();
-    let bucket = format!("isolation-{}", free_port());
-    moto.create_bucket(&bucket).await;
-    let ports = [free_port(), free_port(), free_port(), free_port()];
-    let mut shared = moto.sparky_env(&bucket, "reports");
-    shared.extend([
-        ("SPARKY_SQLITE_JOURNAL".into(), "delete".into()),
-        ("SPARKY_DISPATCH_URL".into(), format!("http://127.0.0.1:{}", ports[1])),
-        ("SPARKY_RUN_URL".into(), format!("http://127.0.0.1:{}", ports[2])),
-        ("SPARKY_API_URL".into(), format!("http://127.0.0.1:{}", ports[0])),
-        ("SPARKY_API_TOKEN".into(), ADMIN.into()),
-    ]);
-    let mut with_internal = shared.clone();
-    with_internal.push(("SPARKY_INTERNAL_TOKEN".into(), INTERNAL.into()));
-    let _run = serve_run_as_nobody(ports[2], run_root.path(), &with_internal);
-    let _dispatch = Sparky::serve("dispatch", ports[1], state.path(), &borrowed(&with_internal));
-    let trigger = Sparky::serve("trigger", ports[0], state.path(), &borrowed(&shared));
-    let _ui = Sparky::serve("render-ui", ports[3], state.path(), &borrowed(&shared));
-    let api = Api::new(&trigger.url);
-    let ui = Api::new(&format!("http://127.0.0.1:{}", ports[3]));
+    let cluster = Isolated::start(state.path(), run_root.path(), &[]).await;
+    let ui = cluster.ui();
 
-    let reply = api
-        .send(api.http.post(api.url("/api/v1/projects/app/builds")).bearer_auth(ADMIN).json(&json!({})))
-        .await;
-    assert_eq!(reply.status, 201, "{}", reply.json);
-    let id = reply.json["id"].as_i64().expect("id");
+    let id = cluster.build("app").await;
     let build = ui.wait_for(id, None, Duration::from_secs(30)).await;
     assert_eq!(build["status"], "succeeded", "{build}\n{}", ui.log(id).await);
     let log = ui.log(id).await;
@@ -130,16 +172,13 @@ async fn a_run_without_the_state_folder_runs_jobs_that_cannot_reach_the_state_or
         assert!(!log.lines().any(|l| l.starts_with(&format!("{name}="))), "{name} reached the job:\n{log}");
     }
 
-    let tool = api
-        .send(api.http.post(api.url("/api/v1/projects/tool/builds")).bearer_auth(ADMIN).json(&json!({})))
-        .await;
-    let tool_id = tool.json["id"].as_i64().expect("id");
+    let tool_id = cluster.build("tool").await;
     let done = ui.wait_for(tool_id, None, Duration::from_secs(30)).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert!(ui.log(tool_id).await.contains("job file of tool ran"));
 
     // The runner API refuses anyone without the internal token: a job, a browser.
-    let dispatch = Api::new(&format!("http://127.0.0.1:{}", ports[1]));
+    let dispatch = cluster.dispatch();
     for token in [None, Some(ADMIN)] {
         let mut request = dispatch.http.get(dispatch.url(&format!("/internal/v1/builds/{id}")));
         if let Some(token) = token {
@@ -147,4 +186,82 @@ async fn a_run_without_the_state_folder_runs_jobs_that_cannot_reach_the_state_or
         }
         assert_eq!(dispatch.send(request).await.status, 401, "reading a build with {token:?}");
     }
+}
+
+#[tokio::test]
+async fn the_runner_protocol_refuses_bad_callers_and_a_runner_that_lost_its_lease_stops_its_job() {
+    let (state, run_root) = roots();
+    let work = tempfile::tempdir().expect("a folder the job reports to");
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let (pid_file, marker) = (work.path().join("pid"), work.path().join("finished"));
+    write_project(
+        state.path(),
+        "long",
+        &format!(
+            "script: |\n  echo $$ > {pid}\n  sleep 20\n  touch {done}\n",
+            pid = pid_file.display(),
+            done = marker.display()
+        ),
+    );
+    write_project(state.path(), "quick", "script: echo quick\n");
+    let cluster = Isolated::start(state.path(), run_root.path(), &[("SPARKY_LEASE", "2s")]).await;
+    let (ui, dispatch) = (cluster.ui(), cluster.dispatch());
+
+    // Bad callers of the runner API, on a finished build.
+    let quick = cluster.build("quick").await;
+    assert_eq!(ui.wait_for(quick, None, Duration::from_secs(30)).await["status"], "succeeded");
+    let finish = dispatch.url(&format!("/internal/v1/builds/{quick}/finish"));
+    let ending = json!({"owner": "a-runner-that-never-had-it", "ending": {"status": "failed", "exit_code": 1,
+        "error": null, "log_size": 0, "report_error": null, "finished_at": 1}});
+    let post = |token: Option<&str>| {
+        let request = dispatch.http.post(&finish).json(&ending);
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    };
+    assert_eq!(dispatch.send(post(None)).await.status, 401, "no token");
+    assert_eq!(dispatch.send(post(Some("not-the-internal-token"))).await.status, 401, "a wrong token");
+    assert_eq!(dispatch.send(post(Some(ADMIN))).await.status, 401, "the admin's token is not the functions'");
+    let malformed =
+        dispatch.send(dispatch.http.post(&finish).bearer_auth(INTERNAL).body("{\"owner\":")).await;
+    assert_eq!(malformed.status, 400, "{}", malformed.json);
+    let conflict = dispatch.send(post(Some(INTERNAL))).await;
+    assert_eq!(conflict.status, 409, "a result for a build that isn't this runner's: {}", conflict.json);
+    assert_eq!(ui.build(quick).await["status"], "succeeded", "nothing changed");
+
+    // A runner that lost its lease (frozen past it; the sweep took the build) stops the
+    // job at its next renewal.
+    let long = cluster.build("long").await;
+    ui.wait_for(long, Some("running"), Duration::from_secs(30)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !pid_file.exists() {
+        assert!(std::time::Instant::now() < deadline, "the job never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let job_pid: i32 = std::fs::read_to_string(&pid_file).expect("pid").trim().parse().expect("a pid");
+    cluster.run.signal(Signal::SIGSTOP);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let sweep =
+        dispatch.send(ping_request(&dispatch, "/events/dispatch", "2026-12-01T12:00:00Z", "sweep-1")).await;
+    assert_eq!(sweep.status, 200, "{}", sweep.json);
+    assert_eq!(ui.build(long).await["status"], "lost", "the sweep took the build: {}", sweep.json);
+    assert!(alive(job_pid), "the job ran on while its runner was frozen");
+    cluster.run.signal(Signal::SIGCONT);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while alive(job_pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runner did not stop its job:\n{}",
+            cluster.run.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!marker.exists(), "the job was stopped before it finished");
+    assert_eq!(
+        ui.build(long).await["status"],
+        "lost",
+        "the runner's result was not recorded over the sweep's"
+    );
 }

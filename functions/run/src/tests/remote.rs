@@ -114,7 +114,7 @@ async fn a_runner_with_a_wrong_internal_token_is_refused_and_changes_nothing() {
     s.state.project("app", "script: echo hi\n");
     let id = s.dispatched("app").await;
     match crate::execute(&s.runner, &s.backend("a-guess"), id, true).await {
-        Err(BackendError::Refused(why)) => assert!(why.starts_with("401"), "{why}"),
+        Err(BackendError::Refused { status, message }) => assert_eq!(status, 401, "{message}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
     let build = s.state.ctx.store.build(id).await.expect("read").expect("row");
