@@ -1,6 +1,8 @@
 //! Logs as HTML: text escaped, and ANSI colour codes (SGR: `ESC [ ... m`) turned into
-//! `<span>`s with classes (`ansi-fg-1`, `ansi-bold`, ...) or, for 256-colour and RGB
-//! codes, an inline colour. Every other escape sequence (cursor moves, titles, OSC
+//! `<span>`s with classes only (`ansi-fg-1`, `ansi-bg-208`, `ansi-bold`, ...), since
+//! the pages' Content-Security-Policy allows no inline style: each of the 256 palette
+//! colours has a class ([`palette_css`]), and an RGB colour takes the palette's nearest.
+//! Every other escape sequence (cursor moves, titles, OSC
 //! links) is removed, so a log never shows `^[[32m` garbage.
 //!
 //! [`Ansi`] converts a stream piece by piece: the style carries over from one piece to
@@ -23,12 +25,9 @@ struct Style {
     underline: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Colour {
-    /// One of the 16 standard colours (8-15 are the bright ones).
-    Indexed(u8),
-    Rgb(u8, u8, u8),
-}
+/// A colour of the 256-colour palette: 0-15 the standard ones (8-15 bright), 16-231 a
+/// 6×6×6 cube, 232-255 greys.
+type Colour = u8;
 
 impl Style {
     fn is_plain(&self) -> bool {
@@ -37,15 +36,9 @@ impl Style {
 
     fn open_tag(&self) -> String {
         let mut classes = Vec::new();
-        let mut css = String::new();
         for (colour, kind) in [(self.fg, "fg"), (self.bg, "bg")] {
-            match colour {
-                Some(Colour::Indexed(n)) => classes.push(format!("ansi-{kind}-{n}")),
-                Some(Colour::Rgb(r, g, b)) => {
-                    let property = if kind == "fg" { "color" } else { "background-color" };
-                    let _ = write!(css, "{property}:#{r:02x}{g:02x}{b:02x};");
-                }
-                None => {}
+            if let Some(n) = colour {
+                classes.push(format!("ansi-{kind}-{n}"));
             }
         }
         for (on, class) in [
@@ -61,9 +54,6 @@ impl Style {
         let mut tag = String::from("<span");
         if !classes.is_empty() {
             let _ = write!(tag, " class=\"{}\"", classes.join(" "));
-        }
-        if !css.is_empty() {
-            let _ = write!(tag, " style=\"{css}\"");
         }
         tag.push('>');
         tag
@@ -83,12 +73,12 @@ impl Style {
                 22 => (self.bold, self.dim) = (false, false),
                 23 => self.italic = false,
                 24 => self.underline = false,
-                n @ 30..=37 => self.fg = Some(Colour::Indexed((n - 30) as u8)),
+                n @ 30..=37 => self.fg = Some((n - 30) as u8),
                 39 => self.fg = None,
-                n @ 40..=47 => self.bg = Some(Colour::Indexed((n - 40) as u8)),
+                n @ 40..=47 => self.bg = Some((n - 40) as u8),
                 49 => self.bg = None,
-                n @ 90..=97 => self.fg = Some(Colour::Indexed((n - 90 + 8) as u8)),
-                n @ 100..=107 => self.bg = Some(Colour::Indexed((n - 100 + 8) as u8)),
+                n @ 90..=97 => self.fg = Some((n - 90 + 8) as u8),
+                n @ 100..=107 => self.bg = Some((n - 100 + 8) as u8),
                 n @ (38 | 48) => {
                     let (colour, used) = extended(&codes[i + 1..]);
                     if n == 38 {
@@ -109,26 +99,48 @@ impl Style {
 /// codes it took.
 fn extended(codes: &[u16]) -> (Option<Colour>, usize) {
     match codes {
-        [5, n, ..] => (Some(palette(*n)), 2),
-        [2, r, g, b, ..] => (Some(Colour::Rgb(*r as u8, *g as u8, *b as u8)), 4),
+        [5, n, ..] => (Some((*n).min(255) as u8), 2),
+        [2, r, g, b, ..] => (Some(nearest(*r as u8, *g as u8, *b as u8)), 4),
         _ => (None, codes.len()),
     }
 }
 
-/// A colour of the 256-colour palette.
-fn palette(n: u16) -> Colour {
+/// The six levels of each channel of the palette's colour cube.
+const LEVELS: [u8; 6] = [0, 95, 135, 175, 215, 255];
+
+/// The RGB value of palette colour `n` from 16 up (the first 16 are themed in the
+/// stylesheet).
+fn rgb(n: u8) -> (u8, u8, u8) {
     match n {
-        0..=15 => Colour::Indexed(n as u8),
         16..=231 => {
-            let n = n - 16;
-            let level = |v: u16| if v == 0 { 0 } else { (55 + v * 40) as u8 };
-            Colour::Rgb(level(n / 36), level(n / 6 % 6), level(n % 6))
+            let n = (n - 16) as usize;
+            (LEVELS[n / 36], LEVELS[n / 6 % 6], LEVELS[n % 6])
         }
-        _ => {
-            let grey = (8 + (n.min(255) - 232) * 10) as u8;
-            Colour::Rgb(grey, grey, grey)
+        232..=255 => {
+            let grey = 8 + (n - 232) * 10;
+            (grey, grey, grey)
         }
+        _ => (0, 0, 0),
     }
+}
+
+/// The palette colour (16-255) nearest to an RGB one.
+fn nearest(r: u8, g: u8, b: u8) -> Colour {
+    let distance = |(x, y, z): (u8, u8, u8)| {
+        [(x, r), (y, g), (z, b)].iter().map(|(a, b)| (i32::from(*a) - i32::from(*b)).pow(2)).sum::<i32>()
+    };
+    (16..=255u8).min_by_key(|n| distance(rgb(*n))).unwrap_or(16)
+}
+
+/// The stylesheet rules of palette colours 16-255, as foreground and background.
+pub fn palette_css() -> String {
+    let mut css = String::new();
+    for n in 16..=255u8 {
+        let (r, g, b) = rgb(n);
+        let _ = writeln!(css, ".ansi-fg-{n}{{color:#{r:02x}{g:02x}{b:02x}}}");
+        let _ = writeln!(css, ".ansi-bg-{n}{{background-color:#{r:02x}{g:02x}{b:02x}}}");
+    }
+    css
 }
 
 /// A log-to-HTML converter that keeps its state between pieces.
@@ -250,8 +262,11 @@ mod tests {
             "<span class=\"ansi-fg-2\">ok</span> done <span class=\"ansi-fg-1 ansi-bold\">FAIL</span>"
         );
         assert_eq!(html("\x1b[92;44mx"), "<span class=\"ansi-fg-10 ansi-bg-4\">x</span>");
-        assert_eq!(html("\x1b[38;5;196mred"), "<span style=\"color:#ff0000;\">red</span>");
-        assert_eq!(html("\x1b[38;2;1;2;3mrgb"), "<span style=\"color:#010203;\">rgb</span>");
+        assert_eq!(html("\x1b[38;5;196mred"), "<span class=\"ansi-fg-196\">red</span>");
+        assert_eq!(html("\x1b[38;2;1;2;3mrgb"), "<span class=\"ansi-fg-16\">rgb</span>");
+        assert_eq!(html("\x1b[48;2;250;130;10mrgb"), "<span class=\"ansi-bg-208\">rgb</span>");
+        assert!(palette_css().contains(".ansi-fg-196{color:#ff0000}"));
+        assert!(palette_css().contains(".ansi-bg-244{background-color:#808080}"));
     }
 
     #[test]

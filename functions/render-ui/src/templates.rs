@@ -27,6 +27,11 @@ const TEMPLATES: &[(&str, &str)] = &[
 
 /// The stylesheet, served at `/static/sparky.css`.
 const STYLESHEET: &str = include_str!("../../../templates/sparky.css");
+
+/// The stylesheet with the log's 256-colour palette classes.
+static FULL_STYLESHEET: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("{STYLESHEET}\n/* ANSI 256-colour palette */\n{}", crate::ansi::palette_css())
+});
 /// The build page's script (following the live log), served at `/static/build.js`:
 /// pages carry no inline script, so their Content-Security-Policy can forbid it.
 const BUILD_SCRIPT: &str = include_str!("../../../templates/build.js");
@@ -64,7 +69,7 @@ pub fn render(name: &str, context: impl Serialize) -> Result<String, minijinja::
 pub async fn stylesheet() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")],
-        STYLESHEET,
+        FULL_STYLESHEET.as_str(),
     )
 }
 
