@@ -1,10 +1,11 @@
 //! SCM polling (Sparky's `scm:` trigger): on each tick, every project with
 //! `scm.poll: true` asks its repository for its heads with `git ls-remote`, in the
 //! background and under a time limit, so that a slow or unreachable repository delays
-//! neither the other projects nor the tick's answer. A new head on a branch matching
-//! `scm.branch` — or a branch seen for the first time — queues one build with trigger
-//! `scm`. A failing repository is retried with backoff; its last error is kept for the
-//! project page.
+//! neither the other projects nor the tick's answer. A head on a branch matching
+//! `scm.branch` that differs from the one the last poll saw — a new commit, a branch
+//! seen for the first time or again after it was deleted, a force-push back to an
+//! older commit — queues one build with trigger `scm`. A failing repository is retried
+//! with backoff; its last error is kept for the project page.
 
 use std::{process::Stdio, sync::Arc, time::Duration};
 
@@ -81,11 +82,12 @@ pub async fn poll(ctx: &Ctx, project: &str, scm: &ScmConfig) {
                     branch: Some(branch.clone()),
                     sha: Some(sha.clone()),
                 },
-                idempotency_key: Some(format!("scm:{project}:{ref_name}:{sha}")),
+                // Once per poll: a retried poll doesn't queue it twice, a later one may.
+                idempotency_key: Some(format!("scm:{project}:{}:{ref_name}:{sha}", claim.number)),
                 ..NewBuild::default()
             };
             if let Err(error) = ctx.queue_build(new).await {
-                // Not recorded as seen, so the next poll tries again.
+                // Not recorded as seen, so the next poll finds it new and tries again.
                 tracing::warn!(error = %error_chain(&error), branch, "could not queue a build for a new commit");
                 continue;
             }
@@ -140,3 +142,6 @@ async fn ls_remote(url: &str, tags: bool) -> Result<Vec<(String, String)>, Strin
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests;

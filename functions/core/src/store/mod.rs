@@ -51,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0004_events.sql"),
     include_str!("sql/0005_job_tokens.sql"),
     include_str!("sql/0006_sessions.sql"),
+    include_str!("sql/0007_poll_count.sql"),
 ];
 
 /// How long a statement waits for another process's lock before giving up with `Busy`.

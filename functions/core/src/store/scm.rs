@@ -1,6 +1,8 @@
 //! SCM polling state. A poll is claimed in the store before `git ls-remote` runs, so
 //! that several trigger processes ticking at once poll each repository once; failures
-//! push the next poll back (backoff) without holding up other projects.
+//! push the next poll back (backoff) without holding up other projects. What a poll
+//! compares against is the heads the last poll saw: a ref that disappeared is
+//! forgotten, so it is new again when it comes back.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +15,10 @@ use super::{Store, StoreError};
 pub struct PollClaim {
     pub heads: BTreeMap<String, String>,
     pub failures: u32,
+    /// How many polls of the project were recorded before this one. A claim taken
+    /// again before this poll is recorded (the poll died, or recording it failed)
+    /// carries the same number, so it can tell the builds it already queued.
+    pub number: i64,
 }
 
 /// What the UI shows of a project's polling.
@@ -62,19 +68,20 @@ impl Store {
             if claimed == 0 {
                 return Ok(None);
             }
-            let failures: u32 = tx
-                .prepare_cached("SELECT failures FROM scm_polls WHERE project = ?1")?
-                .query_row([&project], |r| r.get(0))?;
+            let (failures, number) = tx
+                .prepare_cached("SELECT failures, polls FROM scm_polls WHERE project = ?1")?
+                .query_row([&project], |r| Ok((r.get(0)?, r.get(1)?)))?;
             let heads = tx
                 .prepare_cached("SELECT ref_name, sha FROM scm_heads WHERE project = ?1")?
                 .query_map([&project], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<BTreeMap<String, String>, _>>()?;
-            Ok(Some(PollClaim { heads, failures }))
+            Ok(Some(PollClaim { heads, failures, number }))
         })
         .await
     }
 
-    /// Records a successful poll: the heads now known, due again at the next tick.
+    /// Records a successful poll, due again at the next tick: `heads` replace the heads
+    /// known before, so a ref missing from them is forgotten (a deleted branch).
     pub async fn poll_succeeded(
         &self,
         project: &str,
@@ -83,6 +90,15 @@ impl Store {
     ) -> Result<(), StoreError> {
         let project = project.to_string();
         self.write(move |tx| {
+            let known = tx
+                .prepare_cached("SELECT ref_name FROM scm_heads WHERE project = ?1")?
+                .query_map([&project], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut forget =
+                tx.prepare_cached("DELETE FROM scm_heads WHERE project = ?1 AND ref_name = ?2")?;
+            for name in known.iter().filter(|name| !heads.iter().any(|(seen, _)| seen == *name)) {
+                forget.execute(params![project, name])?;
+            }
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO scm_heads (project, ref_name, sha, seen_at) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (project, ref_name) DO UPDATE SET sha = ?3, seen_at = ?4 WHERE sha != ?3",
@@ -92,7 +108,7 @@ impl Store {
             }
             tx.prepare_cached(
                 "UPDATE scm_polls SET due_at = 0, busy_until = 0, checked_at = ?2, ok_at = ?2, \
-                 failures = 0, last_error = NULL WHERE project = ?1",
+                 failures = 0, last_error = NULL, polls = polls + 1 WHERE project = ?1",
             )?
             .execute(params![project, now])?;
             Ok(())

@@ -269,6 +269,27 @@ async fn polls_are_claimed_once_and_back_off_after_failures() {
 }
 
 #[tokio::test]
+async fn a_poll_replaces_the_heads_seen_before_and_polls_are_numbered() {
+    let (_dir, store) = store().await;
+    let url = "file:///repo";
+    let claim = store.claim_poll("app", url, 100, 50).await.expect("claim").expect("due");
+    assert_eq!(claim.number, 0);
+    let both = vec![("refs/heads/main".into(), "aaa".into()), ("refs/heads/dev".into(), "bbb".into())];
+    store.poll_succeeded("app", both, 110).await.expect("record");
+    let claim = store.claim_poll("app", url, 120, 50).await.expect("claim").expect("due");
+    assert_eq!((claim.number, claim.heads.len()), (1, 2));
+    store.poll_succeeded("app", vec![("refs/heads/main".into(), "aaa".into())], 130).await.expect("record");
+
+    let claim = store.claim_poll("app", url, 140, 50).await.expect("claim").expect("due");
+    assert_eq!(claim.number, 2);
+    assert_eq!(claim.heads.keys().collect::<Vec<_>>(), ["refs/heads/main"], "a deleted branch is forgotten");
+    let retaken = store.claim_poll("app", url, 200, 50).await.expect("claim").expect("the hold ran out");
+    assert_eq!(retaken.number, 2, "a poll never recorded keeps its number");
+    let moved = store.claim_poll("app", "file:///other", 300, 50).await.expect("claim").expect("new URL");
+    assert_eq!(moved.number, 2, "numbers go on across a new URL");
+}
+
+#[tokio::test]
 async fn keeps_the_downstream_chain_and_finds_children() {
     let (_dir, store) = store().await;
     let parent = store.queue_build(new("a"), 1).await.expect("queue").build.id;
