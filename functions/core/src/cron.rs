@@ -3,9 +3,14 @@
 //!
 //! Five fields — minute, hour, day of month, month, day of week — each `*`, a number, a
 //! name (`jan`..`dec`, `sun`..`sat`), a range `a-b`, a step `*/n` or `a-b/n`, or a list
-//! of those; `0` and `7` are both Sunday; `@hourly`, `@daily`, `@weekly`, `@monthly`,
-//! `@yearly` stand for their usual lines. As in cron, when both day fields are
-//! restricted (neither starts with `*`) a day matches if EITHER does.
+//! of those; `0` and `7` are both Sunday, so a range of weekdays may end on it
+//! (`sat-sun`, `5-0`, `5-7`), while any other range must not run backwards; `@hourly`,
+//! `@daily`, `@weekly`, `@monthly`, `@yearly` stand for their usual lines. As in cron,
+//! when both day fields are restricted (neither starts with `*`) a day matches if
+//! EITHER does.
+//!
+//! One extension: a step on a single value, `a/n`, runs from `a` to the end of the
+//! field (`10/15` is `10-59/15`), as most schedulers read it; cronie refuses the line.
 //!
 //! Daylight-saving changes follow cron's rule: a job whose minute and hour are fixed
 //! runs once per day — a time that happens twice runs at the first, and a time skipped
@@ -140,7 +145,12 @@ fn parse_field(text: &str, field: &Field) -> Result<u64, String> {
         let (from, to) = if range == "*" {
             (field.min, if field.max == 7 { 6 } else { field.max })
         } else if let Some((a, b)) = range.split_once('-') {
-            let (a, b) = (value(a, field)?, value(b, field)?);
+            let (a, mut b) = (value(a, field)?, value(b, field)?);
+            // Sunday, as `sun` or `0`, ends a range of later weekdays as 7 does
+            // (`fri-sun`); `sun-sun` stays Sunday alone.
+            if field.max == 7 && b == 0 && a > 0 {
+                b = 7;
+            }
             if a > b {
                 return Err(format!("range {range} runs backwards"));
             }

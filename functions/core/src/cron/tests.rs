@@ -16,6 +16,22 @@ fn next(expr: &str, tz: &str, after: &str, count: usize) -> Vec<String> {
 /// After Wednesday 2026-11-25 08:00:30 UTC.
 const NOW: &str = "2026-11-25T08:00:30Z";
 
+/// 09:00 on the Saturdays and Sundays after [`NOW`].
+const WEEKEND: &[&str] = &[
+    "2026-11-28T09:00:00+00:00",
+    "2026-11-29T09:00:00+00:00",
+    "2026-12-05T09:00:00+00:00",
+    "2026-12-06T09:00:00+00:00",
+];
+
+/// 09:00 on the Fridays, Saturdays and Sundays after [`NOW`].
+const FRIDAY_TO_SUNDAY: &[&str] = &[
+    "2026-11-27T09:00:00+00:00",
+    "2026-11-28T09:00:00+00:00",
+    "2026-11-29T09:00:00+00:00",
+    "2026-12-04T09:00:00+00:00",
+];
+
 #[test]
 fn next_runs_table() {
     let table: &[(&str, &str, &[&str])] = &[
@@ -58,6 +74,14 @@ fn next_runs_table() {
                 "2026-12-04T09:00:00+00:00",
             ],
         ),
+        // A range of weekdays may end on Sunday, by name or as 0 or 7: the weekend.
+        ("0 9 * * sat-sun", "UTC", WEEKEND),
+        ("0 9 * * Sat-Sun", "UTC", WEEKEND),
+        ("0 9 * * 6-0", "UTC", WEEKEND),
+        ("0 9 * * 6-7", "UTC", WEEKEND),
+        ("0 9 * * fri-sun", "UTC", FRIDAY_TO_SUNDAY),
+        ("0 9 * * 5-0", "UTC", FRIDAY_TO_SUNDAY),
+        ("0 9 * * sun-sun", "UTC", &["2026-11-29T09:00:00+00:00", "2026-12-06T09:00:00+00:00"]),
         (
             "15 10 * * 1,3",
             "UTC",
@@ -91,6 +115,23 @@ fn next_runs_table() {
                 "2026-11-26T03:20:00+00:00",
                 "2026-11-27T03:10:00+00:00",
             ],
+        ),
+        // A step on a single value runs from it to the end of the field: `10-59/15`.
+        (
+            "10/15 * * * *",
+            "UTC",
+            &[
+                "2026-11-25T08:10:00+00:00",
+                "2026-11-25T08:25:00+00:00",
+                "2026-11-25T08:40:00+00:00",
+                "2026-11-25T08:55:00+00:00",
+                "2026-11-25T09:10:00+00:00",
+            ],
+        ),
+        (
+            "0 20/3 * * *",
+            "UTC",
+            &["2026-11-25T20:00:00+00:00", "2026-11-25T23:00:00+00:00", "2026-11-26T20:00:00+00:00"],
         ),
         ("@hourly", "UTC", &["2026-11-25T09:00:00+00:00", "2026-11-25T10:00:00+00:00"]),
         ("@daily", "UTC", &["2026-11-26T00:00:00+00:00"]),
@@ -156,6 +197,11 @@ fn errors_name_the_expression_and_the_field() {
         ("@reboot", "unknown shorthand @reboot"),
         ("0 0 * * 8", "8 is outside 0-7"),
         ("5-1 * * * *", "range 5-1 runs backwards"),
+        // Only Sunday may end a range of weekdays below its start.
+        ("0 0 * * sat-mon", "range sat-mon runs backwards"),
+        ("0 0 * * 5-1", "range 5-1 runs backwards"),
+        ("0 0 * 12-jan *", "range 12-jan runs backwards"),
+        ("0 0 1-0 * *", "0 is outside 1-31"),
         ("*/0 * * * *", "a step must be at least 1"),
         ("0 0 * foo *", "\"foo\" is not a number or a name like jan"),
         ("0 0 31 4 *", "never fires"),
