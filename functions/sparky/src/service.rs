@@ -154,7 +154,8 @@ async fn open(
             };
             let deliver = Arc::new(HttpDeliver::new(ctx.clone(), &run_url));
             let tick = self_tick.then(|| passes::tick_for(ctx.config.lease));
-            tokio::spawn(passes::run_loop(ctx.clone(), deliver, passes.clone(), tick, shutdown));
+            tokio::spawn(passes::run_loop(ctx.clone(), deliver, passes.clone(), tick, shutdown.clone()));
+            tokio::spawn(sparky_core::outbox::run_loop(ctx.clone(), shutdown));
             sparky_dispatch::router(Dispatcher { ctx: ctx.clone(), passes })
         }
         Function::Run => {

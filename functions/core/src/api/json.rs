@@ -6,6 +6,7 @@ use super::build_url;
 use crate::{
     model::{Build, Event, Params},
     reports::report::AttemptEntry,
+    store::Delivery,
     time::rfc3339,
 };
 
@@ -30,6 +31,10 @@ pub struct BuildJson {
     /// Each attempt and how it ended (a single build's answer only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<AttemptEntry>>,
+    /// What its status changes were announced to, and how that went (a single
+    /// build's answer only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<Vec<DeliveryJson>>,
     pub error: Option<String>,
     pub cancel_requested: bool,
     pub scm_url: Option<String>,
@@ -60,6 +65,7 @@ impl From<&Build> for BuildJson {
             attempt: b.attempt,
             retries_used: b.retries_used,
             attempts: None,
+            deliveries: None,
             error: b.error.clone(),
             cancel_requested: b.cancel_requested,
             scm_url: b.scm.url.clone(),
@@ -75,9 +81,46 @@ impl From<&Build> for BuildJson {
 }
 
 impl BuildJson {
-    /// A build with its attempts, from its lifecycle `events`.
-    pub fn with_attempts(build: &Build, events: &[Event]) -> Self {
-        BuildJson { attempts: Some(AttemptEntry::list(build, events)), ..BuildJson::from(build) }
+    /// A build with its attempts, from its lifecycle `events`, and its deliveries.
+    pub fn with_history(build: &Build, events: &[Event], deliveries: &[Delivery]) -> Self {
+        BuildJson {
+            attempts: Some(AttemptEntry::list(build, events)),
+            deliveries: Some(deliveries.iter().map(DeliveryJson::from).collect()),
+            ..BuildJson::from(build)
+        }
+    }
+}
+
+/// A delivery in the API's JSON: a commit status posted (or not yet) for a change.
+#[derive(Debug, Serialize)]
+pub struct DeliveryJson {
+    /// e.g. `status:github`.
+    pub target: String,
+    /// What was to be said (a commit status's state), when it can be read.
+    pub says: Option<String>,
+    /// `pending`, `sent`, `failed` or `superseded` (a newer one made it moot).
+    pub state: String,
+    pub attempts: u32,
+    /// The host's last answer, or why it failed.
+    pub outcome: Option<String>,
+    pub created_at: String,
+    pub done_at: Option<String>,
+}
+
+impl From<&Delivery> for DeliveryJson {
+    fn from(d: &Delivery) -> Self {
+        let says = serde_json::from_str::<serde_json::Value>(&d.payload)
+            .ok()
+            .and_then(|p| p["state"].as_str().map(str::to_string));
+        DeliveryJson {
+            target: d.target.clone(),
+            says,
+            state: d.state.clone(),
+            attempts: d.attempts,
+            outcome: d.outcome.clone(),
+            created_at: rfc3339(d.created_at),
+            done_at: d.done_at.map(rfc3339),
+        }
     }
 }
 

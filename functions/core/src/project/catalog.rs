@@ -268,11 +268,19 @@ impl Projects {
     /// `project`, in error if it is granted a secret `known` lacks. (Checked on every
     /// look, not cached: secrets come and go without sparky.yaml changing.)
     fn check_grants(&self, mut project: Project, known: &Option<BTreeSet<String>>) -> Project {
-        if let (Some(known), Ok(config)) = (known, &project.config)
-            && let Some(problem) = grants::missing(&config.secrets, known)
-        {
+        if let (Some(known), Ok(config)) = (known, &project.config) {
             let file = format!("projects/{}/sparky.yaml", project.name);
-            project.config = Err(ProjectError { file, line: config.secrets_line, problem });
+            if let Some(problem) = grants::missing(&config.secrets, known) {
+                project.config = Err(ProjectError { file, line: config.secrets_line, problem });
+            } else if let Some(token) =
+                config.scm.as_ref().and_then(|s| s.statuses.as_ref()).map(|s| &s.token)
+                && !known.contains(token)
+            {
+                let problem = format!(
+                    "scm.statuses.token: {token} is not a secret Sparky has (no file {token} in its secrets folder)"
+                );
+                project.config = Err(ProjectError { file, line: None, problem });
+            }
         }
         project
     }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::{
     grants::{self, RawGrant, SecretGrant},
     params::{Var, VarKind},
+    statuses::StatusConfig,
     yaml_guard::{self, MAX_NESTING, MAX_VALUES, Refusal},
 };
 use crate::cron::{Crontab, parse_timezone};
@@ -51,6 +52,9 @@ pub struct ScmConfig {
     /// project's own webhook secret, instead of `SPARKY_WEBHOOK_SECRET`.
     #[serde(default)]
     pub secret_env: Option<String>,
+    /// Commit statuses on the Git host.
+    #[serde(default)]
+    pub statuses: Option<StatusConfig>,
 }
 
 /// A checked sparky.yaml.
@@ -304,6 +308,9 @@ impl ProjectConfig {
                     "scm",
                     format!("scm.secret_env {name:?} must name a variable {SECRET_PREFIX}<NAME>"),
                 ));
+            }
+            if let Some(statuses) = &scm.statuses {
+                statuses.check(&scm.url).map_err(|problem| fail("statuses", problem))?;
             }
         }
         let crontab = raw

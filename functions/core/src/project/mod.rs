@@ -10,6 +10,7 @@
 //! - [`grants`]: `secrets:`, the secrets a project's jobs get.
 //! - [`catalog`]: finding projects on disk, the cache of parsed configs, and the
 //!   example project.
+//! - [`statuses`]: `scm.statuses`, commit statuses on the project's Git host.
 //! - [`snapshot`]: a project's files as a runner without the state folder gets them.
 //! - `files`: looking at a project's files without trusting them (types, symlinks,
 //!   sizes).
@@ -21,6 +22,7 @@ mod files;
 pub mod grants;
 pub mod params;
 pub mod snapshot;
+pub mod statuses;
 mod yaml_guard;
 
 pub use catalog::{Project, Projects, RACY_WINDOW};

@@ -302,16 +302,18 @@ impl Store {
     }
 
     /// Deletes the rows of builds whose reports and working directories are gone, with
-    /// their events.
+    /// their events and deliveries.
     pub async fn delete_builds(&self, ids: Vec<i64>) -> Result<(), StoreError> {
         self.write(move |tx| {
             let mut build = tx.prepare_cached(
                 "DELETE FROM builds WHERE id = ?1 AND status NOT IN ('queued', 'dispatched', 'running')",
             )?;
             let mut events = tx.prepare_cached("DELETE FROM events WHERE build_id = ?1")?;
+            let mut deliveries = tx.prepare_cached("DELETE FROM deliveries WHERE build_id = ?1")?;
             for id in ids {
                 if build.execute([id])? == 1 {
                     events.execute([id])?;
+                    deliveries.execute([id])?;
                 }
             }
             Ok(())
