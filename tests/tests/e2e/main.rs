@@ -18,4 +18,5 @@ mod polling;
 mod projects;
 mod reports;
 mod security;
+mod statuses;
 mod ui;

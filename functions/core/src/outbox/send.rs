@@ -56,9 +56,9 @@ pub async fn send(ctx: &Ctx, delivery: &Delivery) -> Settle {
     if status.is_success() {
         return Settle::Sent(format!("{} {} posted ({status})", post.host.as_str(), post.state));
     }
-    if let Some(at) = rate_limited(status, &headers) {
-        return Settle::Retry {
-            at,
+    if let Some(until) = rate_limited(status, &headers) {
+        return Settle::Held {
+            until,
             outcome: format!("rate limited ({said}); waiting until the host allows"),
         };
     }

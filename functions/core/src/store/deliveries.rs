@@ -40,6 +40,12 @@ pub enum Settle {
         at: i64,
         outcome: String,
     },
+    /// The target asked to be left alone until `until` (a rate limit): this one and
+    /// every other delivery to it wait.
+    Held {
+        until: i64,
+        outcome: String,
+    },
     Failed(String),
 }
 
@@ -119,6 +125,7 @@ impl Store {
                    AND (d.claimed_until IS NULL OR d.claimed_until < ?1) \
                    AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.build_id = d.build_id \
                      AND o.target = d.target AND o.state = 'pending' AND o.id < d.id) \
+                   AND NOT EXISTS (SELECT 1 FROM delivery_holds h WHERE h.target = d.target AND h.until > ?1) \
                    ORDER BY d.id LIMIT ?3) \
                  RETURNING {COLUMNS}"
             );
@@ -138,6 +145,15 @@ impl Store {
             let (state, next_at, outcome, done_at) = match settle {
                 Settle::Sent(outcome) => ("sent", None, outcome, Some(now)),
                 Settle::Retry { at, outcome } => ("pending", Some(at), outcome, None),
+                Settle::Held { until, outcome } => {
+                    tx.prepare_cached(
+                        "INSERT INTO delivery_holds (target, until) \
+                         SELECT target, ?2 FROM deliveries WHERE id = ?1 \
+                         ON CONFLICT (target) DO UPDATE SET until = MAX(until, excluded.until)",
+                    )?
+                    .execute(params![id, until])?;
+                    ("pending", Some(until), outcome, None)
+                }
                 Settle::Failed(outcome) => ("failed", None, outcome, Some(now)),
             };
             tx.prepare_cached(

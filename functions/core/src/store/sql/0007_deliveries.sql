@@ -26,6 +26,13 @@ CREATE TABLE deliveries (
 CREATE INDEX deliveries_due ON deliveries (next_at) WHERE state = 'pending';
 CREATE INDEX deliveries_by_build ON deliveries (build_id, target, id);
 
+-- A target (a host's API) that asked to be left alone until a time (a rate limit):
+-- none of its deliveries is sent before.
+CREATE TABLE delivery_holds (
+    target TEXT    PRIMARY KEY,
+    until  INTEGER NOT NULL
+);
+
 -- How far the events were read into deliveries. Starts at the newest event: history
 -- from before deliveries existed is not announced.
 CREATE TABLE outbox (
