@@ -221,3 +221,54 @@ async fn a_refused_token_is_shown_and_not_retried_and_a_rate_limit_is_waited_out
     assert!(count <= 3, "one try per delivery, none again: {gitlab_requests:?}");
     assert_eq!(hosts.requests("gitlab").len(), count, "nothing retried later");
 }
+
+#[tokio::test]
+async fn two_dispatch_processes_post_each_status_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = Repo::init(&dir.path().join("app"));
+    let hosts = GitHosts::start(0, &TOKENS.map(|(host, _, token)| (host, token))).await;
+    let secrets: Vec<(&str, &str)> = TOKENS.iter().map(|(_, name, value)| (*name, *value)).collect();
+    root(dir.path(), &repo, &hosts.url, &secrets);
+    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    let mut shared = envs();
+    let (dispatch_url, run_url) = (url(1), url(3));
+    shared.extend([
+        ("SPARKY_SQLITE_JOURNAL", "delete"),
+        ("SPARKY_SELF_TICK", "true"),
+        ("SPARKY_DISPATCH_URL", dispatch_url.as_str()),
+        ("SPARKY_RUN_URL", run_url.as_str()),
+    ]);
+    let trigger = Sparky::serve("trigger", ports[0], dir.path(), &shared);
+    let _first = Sparky::serve("dispatch", ports[1], dir.path(), &shared);
+    let _second = Sparky::serve("dispatch", ports[2], dir.path(), &shared);
+    let _run = Sparky::serve("run", ports[3], dir.path(), &shared);
+    let api = Api::new(&trigger.url);
+    let mut ids = Vec::new();
+    let mut shas = Vec::new();
+    for n in 0..3 {
+        let sha = repo.commit("README", &format!("change {n}\n"));
+        ids.extend(push(&api, &repo, &sha, &format!("d-{n}")).await);
+        shas.push(sha);
+    }
+    assert_eq!(ids.len(), 9);
+    let reader = Sparky::serve("render-ui", free_port(), dir.path(), &shared);
+    let ui = Api::new(&reader.url);
+    for id in &ids {
+        ui.wait_for(*id, None, Duration::from_secs(60)).await;
+        deliveries(&ui, *id, Duration::from_secs(30), final_sent).await;
+    }
+    assert_eq!(hosts.violations(), Vec::<String>::new());
+    let posted = hosts.posted();
+    let mut seen = std::collections::BTreeSet::new();
+    for p in &posted {
+        let key = (p.host.clone(), p.sha.clone(), p.context.clone(), p.state.clone(), p.description.clone());
+        assert!(seen.insert(key), "posted twice: {p:?}\nall: {posted:#?}");
+    }
+    for sha in &shas {
+        for (host, _, _) in TOKENS {
+            let last = posted.iter().filter(|p| p.host == host && &p.sha == sha).next_back();
+            assert_eq!(last.map(|p| p.state.as_str()), Some("success"), "{host} {sha}");
+        }
+    }
+}
