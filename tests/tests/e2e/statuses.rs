@@ -267,7 +267,7 @@ async fn two_dispatch_processes_post_each_status_once() {
     }
     for sha in &shas {
         for (host, _, _) in TOKENS {
-            let last = posted.iter().filter(|p| p.host == host && &p.sha == sha).next_back();
+            let last = posted.iter().rfind(|p| p.host == host && &p.sha == sha);
             assert_eq!(last.map(|p| p.state.as_str()), Some("success"), "{host} {sha}");
         }
     }
