@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::build_url;
 use crate::{
-    model::{Build, Event, Params},
+    model::{Build, Event, Params, PullRequest},
     reports::report::AttemptEntry,
     store::Delivery,
     time::rfc3339,
@@ -40,6 +40,8 @@ pub struct BuildJson {
     pub scm_url: Option<String>,
     pub scm_branch: Option<String>,
     pub scm_sha: Option<String>,
+    /// The pull (merge) request it builds: number, branches, fork or not, link.
+    pub pull_request: Option<PullRequest>,
     pub parent_build: Option<i64>,
     pub log_size: Option<u64>,
     /// Why the build's report is incomplete: report storage failed past its retries.
@@ -71,6 +73,7 @@ impl From<&Build> for BuildJson {
             scm_url: b.scm.url.clone(),
             scm_branch: b.scm.branch.clone(),
             scm_sha: b.scm.sha.clone(),
+            pull_request: b.pull_request.clone(),
             parent_build: b.parent_build,
             log_size: b.log_size,
             report_error: b.report_error.clone(),

@@ -55,6 +55,17 @@ pub struct ScmConfig {
     /// Commit statuses on the Git host.
     #[serde(default)]
     pub statuses: Option<StatusConfig>,
+    /// Build pull (merge) requests whose target branch matches `branch`.
+    #[serde(default)]
+    pub pull_requests: bool,
+    /// A new commit on a pull request cancels that request's older queued or running
+    /// build.
+    #[serde(default = "yes")]
+    pub cancel_previous: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A checked sparky.yaml.

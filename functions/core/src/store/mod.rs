@@ -54,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0005_job_tokens.sql"),
     include_str!("sql/0006_sessions.sql"),
     include_str!("sql/0007_deliveries.sql"),
+    include_str!("sql/0008_pull_requests.sql"),
 ];
 
 /// How long a statement waits for another process's lock before giving up with `Busy`.
