@@ -16,6 +16,7 @@ mod lifecycle;
 mod multiprocess;
 mod polling;
 mod projects;
+mod pulls;
 mod reports;
 mod security;
 mod statuses;
