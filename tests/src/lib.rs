@@ -216,7 +216,7 @@ pub struct Reply {
 
 impl Api {
     pub fn new(base: &str) -> Self {
-        Api { base: base.trim_end_matches('/').to_string(), http: reqwest::Client::new() }
+        Api { base: base.trim_end_matches('/').to_string(), http: sparky_core::tls::client() }
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> Reply {

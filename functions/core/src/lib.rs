@@ -21,6 +21,7 @@
 //! - [`retention`]: `keep_builds`, pruning old builds with their reports.
 //! - `testing` (feature `testing`): a state on a temp root for in-process tests.
 //! - [`serve`]: serving a router on a listener, health and metrics routes, telemetry.
+//! - [`tls`]: the HTTP clients Sparky makes, HTTPS included.
 //! - [`lambda`]: serving a router through the AWS Lambda Runtime API instead.
 
 pub mod api;
@@ -45,6 +46,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
+pub mod tls;
 
 pub use config::Config;
 pub use ctx::Ctx;

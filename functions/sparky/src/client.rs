@@ -37,7 +37,7 @@ impl Server {
         let token = args.token.clone().or_else(|| {
             config.job_token.as_ref().or(config.api_token.as_ref()).map(|t| t.expose().to_string())
         });
-        Server { base: base.trim_end_matches('/').to_string(), token, http: reqwest::Client::new() }
+        Server { base: base.trim_end_matches('/').to_string(), token, http: sparky_core::tls::client() }
     }
 
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
