@@ -1,6 +1,7 @@
 //! The outbox: what lifecycle events make Sparky tell the outside world — commit
-//! statuses on Git hosts ([`status`]) — derived from the events table in commit order
-//! and delivered with retries ([`send`]).
+//! statuses on Git hosts ([`status`]), notifications of how builds end ([`notify`]) —
+//! derived from the events table in commit order and delivered with retries
+//! ([`send`]).
 //!
 //! Guarantees, across restarts and several processes on one database:
 //! - every event is read into deliveries once: the cursor (`outbox.after`) and the
@@ -20,17 +21,20 @@
 //! changes and every [`POLL`] otherwise, so the changes other processes make are read
 //! within that.
 
+pub mod notify;
 pub mod send;
 pub mod status;
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     Ctx,
     error::error_chain,
     hub::HubEvent,
+    model::Event,
     store::{NewDelivery, StoreError},
     time::now_ms,
 };
@@ -46,6 +50,27 @@ const EVENT_BATCH: u32 = 500;
 /// Deliveries claimed per round trip.
 const SEND_BATCH: u32 = 20;
 
+/// What a delivery sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Payload {
+    Status(status::StatusPost),
+    Webhook(notify::WebhookPost),
+    Slack(notify::SlackPost),
+}
+
+impl Payload {
+    /// The delivery to record for `event`.
+    fn delivery(&self, event: &Event, target: String) -> Option<NewDelivery> {
+        Some(NewDelivery {
+            event_id: event.id,
+            build_id: event.build_id,
+            target,
+            payload: serde_json::to_string(self).ok()?,
+        })
+    }
+}
+
 impl Ctx {
     /// Reads the events past the cursor into deliveries, then sends what is due.
     /// Returns how many deliveries were derived and how many settled.
@@ -57,7 +82,11 @@ impl Ctx {
             let Some(last) = events.last().map(|e| e.id) else { break };
             let mut deliveries: Vec<NewDelivery> = Vec::new();
             for event in &events {
-                deliveries.extend(status::derive(self, event).await);
+                let mut made: Vec<(String, Payload)> =
+                    status::derive(self, event).await.into_iter().collect();
+                made.extend(notify::derive(self, event).await);
+                deliveries
+                    .extend(made.into_iter().filter_map(|(target, payload)| payload.delivery(event, target)));
             }
             derived += self.store.derive_deliveries(from, last, deliveries, now_ms()).await?;
             if events.len() < EVENT_BATCH as usize {

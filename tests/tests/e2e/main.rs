@@ -14,6 +14,7 @@ mod knative;
 mod lambda;
 mod lifecycle;
 mod multiprocess;
+mod notify;
 mod polling;
 mod projects;
 mod pulls;

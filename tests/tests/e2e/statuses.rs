@@ -134,7 +134,7 @@ async fn every_build_of_a_pushed_commit_posts_its_statuses_on_github_gitlab_and_
         assert_eq!(p.repo, repo);
     }
     let page = api.get_text(&format!("/builds/{}", ids[0])).await.1;
-    assert!(page.contains("Commit statuses") && page.contains("posted (201 Created)"), "{page}");
+    assert!(page.contains("Statuses and notifications") && page.contains("posted (201 Created)"), "{page}");
 }
 
 #[tokio::test]

@@ -114,7 +114,7 @@ impl From<&Delivery> for DeliveryJson {
     fn from(d: &Delivery) -> Self {
         let says = serde_json::from_str::<serde_json::Value>(&d.payload)
             .ok()
-            .and_then(|p| p["state"].as_str().map(str::to_string));
+            .and_then(|p| p["state"].as_str().or(p["outcome"].as_str()).map(str::to_string));
         DeliveryJson {
             target: d.target.clone(),
             says,

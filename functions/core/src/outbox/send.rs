@@ -1,4 +1,5 @@
-//! Sending one delivery and telling what its answer means: sent, try again later
+//! Sending one delivery (a commit status, a webhook, a Slack message) and telling what
+//! its answer means: sent, try again later
 //! (failures on the way, rate limits), or failed for good (the host refused it).
 
 use std::time::Duration;
@@ -6,11 +7,16 @@ use std::time::Duration;
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
-use super::{MAX_ATTEMPTS, status::StatusPost};
+use super::{
+    MAX_ATTEMPTS, Payload,
+    notify::{BUILD_ENDED, SIGNATURE_HEADER, WebhookPost, signature},
+    status::StatusPost,
+};
 use crate::{
     Ctx,
     error::error_chain,
     project::statuses::GitHost,
+    secrets::Secret,
     store::{Delivery, Settle},
     time::now_ms,
 };
@@ -23,20 +29,63 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How much of a host's error message is kept.
 const MAX_REASON: usize = 300;
 
+/// What is being sent, for the outcomes' words.
+struct Sending {
+    /// `github`, `webhook`, `slack`...
+    who: String,
+    /// "the status", "the notification".
+    what: &'static str,
+    /// What was said when it went through: "github success posted".
+    said: String,
+    /// Where it goes, for "could not reach".
+    to: String,
+}
+
 /// Sends `delivery` once and says how it went.
 pub async fn send(ctx: &Ctx, delivery: &Delivery) -> Settle {
-    let post: StatusPost = match serde_json::from_str(&delivery.payload) {
-        Ok(post) => post,
+    let payload: Payload = match serde_json::from_str(&delivery.payload) {
+        Ok(payload) => payload,
         Err(e) => return Settle::Failed(format!("unreadable delivery ({e})")),
     };
-    let token = match ctx.projects.secrets().map(|dir| dir.values([post.token.as_str()])) {
-        Some(Ok(mut values)) => values.remove(&post.token),
-        _ => None,
+    let prepared = match &payload {
+        Payload::Status(post) => secret(ctx, &post.token).map(|token| {
+            let sending = Sending {
+                who: post.host.as_str().into(),
+                what: "the status",
+                said: format!("{} {} posted", post.host.as_str(), post.state),
+                to: post.api.clone(),
+            };
+            (request(ctx, post, token.expose()), sending)
+        }),
+        Payload::Webhook(post) => {
+            let key = match &post.secret {
+                Some(name) => secret(ctx, name).map(Some),
+                None => Ok(None),
+            };
+            key.map(|key| {
+                let sending = Sending {
+                    who: "webhook".into(),
+                    what: "the notification",
+                    said: format!("webhook notified ({})", post.outcome),
+                    to: post.url.clone(),
+                };
+                (webhook(ctx, post, key.as_ref().map(Secret::expose)), sending)
+            })
+        }
+        Payload::Slack(post) => secret(ctx, &post.url_secret).map(|url| {
+            let sending = Sending {
+                who: "slack".into(),
+                what: "the message",
+                said: format!("slack notified ({})", post.outcome),
+                to: "the Slack webhook".into(),
+            };
+            (ctx.http.post(url.expose()).json(&json!({ "text": post.text })), sending)
+        }),
     };
-    let Some(token) = token else {
-        return Settle::Failed(format!("the token secret {} is missing from the secrets folder", post.token));
+    let (request, sending) = match prepared {
+        Ok(prepared) => prepared,
+        Err(settle) => return settle,
     };
-    let request = request(ctx, &post, token.expose()).timeout(TIMEOUT);
     let retry = |outcome: String| {
         if delivery.attempts + 1 >= MAX_ATTEMPTS {
             Settle::Failed(format!("gave up after {MAX_ATTEMPTS} tries; the last: {outcome}"))
@@ -45,16 +94,19 @@ pub async fn send(ctx: &Ctx, delivery: &Delivery) -> Settle {
             Settle::Retry { at: now_ms() + wait.as_millis() as i64, outcome }
         }
     };
-    let response = match request.send().await {
+    let response = match request.timeout(TIMEOUT).send().await {
         Ok(response) => response,
-        Err(error) => return retry(format!("could not reach {}: {}", post.api, error_chain(&error))),
+        // The URL may hold a secret (Slack's): the error names `to`, not the request's URL.
+        Err(error) => {
+            return retry(format!("could not reach {}: {}", sending.to, error_chain(&error.without_url())));
+        }
     };
     let status = response.status();
     let headers = response.headers().clone();
     let body = response.text().await.unwrap_or_default();
     let said = format!("{status}{}", reason(&body).map(|r| format!(": {r}")).unwrap_or_default());
     if status.is_success() {
-        return Settle::Sent(format!("{} {} posted ({status})", post.host.as_str(), post.state));
+        return Settle::Sent(format!("{} ({status})", sending.said));
     }
     if let Some(until) = rate_limited(status, &headers) {
         return Settle::Held {
@@ -63,9 +115,36 @@ pub async fn send(ctx: &Ctx, delivery: &Delivery) -> Settle {
         };
     }
     if status.is_client_error() {
-        return Settle::Failed(format!("{} refused the status: {said}", post.host.as_str()));
+        return Settle::Failed(format!("{} refused {}: {said}", sending.who, sending.what));
     }
-    retry(format!("{} answered {said}", post.host.as_str()))
+    retry(format!("{} answered {said}", sending.who))
+}
+
+/// The value of the secret `name`, or the delivery's failure.
+fn secret(ctx: &Ctx, name: &str) -> Result<Secret, Settle> {
+    match ctx.projects.secrets().map(|dir| dir.values([name])) {
+        Some(Ok(mut values)) => values.remove(name),
+        _ => None,
+    }
+    .ok_or_else(|| Settle::Failed(format!("the secret {name} is missing from the secrets folder")))
+}
+
+/// A notification webhook: the build as JSON, a CloudEvent in binary mode, signed.
+fn webhook(ctx: &Ctx, post: &WebhookPost, key: Option<&str>) -> reqwest::RequestBuilder {
+    let mut request = ctx
+        .http
+        .post(&post.url)
+        .header("content-type", "application/json")
+        .header("user-agent", "sparky-ci")
+        .header("ce-specversion", "1.0")
+        .header("ce-type", BUILD_ENDED)
+        .header("ce-source", format!("/sparky/projects/{}", post.project))
+        .header("ce-id", format!("sparky-event-{}", post.event_id))
+        .header("ce-time", &post.time);
+    if let Some(key) = key {
+        request = request.header(SIGNATURE_HEADER, signature(key, post.body.as_bytes()));
+    }
+    request.body(post.body.clone())
 }
 
 /// The request that posts `post` on its host.

@@ -20,8 +20,9 @@ use crate::{
     api::build_url,
     model::{Build, BuildStatus, Event},
     project::statuses::{GitHost, StatusConfig},
-    store::NewDelivery,
 };
+
+use super::Payload;
 
 /// A commit status to post: everything but the token's value, which is read from the
 /// secrets folder when it is sent.
@@ -46,20 +47,15 @@ pub fn target(host: GitHost) -> String {
     format!("status:{}", host.as_str())
 }
 
-/// The commit status `event` means, if its project posts statuses and its build has a
-/// commit.
-pub async fn derive(ctx: &Ctx, event: &Event) -> Option<NewDelivery> {
+/// The commit status `event` means, and its target, if its project posts statuses
+/// and its build has a commit.
+pub async fn derive(ctx: &Ctx, event: &Event) -> Option<(String, Payload)> {
     let config = ctx.projects.get(&event.project).await.ok()??.config.ok()?;
     let scm = config.scm?;
     let statuses = scm.statuses?;
     let build = ctx.store.build(event.build_id).await.ok()??;
     let post = post(ctx, &statuses, &scm.url, &build, event)?;
-    Some(NewDelivery {
-        event_id: event.id,
-        build_id: event.build_id,
-        target: target(statuses.host),
-        payload: serde_json::to_string(&post).ok()?,
-    })
+    Some((target(statuses.host), Payload::Status(post)))
 }
 
 fn post(

@@ -272,13 +272,10 @@ impl Projects {
             let file = format!("projects/{}/sparky.yaml", project.name);
             if let Some(problem) = grants::missing(&config.secrets, known) {
                 project.config = Err(ProjectError { file, line: config.secrets_line, problem });
-            } else if let Some(token) =
-                config.scm.as_ref().and_then(|s| s.statuses.as_ref()).map(|s| &s.token)
-                && !known.contains(token)
+            } else if let Some(name) = config.named_secrets().into_iter().find(|name| !known.contains(*name))
             {
-                let problem = format!(
-                    "scm.statuses.token: {token} is not a secret Sparky has (no file {token} in its secrets folder)"
-                );
+                let problem =
+                    format!("{name} is not a secret Sparky has (no file {name} in its secrets folder)");
                 project.config = Err(ProjectError { file, line: None, problem });
             }
         }

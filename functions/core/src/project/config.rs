@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::{
     grants::{self, RawGrant, SecretGrant},
+    notify::{self, Notify, RawNotify},
     params::{Var, VarKind},
     statuses::StatusConfig,
     yaml_guard::{self, MAX_NESTING, MAX_VALUES, Refusal},
@@ -89,6 +90,8 @@ pub struct ProjectConfig {
     /// Secrets its jobs get (`secrets:`), and the line they are granted on.
     pub secrets: Vec<SecretGrant>,
     pub secrets_line: Option<usize>,
+    /// Who hears how its builds end.
+    pub notify: Vec<Notify>,
 }
 
 /// What sits at `job` beside sparky.yaml, as far as running it goes.
@@ -175,6 +178,8 @@ struct Raw {
     downstream: Vec<String>,
     #[serde(default)]
     secrets: Vec<RawGrant>,
+    #[serde(default)]
+    notify: Vec<RawNotify>,
 }
 
 #[derive(Deserialize)]
@@ -301,6 +306,7 @@ impl ProjectConfig {
             .map(|var| check_var(var).map_err(|problem| fail("vars", problem)))
             .collect::<Result<Vec<_>, _>>()?;
         let secrets = grants::check(raw.secrets).map_err(|problem| fail("secrets", problem))?;
+        let notify = notify::check(raw.notify).map_err(|problem| fail("notify", problem))?;
         for name in &raw.downstream {
             if !super::valid_name(name) {
                 return Err(fail("downstream", format!("downstream: {name:?} is not a project name")));
@@ -350,6 +356,7 @@ impl ProjectConfig {
             downstream: raw.downstream,
             secrets,
             secrets_line: line_of(source, "secrets"),
+            notify,
         })
     }
 }
@@ -411,6 +418,17 @@ fn line_of(source: &str, key: &str) -> Option<usize> {
         .lines()
         .position(|line| line.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(':')))
         .map(|i| i + 1)
+}
+
+impl ProjectConfig {
+    /// The secrets it names besides those it grants its jobs: the statuses' token,
+    /// notification secrets.
+    pub fn named_secrets(&self) -> Vec<&str> {
+        let mut names: Vec<&str> =
+            self.scm.iter().filter_map(|s| s.statuses.as_ref()).map(|s| s.token.as_str()).collect();
+        names.extend(self.notify.iter().flat_map(Notify::secrets));
+        names
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! - [`config`]: the `sparky.yaml` keys and their checks.
 //! - [`params`]: build parameters (`vars`) and how requests are checked against them.
 //! - [`grants`]: `secrets:`, the secrets a project's jobs get.
+//! - [`notify`]: `notify:`, who hears how builds end.
 //! - [`catalog`]: finding projects on disk, the cache of parsed configs, and the
 //!   example project.
 //! - [`statuses`]: `scm.statuses`, commit statuses on the project's Git host.
@@ -20,6 +21,7 @@ pub mod catalog;
 pub mod config;
 mod files;
 pub mod grants;
+pub mod notify;
 pub mod params;
 pub mod snapshot;
 pub mod statuses;

@@ -334,6 +334,29 @@ impl Store {
         .await
     }
 
+    /// How the build of `project` before `before` that last ended other than canceled
+    /// ended, if one did.
+    pub async fn previous_ending(
+        &self,
+        project: &str,
+        before: i64,
+    ) -> Result<Option<BuildStatus>, StoreError> {
+        let project = project.to_string();
+        self.call(move |conn| {
+            let status: Option<String> = conn
+                .prepare_cached(
+                    "SELECT status FROM builds WHERE project = ?1 AND id < ?2 \
+                     AND status IN ('succeeded', 'failed', 'timed_out', 'lost') ORDER BY id DESC LIMIT 1",
+                )?
+                .query_row(params![project, before], |r| r.get(0))
+                .optional()?;
+            status
+                .map(|s| s.parse().map_err(|e: crate::model::UnknownName| StoreError::Corrupt(e.to_string())))
+                .transpose()
+        })
+        .await
+    }
+
     /// Deletes the rows of builds whose reports and working directories are gone, with
     /// their events and deliveries.
     pub async fn delete_builds(&self, ids: Vec<i64>) -> Result<(), StoreError> {
