@@ -77,7 +77,7 @@ pub struct Server {
 
 impl Server {
     pub fn new(settings: Settings) -> Self {
-        Server { base: settings.server, token: settings.token, http: reqwest::Client::new() }
+        Server { base: settings.server, token: settings.token, http: sparky_core::tls::client() }
     }
 
     /// A request to `path` (which starts with `/`), carrying the token.

@@ -68,14 +68,10 @@ impl Settings {
 }
 
 fn check_server(url: &str) -> Result<String, Failure> {
-    if url.starts_with("https://") {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(Failure::Usage(format!(
-            "server {url}: this sparky speaks plain HTTP only; reach Sparky through an http:// URL \
-             (a port-forward, or a proxy inside the network)"
+            "server {url:?}: expected a URL like http://127.0.0.1:4000 or https://ci.example.com"
         )));
-    }
-    if !url.starts_with("http://") {
-        return Err(Failure::Usage(format!("server {url:?}: expected a URL like http://127.0.0.1:4000")));
     }
     Ok(url.trim_end_matches('/').to_string())
 }
@@ -194,7 +190,9 @@ mod tests {
 
         let bare = Config::for_root(dir.path());
         assert_eq!(resolve(&bare, &none), Settings { server: "http://127.0.0.1:4000".into(), token: None });
-        let https = ClientArgs { server: Some("https://ci".into()), ..ClientArgs::default() };
-        assert!(matches!(Settings::resolve(&bare, &https), Err(Failure::Usage(_))));
+        let https = ClientArgs { server: Some("https://ci/".into()), ..ClientArgs::default() };
+        assert_eq!(resolve(&bare, &https).server, "https://ci");
+        let ftp = ClientArgs { server: Some("ftp://ci".into()), ..ClientArgs::default() };
+        assert!(matches!(Settings::resolve(&bare, &ftp), Err(Failure::Usage(_))));
     }
 }
