@@ -59,4 +59,18 @@ impl Repo {
     pub fn tag(&self, name: &str) {
         git(&self.path, &["tag", name]);
     }
+
+    /// `git init --bare` at `path`: a repository to push to, as a Git host keeps one.
+    pub fn bare(path: &Path) -> Repo {
+        std::fs::create_dir_all(path).expect("bare dir");
+        git(path, &["init", "-q", "--bare", "-b", "main"]);
+        Repo { path: path.to_path_buf() }
+    }
+
+    /// Pushes `rev` of this repository to `remote_ref` of the repository at `remote`
+    /// (forced), as a host does when it publishes a pull request's head.
+    pub fn push_to(&self, remote: &Path, rev: &str, remote_ref: &str) {
+        let remote = remote.display().to_string();
+        git(&self.path, &["push", "-q", "-f", &remote, &format!("{rev}:{remote_ref}")]);
+    }
 }

@@ -140,7 +140,7 @@ impl KnativeCluster {
             .with_context(|| format!("PingSource {name} sinks to unknown {service}"))?;
         let url = format!("http://127.0.0.1:{port}{}", sink["uri"].as_str().unwrap_or(""));
         let namespace = source["metadata"]["namespace"].as_str().unwrap_or_default();
-        let reply = reqwest::Client::new()
+        let reply = sparky_core::tls::client()
             .post(url)
             .header("ce-specversion", "1.0")
             .header("ce-type", "dev.knative.sources.ping")
@@ -298,7 +298,7 @@ async fn ingress(
 }
 
 async fn deliver(route: &Route, headers: &HeaderMap, body: Bytes) -> Delivery {
-    let client = reqwest::Client::new();
+    let client = sparky_core::tls::client();
     let mut attempts = 0;
     loop {
         attempts += 1;

@@ -8,6 +8,7 @@
 //!   PingSources standing in for Knative Eventing's.
 //! - [`lambda_runtime`]: a local AWS Lambda Runtime API endpoint.
 //! - [`biglog`]: a job that prints a lot, and checking its stored log.
+//! - [`githost`]: GitHub's, GitLab's and Gitea's commit-status APIs, checked.
 //! - [`moto`]: a real S3-compatible server process (`moto_server`) for the S3 tests.
 //! - [`strict_s3`]: a proxy in front of it that rejects the SDK's newer checksums.
 //! - `tests/e2e/`: the end-to-end tests, one module per area.
@@ -16,6 +17,7 @@
 pub mod biglog;
 pub mod faults;
 pub mod git;
+pub mod githost;
 pub mod knative;
 pub mod lambda_runtime;
 pub mod manifests;
@@ -214,7 +216,7 @@ pub struct Reply {
 
 impl Api {
     pub fn new(base: &str) -> Self {
-        Api { base: base.trim_end_matches('/').to_string(), http: reqwest::Client::new() }
+        Api { base: base.trim_end_matches('/').to_string(), http: sparky_core::tls::client() }
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> Reply {

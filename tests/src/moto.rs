@@ -90,7 +90,7 @@ impl Moto {
 
     /// Creates a bucket (moto takes unsigned requests).
     pub async fn create_bucket(&self, bucket: &str) {
-        let response = reqwest::Client::new()
+        let response = sparky_core::tls::client()
             .put(format!("{}/{bucket}", self.endpoint()))
             .send()
             .await

@@ -36,8 +36,11 @@ impl StrictS3 {
     /// Starts the proxy on a free port in front of `upstream` (e.g. a moto endpoint).
     pub async fn start(upstream: &str) -> StrictS3 {
         let refused = Refused::default();
-        let state =
-            Upstream { base: upstream.to_string(), http: reqwest::Client::new(), refused: refused.clone() };
+        let state = Upstream {
+            base: upstream.to_string(),
+            http: sparky_core::tls::client(),
+            refused: refused.clone(),
+        };
         let app = Router::new().fallback(forward).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let endpoint = format!("http://{}", listener.local_addr().expect("address"));

@@ -55,7 +55,7 @@ impl Driver {
         let driver = Driver {
             process,
             base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
+            http: sparky_core::tls::client(),
             profiles,
         };
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -34,6 +34,8 @@
 //! | `SPARKY_LOG_FORMAT` | `text` or `json` | `text` |
 //! | `RUST_LOG` | log filter (read by the tracing subscriber) | `info` |
 //! | `SPARKY_API`, `SPARKY_TOKEN` | inside a job: Sparky's URL and the build's job token, which the `sparky` command line uses when no `--server` and `--token` are given | none |
+//! | `SPARKY_SERVER` | the `sparky` command line's server, ahead of `SPARKY_API` (its token: `SPARKY_TOKEN`, else `SPARKY_API_TOKEN`) | none |
+//! | `XDG_CONFIG_HOME` | where the command line's settings file is: `$XDG_CONFIG_HOME/sparky/cli.toml` | `$HOME/.config` |
 //! | `HOSTNAME` | names this instance in build leases | pid |
 //! | `PATH`, `HOME`, `LANG`, `LC_*`, `TZ`, `USER`, `SHELL`, `TMPDIR` | passed on to jobs (the only variables of Sparky's own environment that are) | `PATH=/usr/local/bin:/usr/bin:/bin` |
 //! | `AWS_LAMBDA_RUNTIME_API` | when set, `sparky serve` takes requests from this Lambda Runtime API instead of a port (`lambda_http` reads it and the other `AWS_LAMBDA_*` variables itself) | none |
@@ -113,6 +115,10 @@ pub struct Config {
     /// `SPARKY_TOKEN`).
     pub job_api: Option<String>,
     pub job_token: Option<Secret>,
+    /// The command line's server (`SPARKY_SERVER`), ahead of `job_api`.
+    pub cli_server: Option<String>,
+    /// The command line's settings file, if there is a home to put it in.
+    pub cli_settings: Option<PathBuf>,
     /// Reads need a session or a token too.
     pub private: bool,
     /// What of Sparky's own environment jobs get: [`JOB_ENV`] and `LC_*`, nothing else.
@@ -152,6 +158,8 @@ impl Config {
             self_tick: false,
             job_api: None,
             job_token: None,
+            cli_server: None,
+            cli_settings: None,
             private: false,
             job_env: [("PATH".to_string(), DEFAULT_PATH.to_string())].into(),
             lambda_runtime_api: None,
@@ -246,6 +254,11 @@ impl Config {
         }
         config.job_api = get("SPARKY_API").map(trim_slash);
         config.job_token = get("SPARKY_TOKEN").map(Secret::new);
+        config.cli_server = get("SPARKY_SERVER").map(trim_slash);
+        config.cli_settings = get("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| get("HOME").map(|home| PathBuf::from(home).join(".config")))
+            .map(|dir| dir.join("sparky").join("cli.toml"));
         config.job_env.extend(
             vars.iter()
                 .filter(|(k, v)| (JOB_ENV.contains(&k.as_str()) || k.starts_with("LC_")) && !v.is_empty())
@@ -369,6 +382,7 @@ mod tests {
         assert_eq!(c.job_env.get("PATH").map(String::as_str), Some(DEFAULT_PATH));
         assert_eq!(c.reports_dir(), PathBuf::from("/srv/sparky/reports"));
         assert_eq!(c.secrets_dir(), PathBuf::from("/srv/sparky/secrets"));
+        assert_eq!(c.cli_settings, None, "no home, no settings file");
         assert_eq!(c.listen, "127.0.0.1:4000");
     }
 
@@ -386,6 +400,17 @@ mod tests {
         let names: Vec<&str> = c.job_env.keys().map(String::as_str).collect();
         assert_eq!(names, ["HOME", "LC_ALL", "PATH"]);
         assert_eq!(c.job_env["PATH"], "/opt/bin:/usr/bin");
+    }
+
+    #[test]
+    fn finds_the_command_lines_settings() {
+        let c = Config::from_vars(vars(&[("HOME", "/home/ci"), ("SPARKY_SERVER", "https://ci.example/")]))
+            .expect("valid config");
+        assert_eq!(c.cli_settings, Some(PathBuf::from("/home/ci/.config/sparky/cli.toml")));
+        assert_eq!(c.cli_server.as_deref(), Some("https://ci.example"));
+        let c = Config::from_vars(vars(&[("HOME", "/home/ci"), ("XDG_CONFIG_HOME", "/etc/xdg")]))
+            .expect("valid config");
+        assert_eq!(c.cli_settings, Some(PathBuf::from("/etc/xdg/sparky/cli.toml")));
     }
 
     #[test]

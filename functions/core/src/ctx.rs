@@ -144,7 +144,7 @@ impl Ctx {
             reports,
             hub: Hub::default(),
             dispatch,
-            http: reqwest::Client::new(),
+            http: crate::tls::client(),
             shutdown,
             hand_back: CancellationToken::new(),
             builds: TaskTracker::new(),

@@ -13,6 +13,7 @@
 //! - [`ctx`]: the state every function receives, and the links between functions
 //!   (poking dispatch, delivering a build to run).
 //! - [`lifecycle`]: every change of a build's status, and what must follow each one.
+//! - [`outbox`]: commit statuses on Git hosts, driven by the lifecycle's events.
 //! - [`runner`]: what a runner takes with a build, and dispatch's runner API's shapes.
 //! - [`events`]: CloudEvents as Knative delivers them.
 //! - [`hub`]: in-process notifications (log grew, status changed, cancel asked).
@@ -20,6 +21,7 @@
 //! - [`retention`]: `keep_builds`, pruning old builds with their reports.
 //! - `testing` (feature `testing`): a state on a temp root for in-process tests.
 //! - [`serve`]: serving a router on a listener, health and metrics routes, telemetry.
+//! - [`tls`]: the HTTP clients Sparky makes, HTTPS included.
 //! - [`lambda`]: serving a router through the AWS Lambda Runtime API instead.
 
 pub mod api;
@@ -32,6 +34,7 @@ pub mod hub;
 pub mod lambda;
 pub mod lifecycle;
 pub mod model;
+pub mod outbox;
 pub mod project;
 pub mod repo;
 pub mod reports;
@@ -43,6 +46,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
+pub mod tls;
 
 pub use config::Config;
 pub use ctx::Ctx;

@@ -164,6 +164,25 @@ pub struct Build {
     pub chain: Vec<String>,
     /// Why its report (log, artifacts, `report.json`) is incomplete, if it is.
     pub report_error: Option<String>,
+    /// The pull (merge) request it builds, if it does.
+    pub pull_request: Option<PullRequest>,
+}
+
+/// A pull request (a merge request on GitLab) a build is for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequest {
+    /// Its number on the host (GitLab's `iid`).
+    pub number: u64,
+    pub source_branch: String,
+    pub target_branch: String,
+    /// The ref its head commit is fetched from in the target repository
+    /// (`refs/pull/N/head`, `refs/merge-requests/N/head`).
+    pub head_ref: String,
+    /// Whether it comes from another repository (a fork): its builds get only the
+    /// secrets marked `forks: true`.
+    pub fork: bool,
+    /// Its page on the host, when the payload gives one.
+    pub url: Option<String>,
 }
 
 /// Why a build's status changed, as the lifecycle's events record it.
@@ -338,6 +357,7 @@ pub struct NewBuild {
     pub idempotency_key: Option<String>,
     /// For downstream builds: the projects of the chain so far.
     pub chain: Vec<String>,
+    pub pull_request: Option<PullRequest>,
 }
 
 impl NewBuild {

@@ -45,18 +45,22 @@ impl Ctx {
                 config: Err(ProjectError { file, line: None, problem }),
             })
         });
+        let from_fork = build.pull_request.as_ref().is_some_and(|p| p.fork);
         let secrets = match project.as_ref().map(|p| &p.config) {
-            Some(Ok(config)) => self.granted_secrets(config).await,
+            Some(Ok(config)) => self.granted_secrets(config, from_fork).await,
             _ => Ok(BTreeMap::new()),
         };
         Ok(Some(Assignment { build, token, project, secrets }))
     }
 
-    /// The values of the secrets granted to a project, from the secrets folder.
-    async fn granted_secrets(&self, config: &ProjectConfig) -> Result<BTreeMap<String, Secret>, String> {
-        // Pull requests from forks (which get only secrets marked `forks: true`) are not
-        // built yet: every build is the project's own.
-        let names: Vec<String> = grants::for_build(&config.secrets, false).map(str::to_string).collect();
+    /// The values of the secrets granted to a project, from the secrets folder; for a
+    /// pull request from a fork only those marked `forks: true`.
+    async fn granted_secrets(
+        &self,
+        config: &ProjectConfig,
+        from_fork: bool,
+    ) -> Result<BTreeMap<String, Secret>, String> {
+        let names: Vec<String> = grants::for_build(&config.secrets, from_fork).map(str::to_string).collect();
         if names.is_empty() {
             return Ok(BTreeMap::new());
         }

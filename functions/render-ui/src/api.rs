@@ -72,7 +72,8 @@ pub async fn build(State(ctx): State<Ctx>, Path(id): Path<String>) -> Result<Jso
     let id = query::build_id(&id)?;
     let build = ctx.store.build(id).await?.ok_or_else(|| query::no_build(id))?;
     let events = ctx.store.build_events(id).await?;
-    Ok(Json(BuildJson::with_attempts(&build, &events)))
+    let deliveries = ctx.store.build_deliveries(build.id).await?;
+    Ok(Json(BuildJson::with_history(&build, &events, &deliveries)))
 }
 
 /// `GET /api/v1/events?after=N&limit=M`: the lifecycle's events with ids above `after`

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sparky_core::{
-    model::{Attempt, Build, Reason},
+    model::{Attempt, Build, PullRequest, Reason},
     time::{human_duration, rfc3339},
 };
 
@@ -55,6 +55,8 @@ pub struct BuildView {
     pub parent_build: Option<i64>,
     /// Why the build's report is incomplete (storage failed past its retries).
     pub report_error: Option<String>,
+    /// The pull request it builds, if any.
+    pub pull_request: Option<PullRequest>,
 }
 
 impl BuildView {
@@ -85,6 +87,7 @@ impl BuildView {
             scm_sha: build.scm.sha.clone(),
             parent_build: build.parent_build,
             report_error: build.report_error.clone(),
+            pull_request: build.pull_request.clone(),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Checking out a build's commit before its script runs. A build with `SCM_URL` gets its
-//! repository in the workspace: `SCM_SHA` if known (fetched alone and shallow where the
-//! remote allows, else with the branches), otherwise the head of `SCM_BRANCH` (or of
-//! the remote's default branch). The checkout runs as a step of the build — its output
+//! repository in the workspace: a pull request's head from its ref in the target
+//! repository (`SCM_FETCH_REF`: `refs/pull/N/head`, `refs/merge-requests/N/head`),
+//! else `SCM_SHA` if known (fetched alone and shallow where the remote allows, else with
+//! the branches), otherwise the head of `SCM_BRANCH` (or of the remote's default
+//! branch). The checkout runs as a step of the build — its output
 //! in the log, under the build's timeout and cancel — and a failed checkout fails the
 //! build before its script starts.
 
@@ -21,14 +23,17 @@ pub fn target(build: &Build, config: &ProjectConfig) -> Option<ScmRef> {
     Some(ScmRef { url: Some(scm.url.clone()), branch, sha: None })
 }
 
-/// The checkout step's script; it reads `SCM_URL`, `SCM_BRANCH` and `SCM_SHA` from its
-/// environment and ends by printing the commit it checked out.
+/// The checkout step's script; it reads `SCM_URL`, `SCM_BRANCH`, `SCM_SHA` and
+/// `SCM_FETCH_REF` from its environment and ends by printing the commit it checked out.
 pub const SCRIPT: &str = r#"
 say() { echo "[sparky] $*"; }
 say "checking out $SCM_URL at ${SCM_SHA:-${SCM_BRANCH:-the default branch}}"
 git init -q .
 git remote add origin "$SCM_URL"
-if [ -n "${SCM_SHA:-}" ]; then
+if [ -n "${SCM_FETCH_REF:-}" ]; then
+  git fetch -q origin "+$SCM_FETCH_REF:refs/remotes/origin/sparky-head"
+  git -c advice.detachedHead=false checkout -q "${SCM_SHA:-refs/remotes/origin/sparky-head}"
+elif [ -n "${SCM_SHA:-}" ]; then
   if ! git fetch -q --depth 1 origin "$SCM_SHA" 2>/dev/null; then
     say "the remote does not serve single commits; fetching its branches and tags"
     git fetch -q --tags origin '+refs/heads/*:refs/remotes/origin/*'

@@ -27,7 +27,7 @@ use sparky_core::{
 use crate::{
     backend::{Backend, BackendError},
     checkout,
-    job::{self, BuildDirs},
+    job::{self, BuildDirs, JobEnv},
     record::{self, Outcome},
     supervise::{Ending, Stop, Watch, supervise},
 };
@@ -145,10 +145,15 @@ async fn run_job(
                 env.vars.insert(name.into(), value.clone());
             }
         }
-        let step = match job::spawn_script(&dirs.checkout_script, checkout::SCRIPT, &dirs, &env).await {
-            Ok(step) => step,
-            Err(e) => return Some(Outcome::failed(format!("could not start the checkout: {e}"))),
-        };
+        let mut checkout_env = JobEnv { vars: env.vars.clone() };
+        if let Some(pull) = &build.pull_request {
+            checkout_env.vars.insert("SCM_FETCH_REF".into(), pull.head_ref.clone());
+        }
+        let step =
+            match job::spawn_script(&dirs.checkout_script, checkout::SCRIPT, &dirs, &checkout_env).await {
+                Ok(step) => step,
+                Err(e) => return Some(Outcome::failed(format!("could not start the checkout: {e}"))),
+            };
         let checked = outcome(supervise(watch(config.timeout), step, log).await, config.timeout)?;
         match checked.status {
             BuildStatus::Succeeded => {}

@@ -68,7 +68,8 @@ impl BuildDirs {
 }
 
 /// The environment a job gets, whole: the allowlisted part of Sparky's own
-/// (`PATH`, `HOME`, `LANG`, `LC_*`, ...), `SPARKY_*`, `SCM_*` where known, the project's
+/// (`PATH`, `HOME`, `LANG`, `LC_*`, ...), `SPARKY_*`, `SCM_*` where known (a pull
+/// request's number and branches too), the project's
 /// `env`, its parameters (which win over `env`), and last the values of the secrets
 /// granted to it. Nothing of Sparky's configuration: no API token, no credentials.
 pub fn job_env(
@@ -100,6 +101,11 @@ pub fn job_env(
         if let Some(value) = value {
             set(name, value);
         }
+    }
+    if let Some(pull) = &build.pull_request {
+        set("SPARKY_PULL_REQUEST", &pull.number.to_string());
+        set("SCM_SOURCE_BRANCH", &pull.source_branch);
+        set("SCM_TARGET_BRANCH", &pull.target_branch);
     }
     env.extend(config.env.clone());
     env.extend(build.params.clone());

@@ -59,7 +59,7 @@ enum Retry {
 
 impl RemoteBackend {
     pub fn new(ctx: Ctx, dispatch_url: &str, token: Secret) -> Self {
-        RemoteBackend { ctx, http: reqwest::Client::new(), dispatch_url: dispatch_url.into(), token }
+        RemoteBackend { ctx, http: sparky_core::tls::client(), dispatch_url: dispatch_url.into(), token }
     }
 
     async fn call<T: DeserializeOwned>(

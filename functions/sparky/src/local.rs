@@ -90,6 +90,7 @@ pub async fn run(
 
     let ticker = tokio::spawn(tick::run_minute_ticker(Ticker::new(ctx.clone())));
     let inbox = tokio::spawn(tick::run_inbox_scanner(ctx.clone()));
+    let outbox = tokio::spawn(sparky_core::outbox::run_loop(ctx.clone(), shutdown.clone()));
 
     println!("Sparky is up on http://{addr} (state in {})", root.display());
     tracing::info!(%addr, root = %root.display(), "sparky up");
@@ -98,6 +99,7 @@ pub async fn run(
     dispatcher.await.context("the dispatch loop panicked")?;
     ticker.await.context("the minute ticker panicked")?;
     inbox.await.context("the inbox scanner panicked")?;
+    outbox.await.context("the outbox panicked")?;
     builds.close();
     builds.wait().await;
     tracing::info!("stopped");

@@ -115,7 +115,7 @@ async fn open(
     let passes = Arc::new(Passes::default());
     let poke: Arc<dyn Poke> = match (&config.dispatch_url, function) {
         (_, Function::Dispatch) => passes.clone(),
-        (Some(url), _) => Arc::new(HttpPoke::new(url, reqwest::Client::new(), &source)),
+        (Some(url), _) => Arc::new(HttpPoke::new(url, sparky_core::tls::client(), &source)),
         (None, _) => {
             if matches!(function, Function::Trigger | Function::Run) {
                 tracing::warn!("SPARKY_DISPATCH_URL is not set: builds wait for dispatch's next sweep");
@@ -154,7 +154,8 @@ async fn open(
             };
             let deliver = Arc::new(HttpDeliver::new(ctx.clone(), &run_url));
             let tick = self_tick.then(|| passes::tick_for(ctx.config.lease));
-            tokio::spawn(passes::run_loop(ctx.clone(), deliver, passes.clone(), tick, shutdown));
+            tokio::spawn(passes::run_loop(ctx.clone(), deliver, passes.clone(), tick, shutdown.clone()));
+            tokio::spawn(sparky_core::outbox::run_loop(ctx.clone(), shutdown));
             sparky_dispatch::router(Dispatcher { ctx: ctx.clone(), passes })
         }
         Function::Run => {

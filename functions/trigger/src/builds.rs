@@ -3,6 +3,8 @@
 //! browser posted that is refused goes back to the page it came from (the project's,
 //! or the build's) with `?refused=<why>`, which that page shows.
 
+use std::collections::BTreeMap;
+
 use axum::{
     Json,
     body::Body,
@@ -14,7 +16,7 @@ use serde_json::json;
 use sparky_core::{
     Ctx,
     api::{self, ApiError, BuildJson, Caller, build_url},
-    model::{Build, NewBuild, TriggerKind},
+    model::{Build, NewBuild, Params, TriggerKind},
     project::{Project, ProjectConfig, params},
     store::{CancelOutcome, Inserted},
 };
@@ -103,8 +105,9 @@ async fn cancel_build(ctx: &Ctx, id: &str, headers: &HeaderMap, body: Body) -> R
         .into_response())
 }
 
-/// `POST /api/v1/builds/{id}/rebuild`: a new build of the same project with the
-/// same parameters.
+/// `POST /api/v1/builds/{id}/rebuild`: a new build of the same project and commit,
+/// with the same parameters except those the request gives (`{"params": {...},
+/// "description": "..."}`, or no body at all).
 #[tracing::instrument(skip_all, fields(build_id = %id))]
 pub async fn rebuild(
     State(ctx): State<Ctx>,
@@ -118,30 +121,51 @@ pub async fn rebuild(
 
 async fn rebuild_build(ctx: &Ctx, id: &str, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let id = api::build_id(id)?;
-    let request = read_action(headers, body).await?;
+    let request = request::read(headers, body).await?;
     caller(ctx, headers, &request).await?.may_change(ctx)?;
     let key = request::idempotency_key(headers)?;
     let old: Build = ctx.store.build(id).await?.ok_or_else(|| api::no_build(id))?;
     let project = ctx.projects.get(&old.project).await?.ok_or_else(|| unknown_project(&old.project))?;
     let config = manual_runs_allowed(&project)?;
-    // The same parameters, checked against the project's `vars` as they are now (and
-    // any added since taking their defaults).
-    let same = old.params.iter().map(|(k, v)| (k.clone(), params::ParamValue::Text(v.clone()))).collect();
-    let params = params::resolve(&config.vars, same).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "{e} (build {id}'s parameters no longer fit the project's vars; trigger a new build instead)"
-        ))
-    })?;
+    let params = rebuild_params(&config.vars, &old, request.params)?;
     let new = NewBuild {
         project: old.project.clone(),
         trigger: Some(TriggerKind::Rebuild),
         params,
-        description: Some(format!("Rebuild of #{id}")),
+        description: request.description.or_else(|| Some(format!("Rebuild of #{id}"))),
         scm: old.scm.clone(),
         idempotency_key: key,
         ..NewBuild::default()
     };
     Ok(created(queue_once(ctx, new).await?, request.from_form))
+}
+
+/// The earlier build's parameters with `given` in place of the same names, checked
+/// against the project's `vars` as they are now (those added since take their
+/// defaults). A bad value is a 400 naming the field; one of the earlier build's that
+/// no longer fits says so.
+fn rebuild_params(
+    vars: &[params::Var],
+    old: &Build,
+    given: BTreeMap<String, params::ParamValue>,
+) -> Result<Params, ApiError> {
+    let mut merged: BTreeMap<String, params::ParamValue> =
+        old.params.iter().map(|(k, v)| (k.clone(), params::ParamValue::Text(v.clone()))).collect();
+    let overridden: Vec<String> = given.keys().cloned().collect();
+    merged.extend(given);
+    params::resolve(vars, merged).map_err(|e| {
+        let id = old.id;
+        let hint = if overridden.contains(&e.field) {
+            String::new()
+        } else if vars.iter().any(|v| v.name == e.field) {
+            format!(" (build {id}'s value no longer fits the project's vars; give another)")
+        } else {
+            format!(
+                " (build {id}'s parameters no longer fit the project's vars; trigger a new build instead)"
+            )
+        };
+        ApiError::BadRequest(format!("{e}{hint}"))
+    })
 }
 
 /// Queues `new`; the same Idempotency-Key again gets the first build, unless it asked
@@ -156,7 +180,7 @@ async fn queue_once(ctx: &Ctx, new: NewBuild) -> Result<Inserted, ApiError> {
     Ok(inserted)
 }
 
-/// Cancel and rebuild take no parameters; a form may carry the token.
+/// Cancel takes no parameters; a form may carry the token.
 async fn read_action(headers: &HeaderMap, body: Body) -> Result<TriggerRequest, ApiError> {
     let request = request::read(headers, body).await?;
     if let Some(name) = request.params.keys().next() {

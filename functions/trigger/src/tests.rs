@@ -283,3 +283,110 @@ async fn a_logged_in_persons_form_needs_the_sessions_form_token() {
     let (status, _, _) = h.post("/api/v1/projects/app/builds", &[form], "_csrf=form-token").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_rebuild_may_change_some_params_and_its_description() {
+    let h = harness(|_| {}).await;
+    h.project(
+        "app",
+        "script: echo\nvars:\n  - { name: target, type: select, values: [staging, prod] }\n  - { name: note }\n",
+    );
+    let (status, _, _) = h
+        .post("/api/v1/projects/app/builds", &[JSON], r#"{"params": {"target": "prod", "note": "first"}}"#)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (status, headers, body) = h
+        .post("/api/v1/builds/1/rebuild", &[JSON], r#"{"params": {"note": "again"}, "description": "retry"}"#)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(headers[header::LOCATION], "/builds/2");
+    let rebuilt = h.ctx.store.build(2).await.expect("read").expect("stored");
+    assert_eq!(rebuilt.params.get("target").map(String::as_str), Some("prod"), "kept");
+    assert_eq!(rebuilt.params.get("note").map(String::as_str), Some("again"), "given");
+    assert_eq!(rebuilt.description.as_deref(), Some("retry"));
+    assert_eq!(rebuilt.trigger.as_str(), "rebuild");
+
+    let (status, _, _) = h.post("/api/v1/builds/1/rebuild", &[JSON], "{}").await;
+    assert_eq!(status, StatusCode::CREATED, "an empty object is no change");
+    let plain = h.ctx.store.build(3).await.expect("read").expect("stored");
+    assert_eq!(plain.params.get("note").map(String::as_str), Some("first"));
+    assert_eq!(plain.description.as_deref(), Some("Rebuild of #1"));
+
+    let cases: &[(&str, StatusCode, &str)] = &[
+        (r#"{"params": {"target": "moon"}}"#, StatusCode::BAD_REQUEST, "params.target"),
+        (r#"{"params": {"color": "red"}}"#, StatusCode::BAD_REQUEST, "params.color"),
+        (r#"{"params": {"note": ["a"]}}"#, StatusCode::BAD_REQUEST, "params.note"),
+        (r#"{"params": "#, StatusCode::BAD_REQUEST, "malformed JSON"),
+        (r#"{"parms": {}}"#, StatusCode::BAD_REQUEST, "unknown field `parms`"),
+    ];
+    for (body, expected, message) in cases {
+        let (status, _, json) = h.post("/api/v1/builds/1/rebuild", &[JSON], *body).await;
+        assert_eq!(status, *expected, "{body}: {json}");
+        let error = json["error"].as_str().unwrap_or_default();
+        assert!(error.contains(message), "{body}: {error}");
+    }
+    let huge = format!("{{\"description\": \"{}\"}}", "x".repeat(1024 * 1024));
+    let (status, _, _) = h.post("/api/v1/builds/1/rebuild", &[JSON], huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(h.ctx.store.live_builds().await.expect("live").len(), 3, "refusals queued nothing");
+
+    // A value of the earlier build that the project no longer offers may be replaced.
+    h.project("app", "script: echo\nvars:\n  - { name: target, type: select, values: [staging, qa] }\n  - { name: note }\n");
+    let (status, _, json) = h.post("/api/v1/builds/1/rebuild", &[], "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        json["error"].as_str().is_some_and(|e| e.contains("params.target") && e.contains("give another")),
+        "{json}"
+    );
+    let (status, _, json) =
+        h.post("/api/v1/builds/1/rebuild", &[JSON], r#"{"params": {"target": "qa"}}"#).await;
+    assert_eq!(status, StatusCode::CREATED, "{json}");
+}
+
+#[tokio::test]
+async fn who_may_rebuild_with_params() {
+    use sparky_core::{secrets::token_hash, store::Session, time::now_ms};
+    let h = harness(|c| c.api_token = Some(Secret::new("admin"))).await;
+    h.project("app", "script: echo\nvars: [{ name: N, default: '1' }]\n");
+    let admin = ("authorization", "Bearer admin");
+    let (status, _, _) = h.post("/api/v1/projects/app/builds", &[admin], "").await;
+    assert_eq!(status, StatusCode::CREATED);
+    let body = r#"{"params": {"N": "2"}}"#;
+    let (status, _, _) = h.post("/api/v1/builds/1/rebuild", &[JSON], body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no token");
+    let (status, _, _) =
+        h.post("/api/v1/builds/1/rebuild", &[JSON, ("authorization", "Bearer no")], body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a wrong token");
+
+    // A running build's job token may trigger, not rebuild.
+    let limits = sparky_core::store::Limits { global: 1, concurrency: [("app".to_string(), 1)].into() };
+    h.ctx.claim_builds(limits).await.expect("claim");
+    let started = h.ctx.start_build(1, &h.ctx.config.instance).await.expect("start").expect("running");
+    let job = format!("Bearer {}", started.token.expose());
+    let (status, _, json) =
+        h.post("/api/v1/builds/1/rebuild", &[JSON, ("authorization", job.as_str())], body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{json}");
+
+    let (status, _, _) = h.post("/api/v1/builds/1/rebuild", &[JSON, admin], body).await;
+    assert_eq!(status, StatusCode::CREATED, "the admin");
+    let rebuilt = h.ctx.store.build(2).await.expect("read").expect("stored");
+    assert_eq!(rebuilt.params.get("N").map(String::as_str), Some("2"));
+
+    let session = Session {
+        id_hash: token_hash("cookie-value"),
+        csrf: "form-token".into(),
+        expires_at: now_ms() + 60_000,
+    };
+    h.ctx.store.create_session(session, now_ms()).await.expect("session");
+    let cookie = ("cookie", "sparky_session=cookie-value");
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let (status, _, _) = h.post("/api/v1/builds/1/rebuild", &[cookie, form], "N=3").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a person's form without its form token");
+    let (status, headers, _) =
+        h.post("/api/v1/builds/1/rebuild", &[cookie, form], "N=3&_csrf=form-token").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/builds/3");
+    let rebuilt = h.ctx.store.build(3).await.expect("read").expect("stored");
+    assert_eq!(rebuilt.params.get("N").map(String::as_str), Some("3"));
+}

@@ -22,7 +22,11 @@ pub struct Attempt {
 
 /// An HTTP client for the benchmarks: no proxies, a bound on each request.
 pub fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(timeout).build().unwrap_or_else(|_| reqwest::Client::new())
+    sparky_core::tls::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .build()
+        .unwrap_or_else(|_| sparky_core::tls::client())
 }
 
 /// `POST {trigger}/api/v1/projects/{project}/builds` with `Idempotency-Key: key`, once.

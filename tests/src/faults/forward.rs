@@ -51,7 +51,7 @@ const FIND_TARGET: Duration = Duration::from_secs(5);
 impl Forwarder {
     /// Serves on `127.0.0.1:0`, forwarding to `targets` (base URLs).
     pub async fn start(targets: Vec<String>) -> anyhow::Result<Forwarder> {
-        let http = reqwest::Client::builder()
+        let http = sparky_core::tls::builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(1))
             // A fresh connection per request, as a Broker's delivery makes: a pooled one

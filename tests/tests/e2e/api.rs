@@ -197,6 +197,23 @@ async fn a_rebuild_checks_the_old_parameters_against_the_vars_of_now() {
     assert_eq!(refused.status, 400, "{}", refused.json);
     let error = refused.json["error"].as_str().unwrap_or_default();
     assert!(error.contains("params.t") && error.contains("no longer fit"), "{error}");
+    // Given anew, the parameter fits; a value the project doesn't offer, or a body that
+    // isn't JSON, is refused.
+    let rebuild = format!("/api/v1/builds/{id}/rebuild");
+    let refused = api.post_json(&rebuild, json!({ "params": { "t": "d" } })).await;
+    assert_eq!(refused.status, 400, "{}", refused.json);
+    assert!(refused.json["error"].as_str().is_some_and(|e| e.starts_with("params.t:")), "{}", refused.json);
+    let malformed =
+        api.send(api.http.post(api.url(&rebuild)).header("content-type", "application/json").body("{")).await;
+    assert_eq!(malformed.status, 400, "{}", malformed.json);
+    let changed = api.post_json(&rebuild, json!({ "params": { "t": "c" }, "description": "now c" })).await;
+    assert_eq!(changed.status, 201, "{}", changed.json);
+    let changed = api.wait_for(changed.json["id"].as_i64().expect("id"), None, Duration::from_secs(10)).await;
+    assert_eq!(
+        (changed["trigger"].as_str(), changed["description"].as_str()),
+        (Some("rebuild"), Some("now c"))
+    );
+    assert_eq!(api.log(changed["id"].as_i64().expect("id")).await, "t=c\n");
     project("a, b, c");
     let rebuilt = api.post(&format!("/api/v1/builds/{id}/rebuild")).await;
     assert_eq!(rebuilt.status, 201, "{}", rebuilt.json);

@@ -4,8 +4,9 @@ use serde::Serialize;
 
 use super::build_url;
 use crate::{
-    model::{Build, Event, Params},
+    model::{Build, Event, Params, PullRequest},
     reports::report::AttemptEntry,
+    store::Delivery,
     time::rfc3339,
 };
 
@@ -30,11 +31,17 @@ pub struct BuildJson {
     /// Each attempt and how it ended (a single build's answer only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<AttemptEntry>>,
+    /// What its status changes were announced to, and how that went (a single
+    /// build's answer only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<Vec<DeliveryJson>>,
     pub error: Option<String>,
     pub cancel_requested: bool,
     pub scm_url: Option<String>,
     pub scm_branch: Option<String>,
     pub scm_sha: Option<String>,
+    /// The pull (merge) request it builds: number, branches, fork or not, link.
+    pub pull_request: Option<PullRequest>,
     pub parent_build: Option<i64>,
     pub log_size: Option<u64>,
     /// Why the build's report is incomplete: report storage failed past its retries.
@@ -60,11 +67,13 @@ impl From<&Build> for BuildJson {
             attempt: b.attempt,
             retries_used: b.retries_used,
             attempts: None,
+            deliveries: None,
             error: b.error.clone(),
             cancel_requested: b.cancel_requested,
             scm_url: b.scm.url.clone(),
             scm_branch: b.scm.branch.clone(),
             scm_sha: b.scm.sha.clone(),
+            pull_request: b.pull_request.clone(),
             parent_build: b.parent_build,
             log_size: b.log_size,
             report_error: b.report_error.clone(),
@@ -75,9 +84,46 @@ impl From<&Build> for BuildJson {
 }
 
 impl BuildJson {
-    /// A build with its attempts, from its lifecycle `events`.
-    pub fn with_attempts(build: &Build, events: &[Event]) -> Self {
-        BuildJson { attempts: Some(AttemptEntry::list(build, events)), ..BuildJson::from(build) }
+    /// A build with its attempts, from its lifecycle `events`, and its deliveries.
+    pub fn with_history(build: &Build, events: &[Event], deliveries: &[Delivery]) -> Self {
+        BuildJson {
+            attempts: Some(AttemptEntry::list(build, events)),
+            deliveries: Some(deliveries.iter().map(DeliveryJson::from).collect()),
+            ..BuildJson::from(build)
+        }
+    }
+}
+
+/// A delivery in the API's JSON: a commit status posted (or not yet) for a change.
+#[derive(Debug, Serialize)]
+pub struct DeliveryJson {
+    /// e.g. `status:github`.
+    pub target: String,
+    /// What was to be said (a commit status's state), when it can be read.
+    pub says: Option<String>,
+    /// `pending`, `sent`, `failed` or `superseded` (a newer one made it moot).
+    pub state: String,
+    pub attempts: u32,
+    /// The host's last answer, or why it failed.
+    pub outcome: Option<String>,
+    pub created_at: String,
+    pub done_at: Option<String>,
+}
+
+impl From<&Delivery> for DeliveryJson {
+    fn from(d: &Delivery) -> Self {
+        let says = serde_json::from_str::<serde_json::Value>(&d.payload)
+            .ok()
+            .and_then(|p| p["state"].as_str().or(p["outcome"].as_str()).map(str::to_string));
+        DeliveryJson {
+            target: d.target.clone(),
+            says,
+            state: d.state.clone(),
+            attempts: d.attempts,
+            outcome: d.outcome.clone(),
+            created_at: rfc3339(d.created_at),
+            done_at: d.done_at.map(rfc3339),
+        }
     }
 }
 

@@ -17,6 +17,6 @@ pub mod urls;
 pub use auth::Caller;
 pub use body::{MAX_BODY, read_body, read_body_up_to};
 pub use error::{ApiError, build_id, no_build};
-pub use json::{BuildJson, EventJson};
+pub use json::{BuildJson, DeliveryJson, EventJson};
 pub use token::{bearer, check_token, constant_time_eq};
 pub use urls::{artifact_url, build_url, encode_path};

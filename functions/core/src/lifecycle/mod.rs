@@ -22,6 +22,7 @@
 
 mod downstream;
 mod follow;
+mod pulls;
 
 use std::{
     collections::HashMap,

@@ -268,11 +268,16 @@ impl Projects {
     /// `project`, in error if it is granted a secret `known` lacks. (Checked on every
     /// look, not cached: secrets come and go without sparky.yaml changing.)
     fn check_grants(&self, mut project: Project, known: &Option<BTreeSet<String>>) -> Project {
-        if let (Some(known), Ok(config)) = (known, &project.config)
-            && let Some(problem) = grants::missing(&config.secrets, known)
-        {
+        if let (Some(known), Ok(config)) = (known, &project.config) {
             let file = format!("projects/{}/sparky.yaml", project.name);
-            project.config = Err(ProjectError { file, line: config.secrets_line, problem });
+            if let Some(problem) = grants::missing(&config.secrets, known) {
+                project.config = Err(ProjectError { file, line: config.secrets_line, problem });
+            } else if let Some(name) = config.named_secrets().into_iter().find(|name| !known.contains(*name))
+            {
+                let problem =
+                    format!("{name} is not a secret Sparky has (no file {name} in its secrets folder)");
+                project.config = Err(ProjectError { file, line: None, problem });
+            }
         }
         project
     }

@@ -11,7 +11,9 @@ use serde::Deserialize;
 
 use super::{
     grants::{self, RawGrant, SecretGrant},
+    notify::{self, Notify, RawNotify},
     params::{Var, VarKind},
+    statuses::StatusConfig,
     yaml_guard::{self, MAX_NESTING, MAX_VALUES, Refusal},
 };
 use crate::cron::{Crontab, parse_timezone};
@@ -51,6 +53,20 @@ pub struct ScmConfig {
     /// project's own webhook secret, instead of `SPARKY_WEBHOOK_SECRET`.
     #[serde(default)]
     pub secret_env: Option<String>,
+    /// Commit statuses on the Git host.
+    #[serde(default)]
+    pub statuses: Option<StatusConfig>,
+    /// Build pull (merge) requests whose target branch matches `branch`.
+    #[serde(default)]
+    pub pull_requests: bool,
+    /// A new commit on a pull request cancels that request's older queued or running
+    /// build.
+    #[serde(default = "yes")]
+    pub cancel_previous: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A checked sparky.yaml.
@@ -74,6 +90,8 @@ pub struct ProjectConfig {
     /// Secrets its jobs get (`secrets:`), and the line they are granted on.
     pub secrets: Vec<SecretGrant>,
     pub secrets_line: Option<usize>,
+    /// Who hears how its builds end.
+    pub notify: Vec<Notify>,
 }
 
 /// What sits at `job` beside sparky.yaml, as far as running it goes.
@@ -160,6 +178,8 @@ struct Raw {
     downstream: Vec<String>,
     #[serde(default)]
     secrets: Vec<RawGrant>,
+    #[serde(default)]
+    notify: Vec<RawNotify>,
 }
 
 #[derive(Deserialize)]
@@ -286,6 +306,7 @@ impl ProjectConfig {
             .map(|var| check_var(var).map_err(|problem| fail("vars", problem)))
             .collect::<Result<Vec<_>, _>>()?;
         let secrets = grants::check(raw.secrets).map_err(|problem| fail("secrets", problem))?;
+        let notify = notify::check(raw.notify).map_err(|problem| fail("notify", problem))?;
         for name in &raw.downstream {
             if !super::valid_name(name) {
                 return Err(fail("downstream", format!("downstream: {name:?} is not a project name")));
@@ -304,6 +325,9 @@ impl ProjectConfig {
                     "scm",
                     format!("scm.secret_env {name:?} must name a variable {SECRET_PREFIX}<NAME>"),
                 ));
+            }
+            if let Some(statuses) = &scm.statuses {
+                statuses.check(&scm.url).map_err(|problem| fail("statuses", problem))?;
             }
         }
         let crontab = raw
@@ -332,6 +356,7 @@ impl ProjectConfig {
             downstream: raw.downstream,
             secrets,
             secrets_line: line_of(source, "secrets"),
+            notify,
         })
     }
 }
@@ -393,6 +418,17 @@ fn line_of(source: &str, key: &str) -> Option<usize> {
         .lines()
         .position(|line| line.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(':')))
         .map(|i| i + 1)
+}
+
+impl ProjectConfig {
+    /// The secrets it names besides those it grants its jobs: the statuses' token,
+    /// notification secrets.
+    pub fn named_secrets(&self) -> Vec<&str> {
+        let mut names: Vec<&str> =
+            self.scm.iter().filter_map(|s| s.statuses.as_ref()).map(|s| s.token.as_str()).collect();
+        names.extend(self.notify.iter().flat_map(Notify::secrets));
+        names
+    }
 }
 
 #[cfg(test)]

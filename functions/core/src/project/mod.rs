@@ -8,8 +8,10 @@
 //! - [`config`]: the `sparky.yaml` keys and their checks.
 //! - [`params`]: build parameters (`vars`) and how requests are checked against them.
 //! - [`grants`]: `secrets:`, the secrets a project's jobs get.
+//! - [`notify`]: `notify:`, who hears how builds end.
 //! - [`catalog`]: finding projects on disk, the cache of parsed configs, and the
 //!   example project.
+//! - [`statuses`]: `scm.statuses`, commit statuses on the project's Git host.
 //! - [`snapshot`]: a project's files as a runner without the state folder gets them.
 //! - `files`: looking at a project's files without trusting them (types, symlinks,
 //!   sizes).
@@ -19,8 +21,10 @@ pub mod catalog;
 pub mod config;
 mod files;
 pub mod grants;
+pub mod notify;
 pub mod params;
 pub mod snapshot;
+pub mod statuses;
 mod yaml_guard;
 
 pub use catalog::{Project, Projects, RACY_WINDOW};

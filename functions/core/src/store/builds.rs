@@ -13,7 +13,7 @@ use crate::model::{Build, BuildStatus, NewBuild, Params, Reason, ScmRef, Trigger
 /// The columns [`build_from_row`] reads, in order.
 pub(super) const COLUMNS: &str = "id, project, status, trigger_kind, params, description, \
      scm_url, scm_branch, scm_sha, parent_build, attempt, created_at, started_at, finished_at, \
-     exit_code, error, cancel_requested, log_size, chain, report_error, retries_used";
+     exit_code, error, cancel_requested, log_size, chain, report_error, retries_used, pull_request";
 
 /// The result of queueing: the build, and whether this call created it (`false` when
 /// an idempotency key matched an earlier build, which is returned instead).
@@ -58,6 +58,10 @@ pub(super) fn build_from_row(row: &Row<'_>) -> rusqlite::Result<Build> {
         chain: serde_json::from_str(&row.get::<_, String>(18)?).map_err(|e| text_err(18, e.to_string()))?,
         report_error: row.get(19)?,
         retries_used: row.get(20)?,
+        pull_request: row
+            .get::<_, Option<String>>(21)?
+            .map(|text| serde_json::from_str(&text).map_err(|e| text_err(21, e.to_string())))
+            .transpose()?,
     })
 }
 
@@ -82,10 +86,16 @@ impl Store {
             let params =
                 serde_json::to_string(&new.params).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let chain = serde_json::to_string(&new.chain).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let pull = new
+                .pull_request
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             tx.prepare_cached(
                 "INSERT INTO builds (project, status, trigger_kind, params, description, scm_url, \
-                 scm_branch, scm_sha, parent_build, idempotency_key, created_at, chain) \
-                 VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 scm_branch, scm_sha, parent_build, idempotency_key, created_at, chain, pull_request, \
+                 pull_number) VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
             .execute(params![
                 new.project,
@@ -99,6 +109,8 @@ impl Store {
                 new.idempotency_key,
                 now,
                 chain,
+                pull,
+                new.pull_request.as_ref().map(|p| p.number as i64),
             ])?;
             let id = tx.last_insert_rowid();
             let build = get(tx, id)?.ok_or_else(|| StoreError::Corrupt("inserted build vanished".into()))?;
@@ -301,17 +313,63 @@ impl Store {
         .await
     }
 
+    /// The builds of `project` for pull request `number` older than `before` that have
+    /// not ended.
+    pub async fn live_pull_builds(
+        &self,
+        project: &str,
+        number: u64,
+        before: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let project = project.to_string();
+        self.call(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT id FROM builds WHERE project = ?1 AND pull_number = ?2 AND id < ?3 \
+                     AND status IN ('queued', 'dispatched', 'running') ORDER BY id",
+                )?
+                .query_map(params![project, number as i64, before], |r| r.get(0))?
+                .collect::<Result<Vec<i64>, _>>()?)
+        })
+        .await
+    }
+
+    /// How the build of `project` before `before` that last ended other than canceled
+    /// ended, if one did.
+    pub async fn previous_ending(
+        &self,
+        project: &str,
+        before: i64,
+    ) -> Result<Option<BuildStatus>, StoreError> {
+        let project = project.to_string();
+        self.call(move |conn| {
+            let status: Option<String> = conn
+                .prepare_cached(
+                    "SELECT status FROM builds WHERE project = ?1 AND id < ?2 \
+                     AND status IN ('succeeded', 'failed', 'timed_out', 'lost') ORDER BY id DESC LIMIT 1",
+                )?
+                .query_row(params![project, before], |r| r.get(0))
+                .optional()?;
+            status
+                .map(|s| s.parse().map_err(|e: crate::model::UnknownName| StoreError::Corrupt(e.to_string())))
+                .transpose()
+        })
+        .await
+    }
+
     /// Deletes the rows of builds whose reports and working directories are gone, with
-    /// their events.
+    /// their events and deliveries.
     pub async fn delete_builds(&self, ids: Vec<i64>) -> Result<(), StoreError> {
         self.write(move |tx| {
             let mut build = tx.prepare_cached(
                 "DELETE FROM builds WHERE id = ?1 AND status NOT IN ('queued', 'dispatched', 'running')",
             )?;
             let mut events = tx.prepare_cached("DELETE FROM events WHERE build_id = ?1")?;
+            let mut deliveries = tx.prepare_cached("DELETE FROM deliveries WHERE build_id = ?1")?;
             for id in ids {
                 if build.execute([id])? == 1 {
                     events.execute([id])?;
+                    deliveries.execute([id])?;
                 }
             }
             Ok(())

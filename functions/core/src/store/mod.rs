@@ -16,6 +16,7 @@
 //! - [`sessions`]: people's sessions in the UI.
 
 mod builds;
+mod deliveries;
 mod events;
 mod lapses;
 mod scm;
@@ -31,6 +32,7 @@ use std::{
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 pub use builds::{BuildPage, Inserted};
+pub use deliveries::{Delivery, NewDelivery, Settle};
 pub use scm::{PollClaim, PollState};
 pub use sessions::Session;
 pub use transitions::{CancelOutcome, Claim, Ending, Limits, Renewal, Start};
@@ -51,7 +53,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0004_events.sql"),
     include_str!("sql/0005_job_tokens.sql"),
     include_str!("sql/0006_sessions.sql"),
-    include_str!("sql/0007_poll_count.sql"),
+    include_str!("sql/0007_deliveries.sql"),
+    include_str!("sql/0008_pull_requests.sql"),
+    include_str!("sql/0009_poll_count.sql"),
 ];
 
 /// How long a statement waits for another process's lock before giving up with `Busy`.

@@ -14,7 +14,13 @@ use axum::{
     response::Response,
 };
 use serde::Serialize;
-use sparky_core::{Ctx, api::ApiError, error::error_chain, model::Attempt, time::now_ms};
+use sparky_core::{
+    Ctx,
+    api::{ApiError, DeliveryJson},
+    error::error_chain,
+    model::Attempt,
+    time::now_ms,
+};
 
 use super::{PageError, page};
 use crate::{
@@ -67,6 +73,8 @@ struct BuildPage {
     build: BuildView,
     /// Each attempt and how it ended, when there is more to say than one run.
     attempts: Vec<AttemptView>,
+    /// The commit statuses posted for it, and how that went.
+    deliveries: Vec<DeliveryJson>,
     log: Option<LogView>,
     artifacts: Vec<ArtifactView>,
     /// Why the log or the artifacts could not be read right now.
@@ -94,6 +102,7 @@ pub async fn build(
         }),
     };
     let events = ctx.store.build_events(id).await?;
+    let deliveries = ctx.store.build_deliveries(id).await?;
     let artifacts = artifacts::list(&ctx, &build.project, id).await;
     let storage_error = match (&part, &artifacts) {
         (Err(e), _) | (_, Err(e)) => Some(unavailable(e)),
@@ -102,6 +111,7 @@ pub async fn build(
     let context = BuildPage {
         build: BuildView::new(&build, now_ms()),
         attempts: AttemptView::list(&Attempt::from_events(&events), now_ms()),
+        deliveries: deliveries.iter().map(DeliveryJson::from).collect(),
         log: part.ok(),
         artifacts: artifacts.unwrap_or_default(),
         storage_error,

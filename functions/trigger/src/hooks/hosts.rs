@@ -2,11 +2,12 @@
 //! a request proves it knows the secret, and which events are pushes.
 //!
 //! - GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`,
-//!   `X-GitHub-Event` (`ping`, `push`), `X-GitHub-Delivery`.
-//! - GitLab: `X-Gitlab-Token: <secret>`, `X-Gitlab-Event` (`Push Hook`, `Tag Push Hook`),
-//!   `Idempotency-Key` or `X-Gitlab-Event-UUID`.
+//!   `X-GitHub-Event` (`ping`, `push`, `pull_request`), `X-GitHub-Delivery`.
+//! - GitLab: `X-Gitlab-Token: <secret>`, `X-Gitlab-Event` (`Push Hook`, `Tag Push Hook`,
+//!   `Merge Request Hook`), `Idempotency-Key` or `X-Gitlab-Event-UUID`.
 //! - Gitea and Forgejo: `X-Gitea-Signature` / `X-Forgejo-Signature: <hex HMAC-SHA256>`,
-//!   `X-Gitea-Event` / `X-Forgejo-Event` (`push`), `X-Gitea-Delivery` / `X-Forgejo-Delivery`.
+//!   `X-Gitea-Event` / `X-Forgejo-Event` (`push`, `pull_request`), `X-Gitea-Delivery` /
+//!   `X-Forgejo-Delivery`.
 
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
@@ -26,6 +27,8 @@ pub enum Host {
 pub enum Event {
     Ping,
     Push,
+    /// A pull request (GitLab: merge request) changed.
+    PullRequest,
     /// Anything else: acknowledged, ignored.
     Other,
 }
@@ -51,6 +54,8 @@ impl Host {
             (Host::GitHub, "ping") => Event::Ping,
             (Host::GitHub | Host::Gitea, "push") => Event::Push,
             (Host::GitLab, "Push Hook" | "Tag Push Hook") => Event::Push,
+            (Host::GitHub | Host::Gitea, "pull_request") => Event::PullRequest,
+            (Host::GitLab, "Merge Request Hook") => Event::PullRequest,
             _ => Event::Other,
         };
         (event, name)

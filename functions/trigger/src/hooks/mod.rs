@@ -9,9 +9,16 @@
 //!
 //! - [`hosts`]: each host's headers, signature and event names.
 //! - [`payload`]: reading a push.
+//! - [`pull`]: reading a pull (merge) request event.
+//!
+//! A pull request (opened, new commits, reopened) builds the projects of its target
+//! repository that set `scm.pull_requests: true` and whose `scm.branch` glob matches
+//! its target branch; the build checks out the request's head, and with
+//! `scm.cancel_previous` (the default) cancels the request's older builds.
 
 pub mod hosts;
 pub mod payload;
+pub mod pull;
 
 use axum::{
     Json,
@@ -33,6 +40,7 @@ use sparky_core::{
 
 use hosts::{Event, Host};
 use payload::{Push, RefKind};
+use pull::PullEvent;
 
 /// GitHub caps webhook payloads at 25 MB; so does Sparky.
 const MAX_PAYLOAD: usize = 25 * 1024 * 1024;
@@ -114,15 +122,25 @@ async fn receive(
             )
                 .into_response());
         }
-        Event::Push => {}
+        Event::Push | Event::PullRequest => {}
     }
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let push = payload::parse(&body, form)
-        .map_err(|problem| ApiError::BadRequest(format!("unreadable push: {problem}")))?;
-    let pushed: Vec<String> = push.urls.iter().map(|u| normalize_url(u)).collect();
+    let what = match event {
+        Event::PullRequest => What::Pull(
+            pull::parse(host, &body)
+                .map_err(|problem| ApiError::BadRequest(format!("unreadable pull request: {problem}")))?,
+        ),
+        _ => {
+            let form = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+            What::Push(
+                payload::parse(&body, form)
+                    .map_err(|problem| ApiError::BadRequest(format!("unreadable push: {problem}")))?,
+            )
+        }
+    };
+    let urls: Vec<String> = what.urls().iter().map(|u| normalize_url(u)).collect();
 
     let mut queued = Vec::new();
     let mut skipped = Vec::new();
@@ -139,7 +157,7 @@ async fn receive(
             skipped.push(skip("it has no scm.url".into()));
             continue;
         };
-        if !pushed.contains(&normalize_url(&scm.url)) {
+        if !urls.contains(&normalize_url(&scm.url)) {
             skipped.push(skip(format!("its scm.url {} is another repository", scm.url)));
             continue;
         }
@@ -147,25 +165,52 @@ async fn receive(
             skipped.push(skip("the request was not signed with this project's secret".into()));
             continue;
         }
-        if let Some(reason) = refusal(config, &push) {
+        let refused = match &what {
+            What::Push(push) => refusal(config, push),
+            What::Pull(pull) => pull_refusal(config, pull),
+        };
+        if let Some(reason) = refused {
             skipped.push(skip(reason));
             continue;
         }
-        let new = NewBuild {
+        let mut new = NewBuild {
             project: project.name.clone(),
             trigger: Some(TriggerKind::Webhook),
-            description: Some(format!("{} push to {}", host.name(), push.name)),
-            scm: ScmRef {
-                url: Some(scm.url.clone()),
-                branch: Some(push.name.clone()),
-                sha: push.sha.clone(),
-            },
             idempotency_key: delivery
                 .as_ref()
                 .map(|d| format!("webhook:{}:{d}:{}", host.name(), project.name)),
             ..NewBuild::default()
         };
+        match &what {
+            What::Push(push) => {
+                new.description = Some(format!("{} push to {}", host.name(), push.name));
+                new.scm = ScmRef {
+                    url: Some(scm.url.clone()),
+                    branch: Some(push.name.clone()),
+                    sha: push.sha.clone(),
+                };
+            }
+            What::Pull(event) => {
+                let pull = &event.pull;
+                new.description = Some(format!(
+                    "{} pull request #{}: {} into {}",
+                    host.name(),
+                    pull.number,
+                    pull.source_branch,
+                    pull.target_branch
+                ));
+                new.scm = ScmRef {
+                    url: Some(scm.url.clone()),
+                    branch: Some(pull.source_branch.clone()),
+                    sha: Some(event.sha.clone()),
+                };
+                new.pull_request = Some(pull.clone());
+            }
+        }
         let inserted = ctx.queue_build(new).await?;
+        if let (What::Pull(event), true) = (&what, inserted.created && scm.cancel_previous) {
+            ctx.cancel_older_pull_builds(&project.name, event.pull.number, inserted.build.id).await;
+        }
         queued.push(Queued {
             project: project.name.clone(),
             build_id: inserted.build.id,
@@ -179,18 +224,59 @@ async fn receive(
     } else {
         format!("{} build(s) queued", queued.iter().filter(|q| q.new).count())
     };
-    tracing::info!(event = %event_name, delivery = ?delivery, queued = queued.len(), "push received");
-    let body = json!({
+    tracing::info!(event = %event_name, delivery = ?delivery, queued = queued.len(), "webhook received");
+    let mut body = json!({
         "event": event_name,
         "delivery": delivery,
-        "ref": push.name,
-        "sha": push.sha,
         "redelivery": redelivery,
         "message": message,
         "queued": queued,
         "skipped": skipped,
     });
+    match &what {
+        What::Push(push) => {
+            body["ref"] = json!(push.name);
+            body["sha"] = json!(push.sha);
+        }
+        What::Pull(event) => {
+            body["pull_request"] = json!(event.pull.number);
+            body["action"] = json!(event.action);
+            body["sha"] = json!(event.sha);
+        }
+    }
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// What a webhook asks to build.
+enum What {
+    Push(Push),
+    Pull(PullEvent),
+}
+
+impl What {
+    fn urls(&self) -> &[String] {
+        match self {
+            What::Push(push) => &push.urls,
+            What::Pull(pull) => &pull.urls,
+        }
+    }
+}
+
+/// Why a project of the request's target repository does not build it, if it doesn't.
+fn pull_refusal(config: &ProjectConfig, event: &PullEvent) -> Option<String> {
+    let scm = config.scm.as_ref()?;
+    if config.disabled {
+        return Some("it is disabled".into());
+    }
+    if !scm.pull_requests {
+        return Some("it doesn't build pull requests (scm.pull_requests: true would)".into());
+    }
+    if let Err(reason) = &event.builds {
+        return Some(reason.clone());
+    }
+    let glob = scm.branch.as_deref().unwrap_or("*");
+    (!glob_match(glob, &event.pull.target_branch))
+        .then(|| format!("target branch {} does not match scm.branch {glob:?}", event.pull.target_branch))
 }
 
 /// Why a project of the pushed repository does not build this push, if it doesn't.

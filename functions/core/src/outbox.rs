@@ -1,0 +1,137 @@
+//! The outbox: what lifecycle events make Sparky tell the outside world — commit
+//! statuses on Git hosts ([`status`]), notifications of how builds end ([`notify`]) —
+//! derived from the events table in commit order and delivered with retries
+//! ([`send`]).
+//!
+//! Guarantees, across restarts and several processes on one database:
+//! - every event is read into deliveries once: the cursor (`outbox.after`) and the
+//!   deliveries move in one transaction, and a delivery is unique per event and target;
+//! - a delivery is sent by one process at a time (a claim for [`CLAIM`]); it is sent
+//!   again only if its sender died mid-request before recording the answer;
+//! - for one build and target, deliveries go in order, and one not yet sent is
+//!   dropped (`superseded`) when a newer one comes: a host that was down gets the
+//!   build's latest state, once;
+//! - failures on the way (5xx, timeouts, refused connections) are retried with backoff
+//!   for up to [`MAX_ATTEMPTS`] tries; a host's rate limit (429, or 403 with
+//!   `Retry-After` or an exhausted `X-RateLimit-Remaining`) holds every delivery to
+//!   that host until the time it gives; any other 4xx is final, and its reason shows
+//!   on the build's page.
+//!
+//! [`run_loop`] runs in dispatch (and `sparky up`): it wakes on this process's status
+//! changes and every [`POLL`] otherwise, so the changes other processes make are read
+//! within that.
+
+pub mod notify;
+pub mod send;
+pub mod status;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Ctx,
+    error::error_chain,
+    hub::HubEvent,
+    model::Event,
+    store::{NewDelivery, StoreError},
+    time::now_ms,
+};
+
+/// How long a claimed delivery is this process's to send.
+pub const CLAIM: Duration = Duration::from_secs(60);
+/// Tries before a delivery that keeps failing on the way is given up.
+pub const MAX_ATTEMPTS: u32 = 15;
+/// How often the events are read when nothing wakes the loop.
+const POLL: Duration = Duration::from_secs(2);
+/// Events read per round trip.
+const EVENT_BATCH: u32 = 500;
+/// Deliveries claimed per round trip.
+const SEND_BATCH: u32 = 20;
+
+/// What a delivery sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Payload {
+    Status(status::StatusPost),
+    Webhook(notify::WebhookPost),
+    Slack(notify::SlackPost),
+}
+
+impl Payload {
+    /// The delivery to record for `event`.
+    fn delivery(&self, event: &Event, target: String) -> Option<NewDelivery> {
+        Some(NewDelivery {
+            event_id: event.id,
+            build_id: event.build_id,
+            target,
+            payload: serde_json::to_string(self).ok()?,
+        })
+    }
+}
+
+impl Ctx {
+    /// Reads the events past the cursor into deliveries, then sends what is due.
+    /// Returns how many deliveries were derived and how many settled.
+    pub async fn run_outbox(&self) -> Result<(usize, usize), StoreError> {
+        let mut derived = 0;
+        loop {
+            let from = self.store.outbox_cursor().await?;
+            let events = self.store.events_after(from, EVENT_BATCH).await?;
+            let Some(last) = events.last().map(|e| e.id) else { break };
+            let mut deliveries: Vec<NewDelivery> = Vec::new();
+            for event in &events {
+                let mut made: Vec<(String, Payload)> =
+                    status::derive(self, event).await.into_iter().collect();
+                made.extend(notify::derive(self, event).await);
+                deliveries
+                    .extend(made.into_iter().filter_map(|(target, payload)| payload.delivery(event, target)));
+            }
+            derived += self.store.derive_deliveries(from, last, deliveries, now_ms()).await?;
+            if events.len() < EVENT_BATCH as usize {
+                break;
+            }
+        }
+        let mut settled = 0;
+        loop {
+            let claimed = self.store.claim_deliveries(now_ms(), CLAIM.as_millis() as i64, SEND_BATCH).await?;
+            if claimed.is_empty() {
+                break;
+            }
+            for delivery in claimed {
+                let outcome = send::send(self, &delivery).await;
+                self.store.settle_delivery(delivery.id, outcome, now_ms()).await?;
+                settled += 1;
+            }
+        }
+        Ok((derived, settled))
+    }
+}
+
+/// Runs the outbox until `shutdown`: at once, on every status change this process
+/// makes, and every [`POLL`] (or when the next retry is due, if sooner).
+pub async fn run_loop(ctx: Ctx, shutdown: CancellationToken) {
+    let mut changes = ctx.hub.subscribe();
+    loop {
+        if let Err(error) = ctx.run_outbox().await {
+            tracing::warn!(error = %error_chain(&error), "the outbox could not run; trying again");
+        }
+        let due = match ctx.store.next_delivery_at().await {
+            Ok(Some(at)) => Duration::from_millis((at - now_ms()).max(0) as u64).min(POLL),
+            _ => POLL,
+        };
+        let wait = tokio::time::sleep(due);
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                _ = &mut wait => break,
+                _ = shutdown.cancelled() => return,
+                change = changes.recv() => match change {
+                    Ok(HubEvent::StatusChanged(_)) | Err(_) => break,
+                    Ok(_) => {}
+                },
+            }
+        }
+    }
+}

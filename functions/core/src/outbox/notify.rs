@@ -1,0 +1,118 @@
+//! Notifications: when a build ends, each `notify:` entry whose `on` matches how it
+//! ended gets a delivery — a JSON webhook (CloudEvents binary mode, signed with
+//! HMAC-SHA256 when a secret is named) or a Slack-compatible message.
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::{
+    Ctx,
+    api::{BuildJson, build_url},
+    model::{Build, BuildStatus, Event},
+    project::notify::{Channel, On},
+    time::rfc3339,
+};
+
+use super::Payload;
+
+/// The CloudEvent type of a notification.
+pub const BUILD_ENDED: &str = "dev.sparky.build.ended";
+/// The header with the body's signature: `sha256=<hex HMAC-SHA256>`.
+pub const SIGNATURE_HEADER: &str = "x-sparky-signature-256";
+
+/// A JSON webhook to call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookPost {
+    pub url: String,
+    /// The secret to sign the body with, by name.
+    pub secret: Option<String>,
+    /// The body, exactly as sent (and signed).
+    pub body: String,
+    pub outcome: String,
+    pub project: String,
+    pub event_id: i64,
+    pub time: String,
+}
+
+/// A Slack-compatible message to post.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlackPost {
+    /// The secret holding the incoming webhook's URL, by name.
+    pub url_secret: String,
+    pub text: String,
+    pub outcome: String,
+}
+
+/// How a build ended, in `on:` words; `fixed` needs the project's previous ending.
+fn outcome(build: &Build, previous: Option<BuildStatus>) -> Option<(On, &'static str)> {
+    match build.status {
+        BuildStatus::Succeeded if previous.is_some_and(failed) => Some((On::Fixed, "fixed")),
+        BuildStatus::Succeeded => Some((On::Success, "success")),
+        status if failed(status) => Some((On::Failure, "failure")),
+        _ => None,
+    }
+}
+
+fn failed(status: BuildStatus) -> bool {
+    matches!(status, BuildStatus::Failed | BuildStatus::TimedOut | BuildStatus::Lost)
+}
+
+/// The notifications a terminal `event` makes, with their targets (`notify:N`).
+pub async fn derive(ctx: &Ctx, event: &Event) -> Vec<(String, Payload)> {
+    if !event.to.is_terminal() {
+        return Vec::new();
+    }
+    let Some(config) = ctx.projects.get(&event.project).await.ok().flatten().and_then(|p| p.config.ok())
+    else {
+        return Vec::new();
+    };
+    if config.notify.is_empty() {
+        return Vec::new();
+    }
+    let Ok(Some(build)) = ctx.store.build(event.build_id).await else { return Vec::new() };
+    let previous = ctx.store.previous_ending(&build.project, build.id).await.ok().flatten();
+    let ended = outcome(&build, previous);
+    let words = ended.map_or("canceled", |(_, w)| w);
+    let url = ctx.config.public_url.as_deref().map(|base| format!("{base}{}", build_url(build.id)));
+    let mut made = Vec::new();
+    for (i, notify) in config.notify.iter().enumerate() {
+        let wanted = notify.on.contains(&On::Always)
+            || ended.is_some_and(|(on, _)| {
+                notify.on.contains(&on) || (on == On::Fixed && notify.on.contains(&On::Success))
+            });
+        if !wanted {
+            continue;
+        }
+        let payload = match &notify.channel {
+            Channel::Webhook { url: target, secret } => {
+                let body =
+                    serde_json::json!({ "outcome": words, "url": url, "build": BuildJson::from(&build) });
+                Payload::Webhook(WebhookPost {
+                    url: target.clone(),
+                    secret: secret.clone(),
+                    body: body.to_string(),
+                    outcome: words.into(),
+                    project: build.project.clone(),
+                    event_id: event.id,
+                    time: rfc3339(event.at),
+                })
+            }
+            Channel::Slack { url_secret } => {
+                let link = url.as_ref().map_or(format!("#{}", build.id), |u| format!("<{u}|#{}>", build.id));
+                let text = format!("Sparky: build {link} of {} {}: {words}", build.project, build.status);
+                Payload::Slack(SlackPost { url_secret: url_secret.clone(), text, outcome: words.into() })
+            }
+        };
+        made.push((format!("notify:{}", i + 1), payload));
+    }
+    made
+}
+
+/// `sha256=<hex HMAC-SHA256 of body with key>`.
+pub fn signature(key: &str, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes()).expect("HMAC takes any key");
+    mac.update(body);
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}

@@ -1,0 +1,123 @@
+//! Notifications: a webhook receiver that checks the signature and the CloudEvent
+//! headers, and a Slack-compatible incoming webhook, for a project that fails, is
+//! fixed, and succeeds again.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{Router, body::Bytes, extract::State, http::HeaderMap, routing::post};
+use serde_json::{Value, json};
+use sparky_tests::{Api, Sparky, hmac_hex, write_project};
+
+const KEY: &str = "notify-signing-key";
+
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<(String, HeaderMap, String)>>>);
+
+async fn receive(
+    State(got): State<Received>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> &'static str {
+    let body = String::from_utf8_lossy(&body).into_owned();
+    got.0.lock().expect("lock").push((uri.path().to_string(), headers, body));
+    "ok"
+}
+
+async fn receiver() -> (String, Received, tokio::task::JoinHandle<()>) {
+    let got = Received::default();
+    let app = Router::new().route("/{*path}", post(receive)).with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, got, server)
+}
+
+#[tokio::test]
+async fn failures_and_fixes_reach_a_signed_webhook_and_every_end_reaches_slack() {
+    let (url, got, server) = receiver().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let marker = dir.path().join("fixed");
+    std::fs::create_dir_all(dir.path().join("secrets")).expect("secrets");
+    std::fs::write(dir.path().join("secrets/HOOK_KEY"), KEY).expect("secret");
+    std::fs::write(dir.path().join("secrets/SLACK_URL"), format!("{url}/slack/T000/B000/XXXX"))
+        .expect("secret");
+    write_project(
+        dir.path(),
+        "flaky",
+        &format!(
+            "script: test -e {m}\nnotify:\n  - webhook: '{url}/hook'\n    secret: HOOK_KEY\n  - slack: SLACK_URL\n    on: [always]\n",
+            m = marker.display()
+        ),
+    );
+    let sparky = Sparky::up(dir.path(), &[("SPARKY_PUBLIC_URL", "https://ci.example.test")]);
+    let api = Api::new(&sparky.url);
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        if n == 1 {
+            std::fs::write(&marker, "").expect("fix it");
+        }
+        let id = api.trigger("flaky", json!({})).await;
+        api.wait_for(id, None, Duration::from_secs(20)).await;
+        let done = |list: &[Value]| list.len() == 2 && list.iter().all(|d| d["state"] == "sent");
+        let wanted = if n == 2 { 1 } else { 2 };
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let list = api.build(id).await["deliveries"].as_array().cloned().unwrap_or_default();
+            if (wanted == 2 && done(&list)) || (wanted == 1 && list.len() == 1 && list[0]["state"] == "sent")
+            {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "build {id}: {list:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        ids.push(id);
+    }
+    let received = got.0.lock().expect("lock").clone();
+    let hooks: Vec<&(String, HeaderMap, String)> = received.iter().filter(|(p, _, _)| p == "/hook").collect();
+    let slack: Vec<&(String, HeaderMap, String)> =
+        received.iter().filter(|(p, _, _)| p.starts_with("/slack/")).collect();
+    assert_eq!(hooks.len(), 2, "the failure and the fix, not the success after: {received:?}");
+    assert_eq!(slack.len(), 3, "every end: {received:?}");
+    for ((_, headers, body), (id, outcome)) in hooks.iter().zip([(ids[0], "failure"), (ids[1], "fixed")]) {
+        let header =
+            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        assert_eq!(header("x-sparky-signature-256"), format!("sha256={}", hmac_hex(KEY, body.as_bytes())));
+        assert_eq!(header("ce-specversion"), "1.0");
+        assert_eq!(header("ce-type"), "dev.sparky.build.ended");
+        assert_eq!(header("ce-source"), "/sparky/projects/flaky");
+        assert!(!header("ce-id").is_empty() && !header("ce-time").is_empty());
+        let doc: Value = serde_json::from_str(body).expect("JSON");
+        assert_eq!(
+            (doc["outcome"].as_str(), doc["build"]["id"].as_i64()),
+            (Some(outcome), Some(id)),
+            "{doc}"
+        );
+        assert_eq!(doc["url"], format!("https://ci.example.test/builds/{id}"));
+    }
+    let texts: Vec<String> = slack
+        .iter()
+        .map(|(_, _, body)| {
+            serde_json::from_str::<Value>(body).expect("JSON")["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        texts[0].contains("failure") && texts[1].contains("fixed") && texts[2].contains("success"),
+        "{texts:?}"
+    );
+    assert!(
+        texts[0].contains(&format!("<https://ci.example.test/builds/{}|#{}>", ids[0], ids[0])),
+        "{texts:?}"
+    );
+    let page = api.get_text(&format!("/builds/{}", ids[1])).await.1;
+    assert!(page.contains("webhook notified (fixed)"), "{page}");
+    server.abort();
+}

@@ -1,0 +1,232 @@
+//! Pull and merge requests from GitHub, GitLab and Gitea, with payloads shaped as the
+//! hosts document them, for a real bare repository that holds the requests' heads
+//! where each host keeps them (`refs/pull/N/head`, `refs/merge-requests/N/head`).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sparky_tests::{Api, Reply, Sparky, git::Repo, hmac_hex, unescape_html, write_project};
+
+const SECRET: &str = "pull-hook-secret";
+const OWN: &str = "own-secret-value-never-for-forks";
+const PUBLIC: &str = "public-secret-value-for-everyone";
+
+struct Setup {
+    sparky: Sparky,
+    work: Repo,
+    host: Repo,
+    _dir: tempfile::TempDir,
+}
+
+/// A host repository with `main`, a working copy, and projects on it: `app` builds
+/// pull requests into main, `pushes-only` doesn't build them, `releases` builds those
+/// into release branches only.
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let host = Repo::bare(&dir.path().join("host.git"));
+    let work = Repo::init(&dir.path().join("work"));
+    work.push_to(&host.path, "main", "refs/heads/main");
+    std::fs::create_dir_all(dir.path().join("secrets")).expect("secrets");
+    std::fs::write(dir.path().join("secrets/OWN_TOKEN"), OWN).expect("secret");
+    std::fs::write(dir.path().join("secrets/PUBLIC_TOKEN"), PUBLIC).expect("secret");
+    let url = host.path.display();
+    write_project(
+        dir.path(),
+        "app",
+        &format!(
+            "scm: {{ url: '{url}', branch: main, pull_requests: true }}\n\
+             secrets: [OWN_TOKEN, {{ name: PUBLIC_TOKEN, forks: true }}]\nconcurrency: 3\n\
+             script: |\n  if [ \"$(cat FEATURE)\" = slow ]; then sleep 30; fi\n  \
+             echo \"pr=$SPARKY_PULL_REQUEST src=$SCM_SOURCE_BRANCH dst=$SCM_TARGET_BRANCH sha=$SCM_SHA head=$(git rev-parse HEAD) feature=$(cat FEATURE)\"\n  \
+             echo \"own=${{OWN_TOKEN:-none}} public=${{PUBLIC_TOKEN:-none}}\"\n"
+        ),
+    );
+    write_project(
+        dir.path(),
+        "pushes-only",
+        &format!("scm: {{ url: '{url}', branch: main }}\nscript: echo\n"),
+    );
+    write_project(
+        dir.path(),
+        "releases",
+        &format!("scm: {{ url: '{url}', branch: 'release-*', pull_requests: true }}\nscript: echo\n"),
+    );
+    let sparky = Sparky::up(dir.path(), &[("SPARKY_WEBHOOK_SECRET", SECRET)]);
+    Setup { sparky, work, host, _dir: dir }
+}
+
+impl Setup {
+    /// A commit on branch `feature` whose FEATURE file says `text`, published as the
+    /// request's head at `head_ref` in the host repository.
+    fn publish(&self, text: &str, head_ref: &str) -> String {
+        self.work.switch("feature");
+        let sha = self.work.commit("FEATURE", &format!("{text}\n"));
+        self.work.push_to(&self.host.path, &sha, head_ref);
+        self.work.switch("main");
+        sha
+    }
+
+    fn url(&self) -> String {
+        self.host.path.display().to_string()
+    }
+}
+
+/// GitHub's (and Gitea's) pull_request payload.
+fn hub_payload(s: &Setup, action: &str, number: u64, sha: &str, head_repo: &str) -> Value {
+    json!({
+        "action": action,
+        "number": number,
+        "pull_request": {
+            "number": number,
+            "html_url": format!("https://git.example.test/acme/app/pull/{number}"),
+            "head": { "ref": "feature", "sha": sha, "repo": { "full_name": head_repo, "clone_url": format!("https://git.example.test/{head_repo}.git") } },
+            "base": { "ref": "main", "sha": "0".repeat(40), "repo": { "full_name": "acme/app", "clone_url": s.url() } },
+        },
+        "repository": { "full_name": "acme/app", "clone_url": s.url() },
+    })
+}
+
+async fn send(s: &Setup, host: &str, delivery: &str, body: &Value) -> Reply {
+    let api = Api::new(&s.sparky.url);
+    let body = body.to_string();
+    let mut request =
+        api.http.post(api.url(&format!("/hooks/{host}"))).header("content-type", "application/json");
+    request = match host {
+        "github" => request
+            .header("X-GitHub-Event", "pull_request")
+            .header("X-GitHub-Delivery", delivery)
+            .header("X-Hub-Signature-256", format!("sha256={}", hmac_hex(SECRET, body.as_bytes()))),
+        "gitea" => request
+            .header("X-Gitea-Event", "pull_request")
+            .header("X-Gitea-Delivery", delivery)
+            .header("X-Gitea-Signature", hmac_hex(SECRET, body.as_bytes())),
+        _ => request
+            .header("X-Gitlab-Event", "Merge Request Hook")
+            .header("X-Gitlab-Event-UUID", delivery)
+            .header("X-Gitlab-Token", SECRET),
+    };
+    let reply = api.send(request.body(body)).await;
+    assert_eq!(reply.status, 202, "{}", reply.json);
+    reply
+}
+
+fn queued(reply: &Reply) -> Vec<(String, i64)> {
+    reply.json["queued"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|q| (q["project"].as_str().unwrap_or_default().to_string(), q["build_id"].as_i64().unwrap_or(0)))
+        .collect()
+}
+
+fn skipped(reply: &Reply, project: &str) -> String {
+    reply.json["skipped"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["project"] == project)
+        .and_then(|s| s["reason"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn built(s: &Setup, reply: &Reply) -> (Value, String) {
+    let api = Api::new(&s.sparky.url);
+    let got = queued(reply);
+    assert_eq!(got.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(), ["app"], "{}", reply.json);
+    let build = api.wait_for(got[0].1, None, Duration::from_secs(30)).await;
+    let log = api.log(got[0].1).await;
+    assert_eq!(build["status"], "succeeded", "{build}\n{log}");
+    (build, log)
+}
+
+#[tokio::test]
+async fn pull_requests_from_each_host_build_their_head_and_forks_get_no_private_secret() {
+    let s = setup();
+    let api = Api::new(&s.sparky.url);
+
+    // GitHub, from the repository itself.
+    let sha = s.publish("first", "refs/pull/7/head");
+    let reply = send(&s, "github", "g-1", &hub_payload(&s, "opened", 7, &sha, "acme/app")).await;
+    assert!(skipped(&reply, "pushes-only").contains("scm.pull_requests"), "{}", reply.json);
+    assert!(skipped(&reply, "releases").contains("target branch main"), "{}", reply.json);
+    let (build, log) = built(&s, &reply).await;
+    assert!(log.contains(&format!("pr=7 src=feature dst=main sha={sha} head={sha} feature=first")), "{log}");
+    assert!(log.contains("own=*** public=***"), "its own request gets every secret: {log}");
+    assert_eq!(build["pull_request"]["number"], 7);
+    assert_eq!(build["pull_request"]["fork"], false);
+    let page = unescape_html(&api.get_text(&format!("/builds/{}", build["id"])).await.1);
+    assert!(page.contains("href=\"https://git.example.test/acme/app/pull/7\""), "{page}");
+    let history = unescape_html(&api.get_text("/projects/app").await.1);
+    assert!(history.contains(">#7</a>"), "{history}");
+
+    // GitHub, from a fork: no secret that isn't marked for forks.
+    let sha = s.publish("forked", "refs/pull/8/head");
+    let reply = send(&s, "github", "g-2", &hub_payload(&s, "opened", 8, &sha, "stranger/app")).await;
+    let (build, log) = built(&s, &reply).await;
+    assert!(log.contains("feature=forked") && log.contains("own=none public=***"), "{log}");
+    assert_eq!(build["pull_request"]["fork"], true);
+    assert!(!log.contains(OWN) && !log.contains(PUBLIC));
+
+    // A label added builds nothing.
+    let reply = send(&s, "github", "g-3", &hub_payload(&s, "labeled", 8, &sha, "stranger/app")).await;
+    assert!(queued(&reply).is_empty() && skipped(&reply, "app").contains("labeled"), "{}", reply.json);
+
+    // Gitea says "synchronized" for new commits.
+    let sha = s.publish("gitea", "refs/pull/9/head");
+    let reply = send(&s, "gitea", "t-1", &hub_payload(&s, "synchronized", 9, &sha, "acme/app")).await;
+    let (_, log) = built(&s, &reply).await;
+    assert!(log.contains(&format!("pr=9 src=feature dst=main sha={sha} head={sha} feature=gitea")), "{log}");
+
+    // GitLab: a title edit builds nothing; new commits do.
+    let sha = s.publish("gitlab", "refs/merge-requests/3/head");
+    let mr = |oldrev: Option<&str>| {
+        let mut attributes = json!({
+            "iid": 3, "action": "update", "source_branch": "feature", "target_branch": "main",
+            "source_project_id": 1, "target_project_id": 1,
+            "url": "https://gitlab.example.test/acme/app/-/merge_requests/3",
+            "last_commit": { "id": sha }, "target": { "git_http_url": s.url() },
+        });
+        if let Some(rev) = oldrev {
+            attributes["oldrev"] = json!(rev);
+        }
+        json!({ "object_kind": "merge_request", "event_type": "merge_request",
+                "project": { "git_http_url": s.url() }, "object_attributes": attributes })
+    };
+    let reply = send(&s, "gitlab", "l-1", &mr(None)).await;
+    assert!(
+        queued(&reply).is_empty() && skipped(&reply, "app").contains("without new commits"),
+        "{}",
+        reply.json
+    );
+    let reply = send(&s, "gitlab", "l-2", &mr(Some(&"1".repeat(40)))).await;
+    let (build, log) = built(&s, &reply).await;
+    assert!(log.contains(&format!("pr=3 src=feature dst=main sha={sha} head={sha} feature=gitlab")), "{log}");
+    assert_eq!(build["pull_request"]["url"], "https://gitlab.example.test/acme/app/-/merge_requests/3");
+}
+
+#[tokio::test]
+async fn a_new_commit_on_a_pull_request_cancels_its_older_build() {
+    let s = setup();
+    let api = Api::new(&s.sparky.url);
+    let slow = s.publish("slow", "refs/pull/5/head");
+    let first = send(&s, "github", "c-1", &hub_payload(&s, "opened", 5, &slow, "acme/app")).await;
+    let first = queued(&first)[0].1;
+    api.wait_for(first, Some("running"), Duration::from_secs(20)).await;
+    let fixed = s.publish("fast", "refs/pull/5/head");
+    let second = send(&s, "github", "c-2", &hub_payload(&s, "synchronize", 5, &fixed, "acme/app")).await;
+    let (build, log) = built(&s, &second).await;
+    assert!(log.contains("feature=fast"), "{log}");
+    let older = api.wait_for(first, None, Duration::from_secs(10)).await;
+    assert_eq!(older["status"], "canceled", "{older}");
+    assert_eq!(build["pull_request"]["number"], 5);
+    // Another request's builds are left alone.
+    let other = s.publish("slow", "refs/pull/6/head");
+    let third = send(&s, "github", "c-3", &hub_payload(&s, "opened", 6, &other, "acme/app")).await;
+    let third = queued(&third)[0].1;
+    api.wait_for(third, Some("running"), Duration::from_secs(20)).await;
+    let again = s.publish("fast", "refs/pull/5/head");
+    let fourth = send(&s, "github", "c-4", &hub_payload(&s, "synchronize", 5, &again, "acme/app")).await;
+    built(&s, &fourth).await;
+    assert_eq!(api.build(third).await["status"], "running", "pull request #6 is not #5");
+}
