@@ -103,7 +103,8 @@ fn source(function: Function) -> String {
 }
 
 /// Opens the shared state and builds `function`'s router, with `/healthz` and `/metrics`,
-/// and starts what runs beside it: dispatch's pass loop; with `SPARKY_SELF_TICK`,
+/// and starts what runs beside it: dispatch's pass loop and outbox (commit statuses,
+/// notifications); with `SPARKY_SELF_TICK`,
 /// trigger's minute ticker and inbox reader.
 async fn open(
     function: Function,
