@@ -156,6 +156,9 @@ async fn a_run_without_the_state_folder_runs_jobs_that_cannot_reach_the_state_or
     assert!(log.contains("token: ***"), "the granted secret came through dispatch, masked: {log}");
     assert!(log.contains("child 201"), "the job token works from a run without the state: {log}");
     assert!(!run_root.path().join("sparky.db").exists(), "run opened no database of its own");
+    let (status, metrics) = cluster.api(2).get_text("/metrics").await;
+    assert_eq!(status, 200, "a run without the state still answers its metrics: {metrics}");
+    assert!(metrics.contains("sparky_max_running"), "{metrics}");
 
     let page = ui.get_text(&format!("/builds/{id}")).await.1;
     let raw = ui.get_text(&format!("/builds/{id}/log?download=1")).await.1;
