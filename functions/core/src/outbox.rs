@@ -25,7 +25,7 @@ pub mod notify;
 pub mod send;
 pub mod status;
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -35,6 +35,7 @@ use crate::{
     error::error_chain,
     hub::HubEvent,
     model::Event,
+    project::ProjectConfig,
     store::{NewDelivery, StoreError},
     time::now_ms,
 };
@@ -80,11 +81,26 @@ impl Ctx {
             let from = self.store.outbox_cursor().await?;
             let events = self.store.events_after(from, EVENT_BATCH).await?;
             let Some(last) = events.last().map(|e| e.id) else { break };
+            // Each project's config is looked at once per batch; a build is read only
+            // when its project announces something.
+            let mut configs: HashMap<String, Option<ProjectConfig>> = HashMap::new();
             let mut deliveries: Vec<NewDelivery> = Vec::new();
             for event in &events {
+                if !configs.contains_key(&event.project) {
+                    let config =
+                        self.projects.get(&event.project).await.ok().flatten().and_then(|p| p.config.ok());
+                    configs.insert(event.project.clone(), config);
+                }
+                let Some(config) = configs[&event.project].as_ref() else { continue };
+                let announces = config.scm.as_ref().is_some_and(|s| s.statuses.is_some())
+                    || (!config.notify.is_empty() && event.to.is_terminal());
+                if !announces {
+                    continue;
+                }
+                let Some(build) = self.store.build(event.build_id).await? else { continue };
                 let mut made: Vec<(String, Payload)> =
-                    status::derive(self, event).await.into_iter().collect();
-                made.extend(notify::derive(self, event).await);
+                    status::derive(self, config, &build, event).into_iter().collect();
+                made.extend(notify::derive(self, config, &build, event).await);
                 deliveries
                     .extend(made.into_iter().filter_map(|(target, payload)| payload.delivery(event, target)));
             }
@@ -92,6 +108,10 @@ impl Ctx {
             if events.len() < EVENT_BATCH as usize {
                 break;
             }
+        }
+        // Claiming is a write: only when something is due.
+        if self.store.next_delivery_at().await?.is_none_or(|at| at > now_ms()) {
+            return Ok((derived, 0));
         }
         let mut settled = 0;
         loop {

@@ -14,7 +14,10 @@ use clap::{Parser, Subcommand};
 use sparky_core::{Config, serve::init_tracing};
 
 use crate::{
-    client::{ClientArgs, Exit, Failure, commands},
+    client::{
+        ClientArgs, Exit, Failure,
+        commands::{self, Request},
+    },
     local,
     service::{self, Function},
 };
@@ -64,15 +67,8 @@ enum Command {
     /// Trigger a build and print its URL; with --follow, stream its log.
     Build {
         project: String,
-        /// A build parameter; repeat for more.
-        #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
-        params: Vec<String>,
-        /// A description for the build.
-        #[arg(short, long)]
-        description: Option<String>,
-        /// Stream the log until the build ends; exit 0 only if it succeeded.
-        #[arg(short, long)]
-        follow: bool,
+        #[command(flatten)]
+        request: Request,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -80,15 +76,8 @@ enum Command {
     Rebuild {
         /// The build's number.
         build_id: i64,
-        /// A parameter to change; repeat for more.
-        #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
-        params: Vec<String>,
-        /// A description for the new build [default: Rebuild of #ID].
-        #[arg(short, long)]
-        description: Option<String>,
-        /// Stream the log until the build ends; exit 0 only if it succeeded.
-        #[arg(short, long)]
-        follow: bool,
+        #[command(flatten)]
+        request: Request,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -179,11 +168,11 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<ExitCode> {
             service::serve(function, config, &listen, shutdown).await?;
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Build { project, params, description, follow, client } => {
-            commands::build(&config, &client, &project, &params, description, follow).await
+        Command::Build { project, request, client } => {
+            commands::build(&config, &client, &project, request).await
         }
-        Command::Rebuild { build_id, params, description, follow, client } => {
-            commands::rebuild(&config, &client, build_id, &params, description, follow).await
+        Command::Rebuild { build_id, request, client } => {
+            commands::rebuild(&config, &client, build_id, request).await
         }
         Command::Cancel { build_id, client } => commands::cancel(&config, &client, build_id).await,
         Command::Status { build_id, client } => commands::status(&config, &client, build_id).await,

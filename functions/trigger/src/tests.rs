@@ -17,7 +17,23 @@ async fn harness(configure: impl FnOnce(&mut Config)) -> Harness {
     Harness { ctx: temp.ctx.clone(), temp }
 }
 
+/// The headers of a logged-in person's form: their session's cookie, and a form body.
+/// Their form token is `form-token`.
+type FormHeaders = ((&'static str, &'static str), (&'static str, &'static str));
+
 impl Harness {
+    /// Logs a person in (a session whose form token is `form-token`).
+    async fn logged_in(&self) -> FormHeaders {
+        use sparky_core::{secrets::token_hash, store::Session, time::now_ms};
+        let session = Session {
+            id_hash: token_hash("cookie-value"),
+            csrf: "form-token".into(),
+            expires_at: now_ms() + 60_000,
+        };
+        self.ctx.store.create_session(session, now_ms()).await.expect("session");
+        (("cookie", "sparky_session=cookie-value"), ("content-type", "application/x-www-form-urlencoded"))
+    }
+
     fn project(&self, name: &str, yaml: &str) {
         self.temp.project(name, yaml);
     }
@@ -257,17 +273,9 @@ async fn deleting_a_history_needs_the_token_and_keeps_live_builds() {
 
 #[tokio::test]
 async fn a_logged_in_persons_form_needs_the_sessions_form_token() {
-    use sparky_core::{secrets::token_hash, store::Session, time::now_ms};
     let h = harness(|c| c.api_token = Some(Secret::new("admin"))).await;
     h.project("app", "script: echo\n");
-    let session = Session {
-        id_hash: token_hash("cookie-value"),
-        csrf: "form-token".into(),
-        expires_at: now_ms() + 60_000,
-    };
-    h.ctx.store.create_session(session, now_ms()).await.expect("session");
-    let cookie = ("cookie", "sparky_session=cookie-value");
-    let form = ("content-type", "application/x-www-form-urlencoded");
+    let (cookie, form) = h.logged_in().await;
     let (status, _, body) = h.post("/api/v1/projects/app/builds", &[cookie, form], "description=x").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "no form token: {body}");
     let (status, _, _) = h.post("/api/v1/projects/app/builds", &[cookie, form], "_csrf=guess").await;
@@ -346,7 +354,6 @@ async fn a_rebuild_may_change_some_params_and_its_description() {
 
 #[tokio::test]
 async fn who_may_rebuild_with_params() {
-    use sparky_core::{secrets::token_hash, store::Session, time::now_ms};
     let h = harness(|c| c.api_token = Some(Secret::new("admin"))).await;
     h.project("app", "script: echo\nvars: [{ name: N, default: '1' }]\n");
     let admin = ("authorization", "Bearer admin");
@@ -373,14 +380,7 @@ async fn who_may_rebuild_with_params() {
     let rebuilt = h.ctx.store.build(2).await.expect("read").expect("stored");
     assert_eq!(rebuilt.params.get("N").map(String::as_str), Some("2"));
 
-    let session = Session {
-        id_hash: token_hash("cookie-value"),
-        csrf: "form-token".into(),
-        expires_at: now_ms() + 60_000,
-    };
-    h.ctx.store.create_session(session, now_ms()).await.expect("session");
-    let cookie = ("cookie", "sparky_session=cookie-value");
-    let form = ("content-type", "application/x-www-form-urlencoded");
+    let (cookie, form) = h.logged_in().await;
     let (status, _, _) = h.post("/api/v1/builds/1/rebuild", &[cookie, form], "N=3").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a person's form without its form token");
     let (status, headers, _) =

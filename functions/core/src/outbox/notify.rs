@@ -10,7 +10,10 @@ use crate::{
     Ctx,
     api::{BuildJson, build_url},
     model::{Build, BuildStatus, Event},
-    project::notify::{Channel, On},
+    project::{
+        ProjectConfig,
+        notify::{Channel, On},
+    },
     time::rfc3339,
 };
 
@@ -58,21 +61,19 @@ fn failed(status: BuildStatus) -> bool {
     matches!(status, BuildStatus::Failed | BuildStatus::TimedOut | BuildStatus::Lost)
 }
 
-/// The notifications a terminal `event` makes, with their targets (`notify:N`).
-pub async fn derive(ctx: &Ctx, event: &Event) -> Vec<(String, Payload)> {
-    if !event.to.is_terminal() {
+/// The notifications a terminal `event` of `build` makes, with their targets
+/// (`notify:N`).
+pub async fn derive(
+    ctx: &Ctx,
+    config: &ProjectConfig,
+    build: &Build,
+    event: &Event,
+) -> Vec<(String, Payload)> {
+    if !event.to.is_terminal() || config.notify.is_empty() {
         return Vec::new();
     }
-    let Some(config) = ctx.projects.get(&event.project).await.ok().flatten().and_then(|p| p.config.ok())
-    else {
-        return Vec::new();
-    };
-    if config.notify.is_empty() {
-        return Vec::new();
-    }
-    let Ok(Some(build)) = ctx.store.build(event.build_id).await else { return Vec::new() };
     let previous = ctx.store.previous_ending(&build.project, build.id).await.ok().flatten();
-    let ended = outcome(&build, previous);
+    let ended = outcome(build, previous);
     let words = ended.map_or("canceled", |(_, w)| w);
     let url = ctx.config.public_url.as_deref().map(|base| format!("{base}{}", build_url(build.id)));
     let mut made = Vec::new();
@@ -87,7 +88,7 @@ pub async fn derive(ctx: &Ctx, event: &Event) -> Vec<(String, Payload)> {
         let payload = match &notify.channel {
             Channel::Webhook { url: target, secret } => {
                 let body =
-                    serde_json::json!({ "outcome": words, "url": url, "build": BuildJson::from(&build) });
+                    serde_json::json!({ "outcome": words, "url": url, "build": BuildJson::from(build) });
                 Payload::Webhook(WebhookPost {
                     url: target.clone(),
                     secret: secret.clone(),

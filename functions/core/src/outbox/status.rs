@@ -19,7 +19,10 @@ use crate::{
     Ctx,
     api::build_url,
     model::{Build, BuildStatus, Event},
-    project::statuses::{GitHost, StatusConfig},
+    project::{
+        ProjectConfig,
+        statuses::{GitHost, StatusConfig},
+    },
 };
 
 use super::Payload;
@@ -47,14 +50,12 @@ pub fn target(host: GitHost) -> String {
     format!("status:{}", host.as_str())
 }
 
-/// The commit status `event` means, and its target, if its project posts statuses
-/// and its build has a commit.
-pub async fn derive(ctx: &Ctx, event: &Event) -> Option<(String, Payload)> {
-    let config = ctx.projects.get(&event.project).await.ok()??.config.ok()?;
-    let scm = config.scm?;
-    let statuses = scm.statuses?;
-    let build = ctx.store.build(event.build_id).await.ok()??;
-    let post = post(ctx, &statuses, &scm.url, &build, event)?;
+/// The commit status `event` of `build` means, and its target, if its project posts
+/// statuses and the build has a commit.
+pub fn derive(ctx: &Ctx, config: &ProjectConfig, build: &Build, event: &Event) -> Option<(String, Payload)> {
+    let scm = config.scm.as_ref()?;
+    let statuses = scm.statuses.as_ref()?;
+    let post = post(ctx, statuses, &scm.url, build, event)?;
     Some((target(statuses.host), Payload::Status(post)))
 }
 

@@ -6,23 +6,50 @@ use std::io::Write;
 
 use anyhow::{Context as _, anyhow};
 use futures_util::StreamExt;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sparky_core::{Config, api::encode_path};
 
 use super::{ClientArgs, Exit, Failure, Server, Settings, follow::follow, show};
+
+/// What a new build is asked with: `sparky build` and `sparky rebuild`.
+#[derive(clap::Args, Debug)]
+pub struct Request {
+    /// A build parameter (for a rebuild: one to change); repeat for more.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// A description for the build [rebuild's default: Rebuild of #ID].
+    #[arg(short, long)]
+    description: Option<String>,
+    /// Stream the log until the build ends; exit 0 only if it succeeded.
+    #[arg(short, long)]
+    follow: bool,
+}
+
+impl Request {
+    /// The API's request body: the parameters and description given, nothing else.
+    fn body(self) -> Result<Value, Failure> {
+        let mut body = Map::new();
+        let params = parse_params(&self.params)?;
+        if !params.is_empty() {
+            body.insert("params".into(), Value::Object(params));
+        }
+        if let Some(description) = self.description {
+            body.insert("description".into(), Value::String(description));
+        }
+        Ok(Value::Object(body))
+    }
+}
 
 /// `sparky build PROJECT [-p NAME=VALUE]... [-d TEXT] [--follow]`
 pub async fn build(
     config: &Config,
     args: &ClientArgs,
     project: &str,
-    params: &[String],
-    description: Option<String>,
-    follow: bool,
+    request: Request,
 ) -> Result<Exit, Failure> {
-    let params = parse_params(params)?;
+    let follow = request.follow;
+    let body = request.body()?;
     let server = connect(config, args)?;
-    let body = json!({ "params": params, "description": description });
     let path = format!("/api/v1/projects/{}/builds", encode_path(project));
     let answer = server.post_json(&path, Some(&body)).await?;
     queued(&server, &answer, follow, args.json).await
@@ -30,24 +57,10 @@ pub async fn build(
 
 /// `sparky rebuild ID [-p NAME=VALUE]... [-d TEXT] [--follow]`: the earlier build's
 /// parameters, except those given.
-pub async fn rebuild(
-    config: &Config,
-    args: &ClientArgs,
-    id: i64,
-    params: &[String],
-    description: Option<String>,
-    follow: bool,
-) -> Result<Exit, Failure> {
-    let params = parse_params(params)?;
+pub async fn rebuild(config: &Config, args: &ClientArgs, id: i64, request: Request) -> Result<Exit, Failure> {
+    let follow = request.follow;
+    let body = request.body()?;
     let server = connect(config, args)?;
-    let mut body = Map::new();
-    if !params.is_empty() {
-        body.insert("params".into(), Value::Object(params));
-    }
-    if let Some(description) = description {
-        body.insert("description".into(), Value::String(description));
-    }
-    let body = Value::Object(body);
     let answer = server.post_json(&format!("/api/v1/builds/{id}/rebuild"), Some(&body)).await?;
     queued(&server, &answer, follow, args.json).await
 }
