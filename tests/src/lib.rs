@@ -22,6 +22,7 @@ pub mod knative;
 pub mod lambda_runtime;
 pub mod manifests;
 pub mod moto;
+pub mod smtp;
 pub mod strict_s3;
 pub mod webdriver;
 

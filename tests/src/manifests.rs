@@ -95,7 +95,12 @@ impl Bundle {
                 ("Secret", &source["secretRef"])
             };
             let object_name = reference["name"].as_str().unwrap_or_default();
-            let object = self.get(kind, object_name).with_context(|| format!("no {kind} {object_name}"))?;
+            let object = match self.get(kind, object_name) {
+                Some(object) => object,
+                // As in Kubernetes: a missing optional source adds nothing.
+                None if reference["optional"] == true => continue,
+                None => bail!("no {kind} {object_name}"),
+            };
             let keys = object["data"].as_object().into_iter().chain(object["stringData"].as_object());
             for key in keys.flat_map(|map| map.keys()) {
                 env.push((key.clone(), self.lookup(kind, object_name, key)?));

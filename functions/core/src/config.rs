@@ -29,6 +29,10 @@
 //! | `SPARKY_TICK_WINDOW` | how far a delivered cron tick's time may be from the clock; a tick outside it queues nothing (`off`: any time) | `10m` |
 //! | `SPARKY_PUBLIC_URL` | Sparky's URL as people and Git hosts reach it (shown in the UI) | none |
 //! | `SPARKY_PRIVATE` | `true`: every page, log, live stream, artifact, badge and read API needs a session or a token (`SPARKY_API_TOKEN` required) | `false` |
+//! | `SPARKY_SMTP` | the SMTP server email notifications go through: `smtp://HOST[:PORT]` (STARTTLS, required; port 587), `smtps://HOST[:PORT]` (TLS; 465) or `smtp+plain://HOST[:PORT]` (no TLS, for a relay next door; 25) | none: email notifications fail, saying so |
+//! | `SPARKY_SMTP_FROM` | the mails' sender, `Name <address>` or an address (required with `SPARKY_SMTP`) | none |
+//! | `SPARKY_SMTP_USER`, `SPARKY_SMTP_PASSWORD` | the SMTP login | none: no login |
+//! | `SPARKY_SMTP_CA` | a PEM file of CA certificates the SMTP server's certificate may chain to, besides the system's | none |
 //! | `SPARKY_SELF_TICK` | `true`: `serve dispatch` sweeps leases and `serve trigger` ticks cron, reads inboxes and polls on their own clocks (one machine, no PingSources) | `false` |
 //! | `SPARKY_RUN_GRACE` | after SIGTERM, how long `serve run` lets its builds go on before it stops them and hands them back to the queue | none: until they end |
 //! | `SPARKY_LOG_FORMAT` | `text` or `json` | `text` |
@@ -46,7 +50,7 @@ use std::{
     time::Duration,
 };
 
-use crate::{reports::S3Settings, secrets::Secret, store::JournalMode};
+use crate::{outbox::email::SmtpSettings, reports::S3Settings, secrets::Secret, store::JournalMode};
 
 /// The variables of Sparky's own environment that jobs get (with `LC_*`): what a
 /// shell and its tools need, nothing of Sparky's configuration or credentials.
@@ -125,6 +129,8 @@ pub struct Config {
     pub job_env: BTreeMap<String, String>,
     /// `AWS_LAMBDA_RUNTIME_API`: serve through AWS Lambda rather than on a port.
     pub lambda_runtime_api: Option<String>,
+    /// Where email notifications go out (`SPARKY_SMTP` and friends).
+    pub smtp: Option<SmtpSettings>,
 }
 
 impl Config {
@@ -163,6 +169,7 @@ impl Config {
             private: false,
             job_env: [("PATH".to_string(), DEFAULT_PATH.to_string())].into(),
             lambda_runtime_api: None,
+            smtp: None,
         }
     }
 
@@ -265,6 +272,21 @@ impl Config {
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
         config.lambda_runtime_api = get("AWS_LAMBDA_RUNTIME_API");
+        if let Some(url) = get("SPARKY_SMTP") {
+            let from = get("SPARKY_SMTP_FROM").ok_or_else(|| ConfigError {
+                variable: "SPARKY_SMTP_FROM",
+                value: String::new(),
+                problem: "required with SPARKY_SMTP: the address mails come from".into(),
+            })?;
+            let settings = SmtpSettings::parse(
+                &url,
+                &from,
+                get("SPARKY_SMTP_USER"),
+                get("SPARKY_SMTP_PASSWORD").map(Secret::new),
+                get("SPARKY_SMTP_CA").map(PathBuf::from),
+            );
+            config.smtp = Some(parse("SPARKY_SMTP", &url, |_| settings)?);
+        }
         if let Some(host) = get("HOSTNAME") {
             config.instance = format!("{host}-{}", std::process::id());
         }
@@ -400,6 +422,27 @@ mod tests {
         let names: Vec<&str> = c.job_env.keys().map(String::as_str).collect();
         assert_eq!(names, ["HOME", "LC_ALL", "PATH"]);
         assert_eq!(c.job_env["PATH"], "/opt/bin:/usr/bin");
+    }
+
+    #[test]
+    fn the_smtp_server_needs_a_sender_and_keeps_its_password_out_of_jobs() {
+        let c = Config::from_vars(vars(&[
+            ("SPARKY_SMTP", "smtps://mail.example.com"),
+            ("SPARKY_SMTP_FROM", "Sparky <ci@example.com>"),
+            ("SPARKY_SMTP_USER", "ci"),
+            ("SPARKY_SMTP_PASSWORD", "hunter2"),
+        ]))
+        .expect("valid config");
+        let smtp = c.smtp.as_ref().expect("smtp");
+        assert_eq!((smtp.host.as_str(), smtp.port), ("mail.example.com", 465));
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(c.job_env.keys().all(|k| !k.starts_with("SPARKY_SMTP")));
+        let error = Config::from_vars(vars(&[("SPARKY_SMTP", "smtp://mail")])).expect_err("no sender");
+        assert_eq!(error.variable, "SPARKY_SMTP_FROM");
+        let error =
+            Config::from_vars(vars(&[("SPARKY_SMTP", "mail:25"), ("SPARKY_SMTP_FROM", "ci@example.com")]))
+                .expect_err("no scheme");
+        assert_eq!(error.variable, "SPARKY_SMTP");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The outbox: what lifecycle events make Sparky tell the outside world — commit
-//! statuses on Git hosts ([`status`]), notifications of how builds end ([`notify`]) —
+//! statuses on Git hosts ([`status`]), notifications of how builds end ([`notify`],
+//! by mail through [`email`]) —
 //! derived from the events table in commit order and delivered with retries
 //! ([`send`]).
 //!
@@ -21,6 +22,7 @@
 //! changes and every [`POLL`] otherwise, so the changes other processes make are read
 //! within that.
 
+pub mod email;
 pub mod notify;
 pub mod send;
 pub mod status;
@@ -58,6 +60,7 @@ pub enum Payload {
     Status(status::StatusPost),
     Webhook(notify::WebhookPost),
     Slack(notify::SlackPost),
+    Email(email::EmailPost),
 }
 
 impl Payload {

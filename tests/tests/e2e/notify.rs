@@ -1,6 +1,7 @@
 //! Notifications: a webhook receiver that checks the signature and the CloudEvent
 //! headers, and a Slack-compatible incoming webhook, for a project that fails, is
-//! fixed, and succeeds again.
+//! fixed, and succeeds again; mail through a real SMTP server that requires STARTTLS
+//! and a login, down at first, and one that refuses the login.
 
 use std::{
     sync::{Arc, Mutex},
@@ -9,7 +10,7 @@ use std::{
 
 use axum::{Router, body::Bytes, extract::State, http::HeaderMap, routing::post};
 use serde_json::{Value, json};
-use sparky_tests::{Api, Sparky, hmac_hex, write_project};
+use sparky_tests::{Api, Sparky, hmac_hex, smtp::SmtpServer, write_project};
 
 const KEY: &str = "notify-signing-key";
 
@@ -64,18 +65,9 @@ async fn failures_and_fixes_reach_a_signed_webhook_and_every_end_reaches_slack()
         }
         let id = api.trigger("flaky", json!({})).await;
         api.wait_for(id, None, Duration::from_secs(20)).await;
-        let done = |list: &[Value]| list.len() == 2 && list.iter().all(|d| d["state"] == "sent");
         let wanted = if n == 2 { 1 } else { 2 };
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            let list = api.build(id).await["deliveries"].as_array().cloned().unwrap_or_default();
-            if (wanted == 2 && done(&list)) || (wanted == 1 && list.len() == 1 && list[0]["state"] == "sent")
-            {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "build {id}: {list:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        deliveries_when(&api, id, |list| list.len() == wanted && list.iter().all(|d| d["state"] == "sent"))
+            .await;
         ids.push(id);
     }
     let received = got.0.lock().expect("lock").clone();
@@ -120,4 +112,89 @@ async fn failures_and_fixes_reach_a_signed_webhook_and_every_end_reaches_slack()
     let page = api.get_text(&format!("/builds/{}", ids[1])).await.1;
     assert!(page.contains("webhook notified (fixed)"), "{page}");
     server.abort();
+}
+
+/// The build's deliveries once `done` holds for them (within 30 s).
+async fn deliveries_when(api: &Api, id: i64, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = api.build(id).await["deliveries"].as_array().cloned().unwrap_or_default();
+        if done(&list) {
+            return list;
+        }
+        assert!(std::time::Instant::now() < deadline, "build {id}: {list:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_failure_is_mailed_over_starttls_with_a_login_once_the_server_is_up() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = SmtpServer::new(&dir.path().join("smtp"));
+    // Started once to make its CA, then down while the build fails.
+    server.start();
+    server.stop();
+    write_project(
+        dir.path(),
+        "mailed",
+        "script: echo broken; exit 3\nnotify:\n  - email: [dev@example.com, ops@example.com]\n",
+    );
+    let mut env: Vec<(String, String)> = server.sparky_env(sparky_tests::smtp::PASSWORD);
+    env.push(("SPARKY_PUBLIC_URL".into(), "https://ci.example.test".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let sparky = Sparky::up(dir.path(), &env);
+    let api = Api::new(&sparky.url);
+    let id = api.trigger("mailed", json!({})).await;
+    api.wait_for(id, Some("failed"), Duration::from_secs(20)).await;
+
+    let waiting = deliveries_when(&api, id, |list| {
+        list.len() == 1 && list[0]["state"] == "pending" && list[0]["attempts"].as_u64() >= Some(1)
+    })
+    .await;
+    let outcome = waiting[0]["outcome"].as_str().unwrap_or_default();
+    assert!(outcome.contains(&format!("could not send through 127.0.0.1:{}", server.port)), "{waiting:?}");
+    assert!(server.mails().is_empty());
+
+    server.start();
+    let sent = deliveries_when(&api, id, |list| list.len() == 1 && list[0]["state"] == "sent").await;
+    assert!(
+        sent[0]["outcome"].as_str().unwrap_or_default().contains("email sent to dev@example.com"),
+        "{sent:?}"
+    );
+    // Sent once: nothing more comes after it went through.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mails = server.mails();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let mail = &mails[0];
+    assert!(mail.tls, "sent only after STARTTLS");
+    assert_eq!(mail.login.as_deref(), Some(sparky_tests::smtp::USER));
+    assert_eq!(mail.from, "ci@sparky.test");
+    assert_eq!(mail.to, ["dev@example.com", "ops@example.com"]);
+    assert!(mail.text.contains(&format!("Subject: [sparky] mailed #{id} failed")), "{}", mail.text);
+    assert!(mail.text.contains(&format!("https://ci.example.test/builds/{id}")), "{}", mail.text);
+    assert!(mail.text.contains("From: \"Sparky CI\" <ci@sparky.test>"), "{}", mail.text);
+    let page = api.get_text(&format!("/builds/{id}")).await.1;
+    assert!(page.contains("email sent to dev@example.com, ops@example.com"), "{page}");
+}
+
+#[tokio::test]
+async fn a_refused_login_is_shown_on_the_build_page_and_not_tried_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = SmtpServer::new(&dir.path().join("smtp"));
+    server.start();
+    write_project(dir.path(), "mailed", "script: exit 1\nnotify:\n  - email: dev@example.com\n");
+    let env = server.sparky_env("not-the-password");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let sparky = Sparky::up(dir.path(), &env);
+    let api = Api::new(&sparky.url);
+    let id = api.trigger("mailed", json!({})).await;
+    api.wait_for(id, Some("failed"), Duration::from_secs(20)).await;
+    let failed = deliveries_when(&api, id, |list| list.len() == 1 && list[0]["state"] == "failed").await;
+    assert_eq!(failed[0]["attempts"], 1, "a refusal is final: {failed:?}");
+    let outcome = failed[0]["outcome"].as_str().unwrap_or_default();
+    assert!(outcome.contains("the SMTP server refused the mail") && outcome.contains("535"), "{failed:?}");
+    assert!(!outcome.contains("not-the-password"), "{failed:?}");
+    let page = api.get_text(&format!("/builds/{id}")).await.1;
+    assert!(page.contains("the SMTP server refused the mail"), "{page}");
+    assert!(server.mails().is_empty());
 }

@@ -1,6 +1,6 @@
 //! Notifications: when a build ends, each `notify:` entry whose `on` matches how it
 //! ended gets a delivery — a JSON webhook (CloudEvents binary mode, signed with
-//! HMAC-SHA256 when a secret is named) or a Slack-compatible message.
+//! HMAC-SHA256 when a secret is named), a Slack-compatible message or a mail.
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -14,10 +14,10 @@ use crate::{
         ProjectConfig,
         notify::{Channel, On},
     },
-    time::rfc3339,
+    time::{human_duration, rfc3339},
 };
 
-use super::Payload;
+use super::{Payload, email::EmailPost};
 
 /// The CloudEvent type of a notification.
 pub const BUILD_ENDED: &str = "dev.sparky.build.ended";
@@ -104,10 +104,48 @@ pub async fn derive(
                 let text = format!("Sparky: build {link} of {} {}: {words}", build.project, build.status);
                 Payload::Slack(SlackPost { url_secret: url_secret.clone(), text, outcome: words.into() })
             }
+            Channel::Email { to } => Payload::Email(mail(build, to, words, url.as_deref())),
         };
         made.push((format!("notify:{}", i + 1), payload));
     }
     made
+}
+
+/// The mail telling `to` how `build` ended (`words`), linking to its page at `url`.
+fn mail(build: &Build, to: &[String], words: &str, url: Option<&str>) -> EmailPost {
+    let status = build.status.to_string();
+    let subject = if words == "fixed" {
+        format!("[sparky] {} #{} fixed ({status})", build.project, build.id)
+    } else {
+        format!("[sparky] {} #{} {status}", build.project, build.id)
+    };
+    let mut lines = vec![format!("Build #{} of {} {status}.", build.id, build.project), String::new()];
+    if let Some(url) = url {
+        lines.push(format!("Build:       {url}"));
+    }
+    lines.push(format!("Trigger:     {}", build.trigger));
+    if let Some(pull) = &build.pull_request {
+        lines.push(format!(
+            "Request:     #{} ({} into {})",
+            pull.number, pull.source_branch, pull.target_branch
+        ));
+    } else if let Some(branch) = &build.scm.branch {
+        lines.push(format!("Branch:      {branch}"));
+    }
+    if let Some(sha) = &build.scm.sha {
+        lines.push(format!("Commit:      {sha}"));
+    }
+    if let Some(description) = &build.description {
+        lines.push(format!("Description: {description}"));
+    }
+    if let (Some(start), Some(end)) = (build.started_at, build.finished_at) {
+        lines.push(format!("Took:        {}", human_duration(end - start)));
+    }
+    if let Some(error) = &build.error {
+        lines.push(format!("Why:         {error}"));
+    }
+    lines.extend([String::new(), "-- ".into(), "Sparky CI".into()]);
+    EmailPost { to: to.to_vec(), subject, body: lines.join("\n") + "\n", outcome: words.into() }
 }
 
 /// `sha256=<hex HMAC-SHA256 of body with key>`.

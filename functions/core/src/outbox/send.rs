@@ -1,4 +1,4 @@
-//! Sending one delivery (a commit status, a webhook, a Slack message) and telling what
+//! Sending one delivery (a commit status, a webhook, a Slack message, a mail) and telling what
 //! its answer means: sent, try again later
 //! (failures on the way, rate limits), or failed for good (the host refused it).
 
@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::{
     MAX_ATTEMPTS, Payload,
+    email::{self, NotSent},
     notify::{BUILD_ENDED, SIGNATURE_HEADER, WebhookPost, signature},
     status::StatusPost,
 };
@@ -72,6 +73,13 @@ pub async fn send(ctx: &Ctx, delivery: &Delivery) -> Settle {
                 (webhook(ctx, post, key.as_ref().map(Secret::expose)), sending)
             })
         }
+        Payload::Email(post) => {
+            return match email::send(ctx.config.smtp.as_ref(), post).await {
+                Ok(said) => Settle::Sent(said),
+                Err(NotSent::Later(outcome)) => retry(delivery, outcome),
+                Err(NotSent::Never(outcome)) => Settle::Failed(outcome),
+            };
+        }
         Payload::Slack(post) => secret(ctx, &post.url_secret).map(|url| {
             let sending = Sending {
                 who: "slack".into(),
@@ -86,19 +94,14 @@ pub async fn send(ctx: &Ctx, delivery: &Delivery) -> Settle {
         Ok(prepared) => prepared,
         Err(settle) => return settle,
     };
-    let retry = |outcome: String| {
-        if delivery.attempts + 1 >= MAX_ATTEMPTS {
-            Settle::Failed(format!("gave up after {MAX_ATTEMPTS} tries; the last: {outcome}"))
-        } else {
-            let wait = FIRST_BACKOFF.saturating_mul(1 << delivery.attempts.min(16)).min(MAX_BACKOFF);
-            Settle::Retry { at: now_ms() + wait.as_millis() as i64, outcome }
-        }
-    };
     let response = match request.timeout(TIMEOUT).send().await {
         Ok(response) => response,
         // The URL may hold a secret (Slack's): the error names `to`, not the request's URL.
         Err(error) => {
-            return retry(format!("could not reach {}: {}", sending.to, error_chain(&error.without_url())));
+            return retry(
+                delivery,
+                format!("could not reach {}: {}", sending.to, error_chain(&error.without_url())),
+            );
         }
     };
     let status = response.status();
@@ -117,7 +120,17 @@ pub async fn send(ctx: &Ctx, delivery: &Delivery) -> Settle {
     if status.is_client_error() {
         return Settle::Failed(format!("{} refused {}: {said}", sending.who, sending.what));
     }
-    retry(format!("{} answered {said}", sending.who))
+    retry(delivery, format!("{} answered {said}", sending.who))
+}
+
+/// Another try later, with backoff, or the end of trying.
+fn retry(delivery: &Delivery, outcome: String) -> Settle {
+    if delivery.attempts + 1 >= MAX_ATTEMPTS {
+        Settle::Failed(format!("gave up after {MAX_ATTEMPTS} tries; the last: {outcome}"))
+    } else {
+        let wait = FIRST_BACKOFF.saturating_mul(1 << delivery.attempts.min(16)).min(MAX_BACKOFF);
+        Settle::Retry { at: now_ms() + wait.as_millis() as i64, outcome }
+    }
 }
 
 /// The value of the secret `name`, or the delivery's failure.
