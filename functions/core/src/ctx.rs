@@ -12,6 +12,7 @@ use crate::{
     error::error_chain,
     events::{CloudEvent, DISPATCH_POKE},
     hub::Hub,
+    metrics::Metrics,
     project::Projects,
     reports::{self, ReportStore},
     secrets::SecretsDir,
@@ -75,6 +76,8 @@ pub struct Ctx {
     pub reports: Arc<dyn ReportStore>,
     pub projects: Projects,
     pub hub: Hub,
+    /// This process's counters and histograms (`/metrics`).
+    pub metrics: Arc<Metrics>,
     pub dispatch: Arc<dyn Poke>,
     pub http: reqwest::Client,
     /// Fires when the process is shutting down.
@@ -137,6 +140,7 @@ impl Ctx {
         let reports = reports::open(config.s3.as_ref(), &config.reports_dir());
         tracing::info!(reports = %reports.describe(), "report storage");
         Ctx {
+            metrics: Arc::new(Metrics::new(config.max_running)),
             projects: Projects::new(config.projects_dir())
                 .with_secrets(SecretsDir::new(config.secrets_dir())),
             config: Arc::new(config),

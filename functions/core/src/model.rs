@@ -300,6 +300,20 @@ pub struct Event {
     /// The build's attempt when it changed (0 before it was first sent to a runner).
     pub attempt: u32,
     pub at: i64,
+    /// What the process that recorded the change read of its build in the same
+    /// transaction (for its metrics); `None` on an event read back from the store.
+    #[serde(skip)]
+    pub facts: Option<ChangeFacts>,
+}
+
+/// A build as one of its changes found it: what its metrics are labeled and timed by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChangeFacts {
+    pub trigger: TriggerKind,
+    /// When it last entered the queue (for a start: how long it waited).
+    pub queued_at: i64,
+    /// When its latest attempt started running, if one did.
+    pub started_at: Option<i64>,
 }
 
 /// One try at running a build: from being sent to a runner until it went back to the
@@ -418,6 +432,7 @@ mod tests {
             reason,
             attempt,
             at: id * 10,
+            facts: None,
         };
         use BuildStatus::*;
         let events = [

@@ -1,19 +1,22 @@
 //! Serving: a function's router on a listener with graceful shutdown, the routes every
 //! function serves (`/healthz`, `/metrics`), the shutdown signal and the tracing setup.
 
-use std::fmt::Write as _;
-
 use axum::{Router, extract::State, response::IntoResponse, routing::get};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::{
     Ctx,
-    api::{ApiError, auth::same_site},
+    api::{
+        ApiError,
+        auth::{Caller, same_site},
+    },
     config::LogFormat,
-    model::BuildStatus,
+    error::error_chain,
+    metrics,
+    store::StoreError,
 };
 
 /// Serves `router` on `listener` until `shutdown` fires, then stops accepting and
@@ -27,16 +30,22 @@ pub async fn serve(
 }
 
 /// A process's whole router: its functions' `routes`, plus `GET /healthz` and
-/// `GET /metrics`, JSON errors for unknown routes (404) and methods (405), and the
-/// security headers on every answer.
+/// `GET /metrics`, JSON errors for unknown routes (404) and methods (405), the
+/// security headers on every answer, and every request counted and timed by route
+/// ([`metrics::track`]).
 pub fn app(routes: Router, ctx: Ctx) -> Router {
     routes
-        .route("/healthz", get(healthz))
-        .merge(Router::new().route("/metrics", get(metrics)).with_state(ctx.clone()))
+        .merge(
+            Router::new()
+                .route("/healthz", get(healthz))
+                .route("/metrics", get(metrics))
+                .with_state(ctx.clone()),
+        )
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
-        .layer(axum::middleware::from_fn_with_state(ctx, refuse_cross_site))
+        .layer(axum::middleware::from_fn_with_state(ctx.clone(), refuse_cross_site))
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn_with_state(ctx.metrics.clone(), metrics::track))
 }
 
 /// Every request that may change something (any method but `GET` and `HEAD`) that a
@@ -87,35 +96,45 @@ async fn no_method(method: http::Method, uri: http::Uri) -> ApiError {
     ApiError::MethodNotAllowed(format!("{} does not take {method}", uri.path()))
 }
 
-async fn healthz() -> impl IntoResponse {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ok\n")
+/// Liveness: `200 ok` while the database can be read (or while another process
+/// holds its lock: busy is not down), `503` with the reason when it can't; a process
+/// without the state folder has no database to fail.
+async fn healthz(State(ctx): State<Ctx>) -> axum::response::Response {
+    let text = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+    match ctx.store.check().await {
+        Ok(()) | Err(StoreError::Busy) => (StatusCode::OK, text, "ok\n".to_string()).into_response(),
+        Err(error) => {
+            tracing::error!(error = %error_chain(&error), "health check: the database can't be read");
+            let reason = match &error {
+                StoreError::Sqlite(e) | StoreError::Open { source: e, .. } => e.to_string(),
+                other => other.to_string(),
+            };
+            let body = format!("the database can't be read: {reason}\n");
+            (StatusCode::SERVICE_UNAVAILABLE, text, body).into_response()
+        }
+    }
 }
 
-/// Prometheus text format: builds by status and the configured limits.
-async fn metrics(State(ctx): State<Ctx>) -> Result<impl IntoResponse, ApiError> {
-    let mut body = String::new();
+/// Prometheus metrics ([`crate::metrics`]): this process's counters and histograms,
+/// and the live builds by status from the store. Anyone may read them, but for a
+/// private Sparky, whose project names they show: then a reader's token or session.
+async fn metrics(State(ctx): State<Ctx>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    if ctx.config.private {
+        Caller::of(&ctx, &headers, None).await?.may_read(&ctx)?;
+    }
     // A run pod without the state folder has no builds to count: dispatch's and the
     // others' metrics do.
-    match ctx.store.status_counts().await {
-        Ok(counts) => {
-            body.push_str(
-                "# HELP sparky_builds Builds in the store, by status.\n# TYPE sparky_builds gauge\n",
-            );
-            for status in BuildStatus::ALL {
-                let n = counts.get(&status).copied().unwrap_or(0);
-                let _ = writeln!(body, "sparky_builds{{status=\"{status}\"}} {n}");
-            }
-        }
-        Err(crate::store::StoreError::Detached) => {}
+    let live = match ctx.store.live_counts().await {
+        Ok(counts) => Some(counts),
+        Err(StoreError::Detached) => None,
         Err(error) => return Err(error.into()),
-    }
-    let _ = writeln!(
-        body,
-        "# HELP sparky_max_running Builds allowed to run at once.\n# TYPE sparky_max_running gauge\nsparky_max_running {}",
-        ctx.config.max_running
-    );
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body))
+    };
+    let body = ctx.metrics.encode(live.as_ref()).map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body))
 }
+
+#[cfg(test)]
+mod tests;
 
 /// A token that fires on SIGINT or SIGTERM.
 pub fn shutdown_on_signals() -> std::io::Result<CancellationToken> {

@@ -49,6 +49,7 @@ impl Ctx {
     /// What must follow `events`, just committed by this process (see the module's
     /// doc); `report_stored`: the runner stored the ended builds' `report.json`.
     pub(super) async fn follow(&self, events: &[Event], report_stored: bool) {
+        self.metrics.changed(events);
         let mut poke = false;
         for event in events {
             self.hub.publish(HubEvent::StatusChanged(event.build_id));

@@ -4,7 +4,9 @@
 //!
 //! Each change is written together with its event, in one transaction
 //! ([`crate::store`]'s transitions); then, here:
-//! - every change: the hub hears of it, so live pages in this process update at once;
+//! - every change: this process's metrics count it ([`crate::metrics`]: queued,
+//!   started with its wait in the queue, ended with how long it ran), and the hub
+//!   hears of it, so live pages in this process update at once;
 //! - a change that adds work or frees a slot (queued, back to the queue, ended):
 //!   dispatch is poked, so the next build starts without waiting for a sweep;
 //! - a change to a terminal status: `report.json` is stored (unless the runner stored
@@ -58,6 +60,7 @@ impl Ctx {
         if inserted.created {
             let build = &inserted.build;
             tracing::info!(build_id = build.id, project = %build.project, trigger = %build.trigger, "build queued");
+            self.metrics.queued(&build.project, build.trigger);
             self.hub.publish(HubEvent::StatusChanged(build.id));
             self.dispatch.poke();
         }
@@ -209,6 +212,7 @@ impl Ctx {
             match write().await {
                 Err(error) if error.is_busy() && Instant::now() + delay < deadline => {
                     tracing::warn!(build_id, what, retry_in = ?delay, "database busy; retrying");
+                    self.metrics.busy_retry(what);
                     tokio::time::sleep(delay + jitter(delay)).await;
                     delay = (delay * 2).min(Duration::from_secs(1));
                 }

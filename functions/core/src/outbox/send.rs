@@ -42,13 +42,40 @@ struct Sending {
     to: String,
 }
 
-/// Sends `delivery` once and says how it went.
+/// Sends `delivery` once and says how it went (and counts it in the metrics, by kind
+/// and host).
 pub async fn send(ctx: &Ctx, delivery: &Delivery) -> Settle {
-    let payload: Payload = match serde_json::from_str(&delivery.payload) {
-        Ok(payload) => payload,
-        Err(e) => return Settle::Failed(format!("unreadable delivery ({e})")),
+    let (kind, host, settle) = match serde_json::from_str::<Payload>(&delivery.payload) {
+        Ok(payload) => {
+            let (kind, host) = target(ctx, &payload);
+            (kind, host, deliver(ctx, delivery, &payload).await)
+        }
+        Err(e) => ("unknown", String::new(), Settle::Failed(format!("unreadable delivery ({e})"))),
     };
-    let prepared = match &payload {
+    ctx.metrics.delivered(kind, &host, &settle);
+    settle
+}
+
+/// What a delivery is (`github`, `gitlab`, `gitea`, `webhook`, `slack`, `email`) and
+/// the name of the host it goes to (the SMTP server for a mail; none for Slack: its URL
+/// is a secret).
+fn target(ctx: &Ctx, payload: &Payload) -> (&'static str, String) {
+    let host = |url: &str| {
+        reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default()
+    };
+    match payload {
+        Payload::Status(post) => (post.host.as_str(), host(&post.api)),
+        Payload::Webhook(post) => ("webhook", host(&post.url)),
+        Payload::Slack(_) => ("slack", String::new()),
+        Payload::Email(_) => {
+            ("email", ctx.config.smtp.as_ref().map(|smtp| smtp.host.clone()).unwrap_or_default())
+        }
+    }
+}
+
+/// Sends `payload` once and says how it went.
+async fn deliver(ctx: &Ctx, delivery: &Delivery, payload: &Payload) -> Settle {
+    let prepared = match payload {
         Payload::Status(post) => secret(ctx, &post.token).map(|token| {
             let sending = Sending {
                 who: post.host.as_str().into(),

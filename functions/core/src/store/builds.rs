@@ -15,6 +15,11 @@ pub(super) const COLUMNS: &str = "id, project, status, trigger_kind, params, des
      scm_url, scm_branch, scm_sha, parent_build, attempt, created_at, started_at, finished_at, \
      exit_code, error, cancel_requested, log_size, chain, report_error, retries_used, pull_request";
 
+/// Live builds by status and project; served by the covering index
+/// `builds_live_by_project` (migration 12).
+pub(super) const LIVE_COUNTS: &str = "SELECT status, project, count(*) FROM builds \
+     WHERE status IN ('queued', 'dispatched', 'running') GROUP BY status, project";
+
 /// The result of queueing: the build, and whether this call created it (`false` when
 /// an idempotency key matched an earlier build, which is returned instead).
 #[derive(Debug)]
@@ -231,17 +236,20 @@ impl Store {
         .await
     }
 
-    /// How many builds are in each status (for `/metrics`).
-    pub async fn status_counts(&self) -> Result<HashMap<BuildStatus, u64>, StoreError> {
+    /// How many builds not yet finished each project has in each live status (for
+    /// `/metrics`): read from the partial index of live builds alone, so it costs the
+    /// live builds, not history.
+    pub async fn live_counts(&self) -> Result<Vec<(String, BuildStatus, u64)>, StoreError> {
         self.call(|conn| {
-            let mut counts = HashMap::new();
-            let mut stmt = conn.prepare_cached("SELECT status, count(*) FROM builds GROUP BY status")?;
+            let mut counts = Vec::new();
+            let mut stmt = conn.prepare_cached(LIVE_COUNTS)?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let status: String = row.get(0)?;
-                if let Ok(status) = status.parse() {
-                    counts.insert(status, row.get::<_, i64>(1)?.max(0) as u64);
-                }
+                let status = status
+                    .parse()
+                    .map_err(|e: crate::model::UnknownName| StoreError::Corrupt(e.to_string()))?;
+                counts.push((row.get(1)?, status, row.get::<_, i64>(2)?.max(0) as u64));
             }
             Ok(counts)
         })

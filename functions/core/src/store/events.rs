@@ -6,7 +6,7 @@
 use rusqlite::{Row, params};
 
 use super::{Store, StoreError};
-use crate::model::{BuildStatus, Event, Reason};
+use crate::model::{BuildStatus, ChangeFacts, Event, Reason};
 
 const COLUMNS: &str = "id, build_id, project, from_status, to_status, reason, attempt, at";
 
@@ -40,8 +40,9 @@ pub(super) fn record(tx: &rusqlite::Transaction<'_>, change: Change<'_>) -> Resu
         change.at,
         pending,
     ])?;
+    let id = tx.last_insert_rowid();
     Ok(Event {
-        id: tx.last_insert_rowid(),
+        id,
         build_id: change.build_id,
         project: change.project.to_string(),
         from: change.from,
@@ -49,7 +50,23 @@ pub(super) fn record(tx: &rusqlite::Transaction<'_>, change: Change<'_>) -> Resu
         reason: change.reason,
         attempt: change.attempt,
         at: change.at,
+        facts: Some(facts(tx, change.build_id)?),
     })
+}
+
+/// The build's trigger, when it last entered the queue (queued, or queued again after
+/// it ran: a build that went back before it ran has waited since it was queued) and
+/// when its latest attempt started: its row by id, and its own few events by index.
+fn facts(tx: &rusqlite::Transaction<'_>, build_id: i64) -> Result<ChangeFacts, StoreError> {
+    let (trigger, queued_at, started_at): (String, Option<i64>, Option<i64>) = tx
+        .prepare_cached(
+            "SELECT trigger_kind, (SELECT max(at) FROM events WHERE build_id = ?1 AND to_status = 'queued' \
+             AND from_status IS NOT 'dispatched'), started_at FROM builds WHERE id = ?1",
+        )?
+        .query_row([build_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let trigger =
+        trigger.parse().map_err(|e: crate::model::UnknownName| StoreError::Corrupt(e.to_string()))?;
+    Ok(ChangeFacts { trigger, queued_at: queued_at.unwrap_or_default(), started_at })
 }
 
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
@@ -71,6 +88,7 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
             .map_err(|e: crate::model::UnknownName| text_err(5, e.to_string()))?,
         attempt: row.get(6)?,
         at: row.get(7)?,
+        facts: None,
     })
 }
 

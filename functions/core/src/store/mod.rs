@@ -29,7 +29,7 @@ use std::{
     time::Duration,
 };
 
-use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 pub use builds::{BuildPage, Inserted};
 pub use deliveries::{Delivery, NewDelivery, Settle};
@@ -56,10 +56,16 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0007_deliveries.sql"),
     include_str!("sql/0008_pull_requests.sql"),
     include_str!("sql/0009_poll_count.sql"),
+    // 0010 and 0011 come from other branches: this one goes after them when they merge.
+    include_str!("sql/0012_live_by_project.sql"),
 ];
 
 /// How long a statement waits for another process's lock before giving up with `Busy`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the health check's read waits for another process's lock: a probe must
+/// answer fast, and a lock held that long is a writer at work, not a broken database.
+const CHECK_BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// Connections kept open for reuse.
 const POOL_SIZE: usize = 8;
@@ -136,6 +142,28 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Whether the database can be read now (`/healthz`): a fresh connection, so that
+    /// a file replaced or damaged under the pooled ones is seen, reads the schema
+    /// version and a row of `builds`; it never creates a missing file. `Busy` when
+    /// another process held a lock past a short wait. `Ok` for a process without a
+    /// database.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        if self.inner.detached {
+            return Ok(());
+        }
+        let path = self.inner.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let open = |source| StoreError::Open { path: path.clone(), source };
+            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let conn = Connection::open_with_flags(&path, flags).map_err(open)?;
+            conn.busy_timeout(CHECK_BUSY_TIMEOUT).map_err(open)?;
+            conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?;
+            conn.query_row("SELECT 1 FROM builds LIMIT 1", [], |_| Ok(())).optional()?;
+            Ok(())
+        })
+        .await?
     }
 
     /// Runs `f` with a pooled connection on the blocking pool.

@@ -318,3 +318,30 @@ async fn a_build_handed_back_is_queued_again_while_retries_allow() {
     let event = store.hand_back(id, "r".into(), 1, 41).await.expect("hand back").expect("r's build");
     assert_eq!(event.to, BuildStatus::Lost, "its one retry is used");
 }
+
+#[tokio::test]
+async fn live_counts_read_the_index_of_live_builds_alone() {
+    let (_dir, store) = store().await;
+    for project in ["a", "a", "b"] {
+        store.queue_build(new(project), 1).await.expect("queue");
+    }
+    claim(&store, limits(1, &[("b", 1)]), 2, 1000).await;
+    let mut counts = store.live_counts().await.expect("counts");
+    counts.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        counts,
+        vec![("a".to_string(), BuildStatus::Queued, 2), ("b".to_string(), BuildStatus::Dispatched, 1)]
+    );
+    let plan: Vec<String> = store
+        .call(|conn| {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", builds::LIVE_COUNTS))?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(3))?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+        .expect("plan");
+    assert!(
+        plan.iter().any(|step| step.contains("COVERING INDEX builds_live_by_project")),
+        "a scrape must not read history: {plan:?}"
+    );
+}
