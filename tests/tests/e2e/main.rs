@@ -13,6 +13,7 @@ mod isolation;
 mod knative;
 mod lambda;
 mod lifecycle;
+mod metrics;
 mod multiprocess;
 mod notify;
 mod polling;

@@ -13,9 +13,9 @@ use sparky_tests::{
 };
 
 /// Four functions on four ports; `trigger` and `ui` talk to them.
-struct Cluster {
+pub(crate) struct Cluster {
     root: PathBuf,
-    ports: [u16; 4],
+    pub(crate) ports: [u16; 4],
     envs: Vec<(String, String)>,
     trigger: Sparky,
     dispatch: Sparky,
@@ -23,10 +23,10 @@ struct Cluster {
     _ui: Sparky,
 }
 
-const FUNCTIONS: [&str; 4] = ["trigger", "dispatch", "run", "render-ui"];
+pub(crate) const FUNCTIONS: [&str; 4] = ["trigger", "dispatch", "run", "render-ui"];
 
 impl Cluster {
-    fn start(root: &Path, extra: &[(&str, &str)]) -> Cluster {
+    pub(crate) fn start(root: &Path, extra: &[(&str, &str)]) -> Cluster {
         let ports = [free_port(), free_port(), free_port(), free_port()];
         let mut envs: Vec<(String, String)> = vec![
             ("SPARKY_SQLITE_JOURNAL".into(), "delete".into()),
@@ -59,11 +59,11 @@ impl Cluster {
         self.dispatch = Sparky::serve("dispatch", self.ports[1], &self.root, &env);
     }
 
-    fn trigger_api(&self) -> Api {
+    pub(crate) fn trigger_api(&self) -> Api {
         Api::new(&self.trigger.url)
     }
 
-    fn ui_api(&self) -> Api {
+    pub(crate) fn ui_api(&self) -> Api {
         Api::new(&format!("http://127.0.0.1:{}", self.ports[3]))
     }
 
