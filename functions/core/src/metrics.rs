@@ -235,7 +235,7 @@ impl Metrics {
         self.requests.get_or_create(&RequestLabels { route, method, status }).inc();
     }
 
-    /// One delivery tried: `kind` (`github`, `webhook`, `slack`...) to `host`.
+    /// One delivery tried: `kind` (`github`, `webhook`, `slack`, `email`...) to `host`.
     pub fn delivered(&self, kind: &str, host: &str, settle: &Settle) {
         let outcome = match settle {
             Settle::Sent(_) => "sent",

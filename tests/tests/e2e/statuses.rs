@@ -221,6 +221,16 @@ async fn a_refused_token_is_shown_and_not_retried_and_a_rate_limit_is_waited_out
     // Longer than the first backoff (1 s) and two of the outbox's polls.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(hosts.requests("gitlab").len(), count, "nothing retried later");
+    // The metrics count each try by kind, host and outcome.
+    let metrics = api.get_text("/metrics").await.1;
+    let tries = |kind: &str, outcome: &str| {
+        let series =
+            format!(r#"sparky_deliveries_total{{kind="{kind}",host="127.0.0.1",outcome="{outcome}"}} "#);
+        metrics.lines().find_map(|l| l.strip_prefix(series.as_str())).and_then(|n| n.parse::<usize>().ok())
+    };
+    assert_eq!(tries("gitlab", "failed"), Some(count), "{metrics}");
+    assert_eq!(tries("github", "held"), Some(1), "{metrics}");
+    assert!(tries("github", "sent").is_some_and(|n| n >= 1), "{metrics}");
 }
 
 #[tokio::test]

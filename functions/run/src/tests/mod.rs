@@ -204,6 +204,13 @@ async fn a_busy_database_delays_a_result_but_never_loses_it() {
         Some((Some(BuildStatus::Running), BuildStatus::Succeeded))
     );
     assert_eq!(h.log("app", id).await, "started\ndone\n");
+    // The metrics say the runner waited on the database.
+    let metrics = h.ctx.metrics.encode(None).expect("metrics");
+    let retries = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"sparky_store_busy_retries_total{write="finish"} "#))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(retries.is_some_and(|n| n >= 1), "{metrics}");
 }
 
 #[tokio::test]
