@@ -159,6 +159,11 @@ async fn a_run_without_the_state_folder_runs_jobs_that_cannot_reach_the_state_or
     let (status, metrics) = cluster.api(2).get_text("/metrics").await;
     assert_eq!(status, 200, "a run without the state still answers its metrics: {metrics}");
     assert!(metrics.contains("sparky_max_running"), "{metrics}");
+    assert!(!metrics.contains("sparky_builds{"), "no build gauges without the store: {metrics}");
+    // Its builds are counted where their changes are recorded: by dispatch.
+    let (_, counted) = cluster.api(1).get_text("/metrics").await;
+    assert!(counted.contains(r#"sparky_builds_started_total{project="app",trigger="api"}"#), "{counted}");
+    assert_eq!(cluster.api(2).get_text("/healthz").await, (200, "ok\n".to_string()), "no database to fail");
 
     let page = ui.get_text(&format!("/builds/{id}")).await.1;
     let raw = ui.get_text(&format!("/builds/{id}/log?download=1")).await.1;
