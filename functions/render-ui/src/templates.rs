@@ -19,6 +19,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("projects.html", include_str!("../../../templates/projects.html")),
     ("project.html", include_str!("../../../templates/project.html")),
     ("build.html", include_str!("../../../templates/build.html")),
+    ("builds.html", include_str!("../../../templates/builds.html")),
     ("queue.html", include_str!("../../../templates/queue.html")),
     ("error.html", include_str!("../../../templates/error.html")),
     ("login.html", include_str!("../../../templates/login.html")),

@@ -99,6 +99,7 @@ async fn take(ctx: &Ctx, project: &Project, inbox: &Path, name: &str) -> Option<
             trigger: Some(TriggerKind::File),
             params,
             description: request.description.or_else(|| Some(format!("trigger file {name}"))),
+            triggered_by: Some(format!("file .triggers/{name}")),
             idempotency_key: Some(format!(
                 "file:{}:{name}:{}:{}:{}",
                 project.name,

@@ -5,11 +5,15 @@
 //! - [`projects`] `/` and [`queue`] `/queue` are here.
 //! - [`project`] `/projects/{project}`: history and the Run form.
 //! - [`build`] `/builds/{id}`: one build with its (live) log.
+//! - [`history`] `/builds`: every project's builds, filtered; and the history part of
+//!   a project's page.
 
 mod build;
+mod history;
 mod project;
 
 pub use build::build;
+pub use history::builds;
 pub use project::project;
 
 use axum::{

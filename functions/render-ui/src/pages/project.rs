@@ -1,5 +1,6 @@
-//! `GET /projects/{project}?before=ID`: a project's description, configuration (or
-//! why it is broken), its history a page at a time, and the Run form built from its
+//! `GET /projects/{project}?status=&branch=&trigger=&q=&before=ID`: a project's
+//! description, configuration (or why it is broken), its history a page at a time
+//! (filtered, see [`super::history`]), and the Run form built from its
 //! `vars`. The form posts to the trigger function, which answers `303 See Other` to
 //! the new build's page.
 
@@ -14,7 +15,8 @@ use sparky_core::{Ctx, project::Var, time::now_ms};
 use super::{ConfigErrorView, PageError, page};
 use crate::{
     access::Viewer,
-    query::{self, Page},
+    pages::history::HistoryView,
+    query::{self, History},
     summary::{self, ConfigJson},
     view::BuildView,
 };
@@ -40,10 +42,7 @@ struct ProjectPage {
     /// Why there is no Run form, when the project is usable.
     no_run: Option<&'static str>,
     last: Option<BuildView>,
-    builds: Vec<BuildView>,
-    /// Set when showing an older page.
-    before: Option<i64>,
-    next_before: Option<i64>,
+    history: HistoryView,
     /// Why the Run form was refused, when it sent the browser back here.
     refused: Option<String>,
 }
@@ -56,10 +55,11 @@ pub async fn project(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
-    let page_query = Page::parse(raw.as_deref())?;
+    let history = History::parse(raw.as_deref(), Some(&name))?;
     let (project, last) =
         summary::find_project(&ctx, &name).await?.ok_or_else(|| summary::no_project(&name))?;
-    let history = ctx.store.project_builds(&name, page_query.limit, page_query.before).await?;
+    let path = format!("/projects/{}", sparky_core::api::encode_path(&name));
+    let history = HistoryView::load(&ctx, history, &path, false).await?;
     let now = now_ms();
     let config = project.as_ref().and_then(|p| p.config.as_ref().ok());
     let no_run = match config {
@@ -84,9 +84,7 @@ pub async fn project(
         run,
         no_run,
         last: last.as_ref().map(|b| BuildView::new(b, now)),
-        builds: history.builds.iter().map(|b| BuildView::new(b, now)).collect(),
-        before: page_query.before,
-        next_before: history.next_before,
+        history,
         refused: query::refused(raw.as_deref()),
     };
     page("project.html", &viewer, context)

@@ -20,6 +20,10 @@ pub struct PullEvent {
     pub pull: PullRequest,
     /// The request's head commit.
     pub sha: String,
+    /// Who sent the event (the host's login), if the payload says.
+    pub by: Option<String>,
+    /// The request's title, shown and searched as its builds' commit message.
+    pub title: Option<String>,
 }
 
 /// Reads a pull request payload from `host`, or says what is wrong with it.
@@ -31,12 +35,17 @@ pub fn parse(host: Host, body: &[u8]) -> Result<PullEvent, String> {
     }
 }
 
-fn text<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
+pub(super) fn text<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(value, |v, key| v.get(key))?.as_str().filter(|s| !s.is_empty())
 }
 
 fn required<'a>(value: &'a Value, path: &[&str]) -> Result<&'a str, String> {
     text(value, path).ok_or_else(|| format!("the payload has no `{}`", path.join(".")))
+}
+
+/// The first of `paths` that holds a non-empty string.
+pub(super) fn first_text(value: &Value, paths: &[&[&str]]) -> Option<String> {
+    paths.iter().find_map(|path| text(value, path)).map(str::to_string)
 }
 
 /// Every `...url` of the objects at `sections`.
@@ -88,6 +97,8 @@ fn hub(host: Host, json: &Value) -> Result<PullEvent, String> {
         action,
         builds,
         sha,
+        by: first_text(json, &[&["sender", "login"], &["sender", "username"]]),
+        title: text(pr, &["title"]).map(str::to_string),
         pull: PullRequest {
             number,
             source_branch: required(pr, &["head", "ref"])?.to_string(),
@@ -128,6 +139,8 @@ fn lab(json: &Value) -> Result<PullEvent, String> {
         action,
         builds,
         sha: required(mr, &["last_commit", "id"])?.to_string(),
+        by: first_text(json, &[&["user", "username"], &["user", "name"]]),
+        title: text(mr, &["title"]).map(str::to_string),
         pull: PullRequest {
             number,
             source_branch: required(mr, &["source_branch"])?.to_string(),
