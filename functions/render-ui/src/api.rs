@@ -8,7 +8,7 @@
 //! | `GET /api/v1/projects/{project}/builds?status=&branch=&trigger=&q=&limit=N&before=ID` | `{"builds": [Build], "next_before": ID or null}`, newest first |
 //! | `GET /api/v1/builds?project=&status=&branch=&trigger=&q=&limit=N&before=ID` | the same, of every project |
 //! | `GET /api/v1/builds/{id}` | a build ([`BuildJson`]) |
-//! | `GET /api/v1/queue` | `{"builds": [Build]}`: queued, dispatched and running, oldest first |
+//! | `GET /api/v1/queue` | `{"builds": [Build + waiting_for], "max_running": N}`: queued, dispatched and running, oldest first; `waiting_for` says why one is not running yet |
 //! | `GET /api/v1/events?after=N&limit=M` | `{"events": [Event], "next_after": N}`: every status change, oldest first |
 //!
 //! Filters: `status` (a status name), `branch` (the branch built), `trigger` (a
@@ -107,10 +107,19 @@ pub async fn events(State(ctx): State<Ctx>, RawQuery(raw): RawQuery) -> Result<J
     Ok(Json(json!({ "events": events, "next_after": next_after })))
 }
 
-/// `GET /api/v1/queue`
+/// `GET /api/v1/queue`: live builds, oldest first; each not yet running says why in
+/// `waiting_for`.
 #[tracing::instrument(skip_all)]
 pub async fn queue(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
     let live = ctx.store.live_builds().await?;
-    let builds: Vec<BuildJson> = live.iter().map(BuildJson::from).collect();
-    Ok(Json(json!({ "builds": builds })))
+    let reasons = crate::waits::of_queue(&ctx, &live).await?;
+    let builds: Vec<Value> = live
+        .iter()
+        .map(|b| {
+            let mut build = json!(BuildJson::from(b));
+            build["waiting_for"] = json!(reasons.get(&b.id));
+            build
+        })
+        .collect();
+    Ok(Json(json!({ "builds": builds, "max_running": ctx.config.max_running })))
 }

@@ -22,6 +22,7 @@
 //! - [`ansi`]: logs as HTML, ANSI colour codes as spans.
 //! - [`utf8`]: cutting a byte stream into text without splitting a character.
 //! - [`badge`]: `GET /projects/{project}/badge.svg`.
+//! - [`waits`]: why each build in the queue waits.
 //! - [`query`]: reading query strings and path ids, with errors a person can act on.
 
 pub mod access;
@@ -39,6 +40,7 @@ pub mod templates;
 pub mod triggers;
 pub mod utf8;
 pub mod view;
+pub mod waits;
 
 use axum::{
     Router,
@@ -64,6 +66,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/builds/{id}/report.json", get(artifacts::report))
         .route("/static/sparky.css", get(templates::stylesheet))
         .route("/static/build.js", get(templates::build_script))
+        .route("/static/time.js", get(templates::time_script))
         .route("/login", get(login::form).post(login::login))
         .route("/logout", post(login::logout))
         .route("/api/v1/projects", get(api::projects))

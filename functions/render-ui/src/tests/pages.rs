@@ -2,6 +2,7 @@
 
 use axum::routing::post;
 use http::{StatusCode, header};
+use serde_json::Value;
 use sparky_core::{model::BuildStatus, secrets::Secret};
 
 use super::{harness, put};
@@ -261,6 +262,24 @@ async fn the_queue_page_shows_live_builds() {
     assert!(body.contains(r#"class="ago""#) && body.contains(" UTC</time>"), "UTC until time.js runs");
     assert!(body.contains(ESCAPED) && !body.contains(SCRIPT));
     assert!(body.find("running</span>") < body.find("queued</span>"), "oldest first");
+    assert!(
+        body.contains(&format!(r#"<td data-label="Waiting for" class="waiting-for">project&#x27;s concurrency 1 reached: #{running} running</td>"#)),
+        "{body}"
+    );
+    let api = h.get("/api/v1/queue").await.json();
+    let waiting: Vec<(i64, Value)> = api["builds"]
+        .as_array()
+        .expect("builds")
+        .iter()
+        .map(|b| (b["id"].as_i64().unwrap_or(0), b["waiting_for"].clone()))
+        .collect();
+    assert_eq!(
+        waiting,
+        [
+            (running, Value::Null),
+            (queued, Value::from(format!("project's concurrency 1 reached: #{running} running")))
+        ]
+    );
 
     let empty = harness(|_| {}).await.get("/queue").await.body;
     assert!(empty.contains("Nothing is queued or running."));
