@@ -47,6 +47,10 @@ struct RawHistory {
     /// Not part of a history, but allowed beside it: see [`refused`].
     #[serde(rename = "refused")]
     _refused: Option<String>,
+    /// Not part of a history: the project page's Run form starting from a build (see
+    /// [`run_from`]).
+    #[serde(rename = "from")]
+    _from: Option<String>,
 }
 
 /// The longest branch name or search text a filter takes.
@@ -237,6 +241,17 @@ pub fn flag(query: Option<&str>, name: &str) -> Result<bool, ApiError> {
 pub fn refused(query: Option<&str>) -> Option<String> {
     let why = param(query, "refused").ok()??;
     Some(why.chars().take(400).collect()).filter(|w: &String| !w.trim().is_empty())
+}
+
+/// `?from=ID` on a project's page: the build whose parameters and description the
+/// Run form starts from.
+pub fn run_from(query: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match param(query, "from")?.as_deref() {
+        None | Some("") => Ok(None),
+        Some(text) => text.parse::<i64>().map(Some).map_err(|_| {
+            ApiError::BadRequest(format!("from={text:?}: expected the id of a build to start from"))
+        }),
+    }
 }
 
 /// `?from=N` on the build page: where the part of the log shown starts; `None`: the

@@ -1,7 +1,8 @@
 //! `GET /projects/{project}?status=&branch=&trigger=&q=&before=ID`: a project's
 //! description, configuration (or why it is broken), its history a page at a time
 //! (filtered, see [`super::history`]), and the Run form built from its
-//! `vars`. The form posts to the trigger function, which answers `303 See Other` to
+//! `vars` (with `?from=ID`, prefilled from that build and posting its rebuild). The form
+//! posts to the trigger function, which answers `303 See Other` to
 //! the new build's page.
 
 use axum::{
@@ -10,7 +11,13 @@ use axum::{
     response::Response,
 };
 use serde::Serialize;
-use sparky_core::{Ctx, project::Var, time::now_ms};
+use sparky_core::{
+    Ctx,
+    api::{ApiError, encode_path},
+    model::Build,
+    project::Var,
+    time::now_ms,
+};
 
 use super::{ConfigErrorView, PageError, page};
 use crate::{
@@ -21,10 +28,52 @@ use crate::{
     view::BuildView,
 };
 
-/// The Run form: one field per parameter.
+/// The Run form: one field per parameter, each at its default, or at the value of the
+/// build it starts from (`?from=ID`), which it then rebuilds (same commit) with the
+/// values as changed.
 #[derive(Serialize)]
 struct RunForm {
     vars: Vec<Var>,
+    /// Where it posts: a new build, or a rebuild of `from`.
+    action: String,
+    from: Option<i64>,
+    description: Option<String>,
+}
+
+impl RunForm {
+    fn new(name: &str, vars: &[Var], from: Option<&Build>) -> RunForm {
+        let mut vars = vars.to_vec();
+        let Some(from) = from else {
+            let action = format!("/api/v1/projects/{}/builds", encode_path(name));
+            return RunForm { vars, action, from: None, description: None };
+        };
+        for var in &mut vars {
+            if let Some(value) = from.params.get(&var.name) {
+                var.default = value.clone();
+            }
+        }
+        RunForm {
+            vars,
+            action: format!("/api/v1/builds/{}/rebuild", from.id),
+            from: Some(from.id),
+            description: from.description.clone(),
+        }
+    }
+}
+
+/// The build `?from=ID` names, which must be one of this project's.
+async fn run_from(ctx: &Ctx, name: &str, raw: Option<&str>) -> Result<Option<Build>, ApiError> {
+    let Some(id) = query::run_from(raw)? else { return Ok(None) };
+    match ctx.store.build(id).await? {
+        Some(build) if build.project == name => Ok(Some(build)),
+        Some(build) => Err(ApiError::BadRequest(format!(
+            "from={id}: build {id} is of project {}, not {name}",
+            build.project
+        ))),
+        None => {
+            Err(ApiError::BadRequest(format!("from={id}: there is no build {id} (pruned, or never made)")))
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -56,6 +105,7 @@ pub async fn project(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
     let history = History::parse(raw.as_deref(), Some(&name))?;
+    let from = run_from(&ctx, &name, raw.as_deref()).await?;
     let (project, last) =
         summary::find_project(&ctx, &name).await?.ok_or_else(|| summary::no_project(&name))?;
     let path = format!("/projects/{}", sparky_core::api::encode_path(&name));
@@ -69,7 +119,7 @@ pub async fn project(
         }
         _ => None,
     };
-    let run = config.filter(|_| no_run.is_none()).map(|c| RunForm { vars: c.vars.clone() });
+    let run = config.filter(|_| no_run.is_none()).map(|c| RunForm::new(&name, &c.vars, from.as_ref()));
     let context = ProjectPage {
         name: name.clone(),
         description: config.and_then(|c| c.description.clone()),

@@ -153,3 +153,48 @@ async fn the_builds_page_shows_what_each_build_was_and_keeps_filters_across_page
     );
     assert!(!app.contains(r#"id="filter-project""#), "a project's page has no project filter");
 }
+
+#[tokio::test]
+async fn the_run_form_starts_from_an_earlier_build() {
+    let h = harness(|_| {}).await;
+    h.project(
+        "app",
+        "script: echo\nvars:\n\
+         \x20 - { name: target, type: select, values: [staging, prod], default: staging }\n\
+         \x20 - { name: note, type: text, default: plain }\n",
+    );
+    h.project("docs", "script: echo\n");
+    let earlier = h.queue("app", &[("target", "prod"), ("note", "from #1")], Some("Ship it")).await;
+    let other = h.queue("docs", &[], None).await;
+
+    let body = h.get(&format!("/projects/app?from={earlier}")).await.body;
+    assert!(
+        body.contains(&format!(r#"action="&#x2f;api&#x2f;v1&#x2f;builds&#x2f;{earlier}&#x2f;rebuild""#)),
+        "{body}"
+    );
+    assert!(body.contains(r#"<option value="prod" selected>prod</option>"#));
+    assert!(body.contains(r#"id="var-note" name="note" value="from #1""#));
+    assert!(body.contains(r#"value="Ship it""#), "the description too");
+    assert!(body.contains(r#"id="run-from""#));
+    // Without ?from the form is the plain one.
+    let plain = h.get("/projects/app").await.body;
+    assert!(
+        plain.contains(r#"<option value="staging" selected>staging</option>"#) && !plain.contains("run-from")
+    );
+    // The build's page links to it.
+    let build = h.get(&format!("/builds/{earlier}")).await.body;
+    assert!(
+        build.contains(&format!(r#"href="/projects/app?from={earlier}#run" id="rebuild-with-changes""#)),
+        "{build}"
+    );
+
+    for (from, says) in [
+        (other.to_string(), "is of project docs, not app"),
+        ("999".to_string(), "there is no build 999"),
+        ("x".to_string(), "expected the id of a build"),
+    ] {
+        let answer = h.get(&format!("/projects/app?from={from}")).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{from}");
+        assert!(answer.body.contains(says), "{from}: {}", answer.body);
+    }
+}

@@ -53,7 +53,7 @@ async fn the_run_form_has_a_field_for_each_parameter() {
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let body = &page.body;
     assert!(
-        body.contains(r#"<form id="run-form" method="post" action="/api/v1/projects/app/builds" enctype="application/x-www-form-urlencoded">"#),
+        body.contains(r#"<form id="run-form" method="post" action="&#x2f;api&#x2f;v1&#x2f;projects&#x2f;app&#x2f;builds" enctype="application/x-www-form-urlencoded">"#),
         "{body}"
     );
     assert!(body.contains(r#"<select id="var-target" name="target">"#));
