@@ -12,6 +12,7 @@
 //! - [`summary`]: what the API and the pages both say about a project.
 //! - [`pages`]: the HTML pages: projects, one project (with its Run form), one build,
 //!   the queue, and the 404 page.
+//! - [`trends`]: a project's last builds' durations as an SVG, and its success rate.
 //! - [`triggers`]: what starts a project's builds: cron, webhooks, polling.
 //! - [`view`]: builds and projects shaped for the templates.
 //! - [`templates`]: the minijinja templates from `templates/`, embedded at build time,
@@ -37,6 +38,7 @@ pub mod pages;
 pub mod query;
 pub mod summary;
 pub mod templates;
+pub mod trends;
 pub mod triggers;
 pub mod utf8;
 pub mod view;

@@ -23,6 +23,7 @@ use super::{ConfigErrorView, PageError, page};
 use crate::{
     access::Viewer,
     pages::history::HistoryView,
+    trends::{TREND_BUILDS, Trends},
     query::{self, History},
     summary::{self, ConfigJson},
     view::BuildView,
@@ -91,6 +92,7 @@ struct ProjectPage {
     /// Why there is no Run form, when the project is usable.
     no_run: Option<&'static str>,
     last: Option<BuildView>,
+    trends: Option<Trends>,
     history: HistoryView,
     /// Why the Run form was refused, when it sent the browser back here.
     refused: Option<String>,
@@ -134,6 +136,7 @@ pub async fn project(
         run,
         no_run,
         last: last.as_ref().map(|b| BuildView::new(b, now)),
+        trends: Trends::new(&ctx.store.recent_finished(&name, TREND_BUILDS).await?),
         history,
         refused: query::refused(raw.as_deref()),
     };
