@@ -20,6 +20,7 @@
 //! - [`log`]: `GET /builds/{id}/log?offset=N`, and the tail of a log for the build page.
 //! - [`events`]: `GET /builds/{id}/events`, the live log and status as server-sent events.
 //! - [`artifacts`]: a build's artifacts, listed and downloaded, and its `report.json`.
+//! - [`lines`]: line numbers, each a link to its line, for a log shown as HTML.
 //! - [`ansi`]: logs as HTML, ANSI colour codes as spans.
 //! - [`utf8`]: cutting a byte stream into text without splitting a character.
 //! - [`badge`]: `GET /projects/{project}/badge.svg`.
@@ -32,6 +33,7 @@ pub mod api;
 pub mod artifacts;
 pub mod badge;
 pub mod events;
+pub mod lines;
 pub mod log;
 pub mod login;
 pub mod pages;

@@ -59,7 +59,8 @@ impl Trends {
             .map(|(i, r)| {
                 let scaled = r.duration_ms.map_or(0, |d| (d.max(0) * i64::from(HEIGHT) / longest) as u32);
                 let height = scaled.clamp(MIN_BAR, HEIGHT);
-                let took = r.duration_ms.map_or("never ran".to_string(), |d| format!("in {}", human_duration(d)));
+                let took =
+                    r.duration_ms.map_or("never ran".to_string(), |d| format!("in {}", human_duration(d)));
                 Bar {
                     id: r.id,
                     status: r.status.as_str(),
@@ -105,8 +106,17 @@ mod tests {
             recent(1, Succeeded, Some(0)),
         ])
         .expect("trends");
-        let bars: Vec<(i64, &str, u32, u32)> = trends.bars.iter().map(|b| (b.id, b.status, b.x, b.height)).collect();
-        assert_eq!(bars, [(1, "succeeded", 0, 2), (2, "succeeded", 12, 120), (3, "failed", 24, 60), (4, "canceled", 36, 2)]);
+        let bars: Vec<(i64, &str, u32, u32)> =
+            trends.bars.iter().map(|b| (b.id, b.status, b.x, b.height)).collect();
+        assert_eq!(
+            bars,
+            [
+                (1, "succeeded", 0, 2),
+                (2, "succeeded", 12, 120),
+                (3, "failed", 24, 60),
+                (4, "canceled", 36, 2)
+            ]
+        );
         assert_eq!(trends.bars[1].y, 0);
         assert_eq!(trends.bars[1].title, "#2 succeeded in 2m 0s");
         assert_eq!(trends.bars[3].title, "#4 canceled never ran");

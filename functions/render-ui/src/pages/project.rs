@@ -23,9 +23,9 @@ use super::{ConfigErrorView, PageError, page};
 use crate::{
     access::Viewer,
     pages::history::HistoryView,
-    trends::{TREND_BUILDS, Trends},
     query::{self, History},
     summary::{self, ConfigJson},
+    trends::{TREND_BUILDS, Trends},
     view::BuildView,
 };
 

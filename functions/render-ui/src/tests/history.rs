@@ -153,7 +153,10 @@ async fn the_builds_page_shows_what_each_build_was_and_keeps_filters_across_page
     );
     assert!(!app.contains(r#"id="filter-project""#), "a project's page has no project filter");
     // Its trends: the one finished build, drawn, and the rate.
-    assert!(app.contains(&format!(r#"<a href="/builds/{feature}"><rect class="bar status-failed""#)), "{app}");
+    assert!(
+        app.contains(&format!(r#"<a href="/builds/{feature}"><rect class="bar status-failed""#)),
+        "{app}"
+    );
     assert!(app.contains("<strong>0%</strong> succeeded (0 of the last 1 builds"));
     let docs = h.get("/projects/docs").await.body;
     assert!(!docs.contains(r#"id="trends""#), "nothing finished, nothing drawn");
