@@ -2,8 +2,8 @@
 // <time datetime="...">, which stays as it is without JavaScript; this script
 // shows `time.local` in the browser's time zone, turns `time.ago` into a live
 // "3m 4s ago" (the local time as its title), and counts up the duration of a
-// running build (`.running-for[data-since]`). Loaded from a file: pages carry no
-// inline script.
+// running build (`.running-for[data-since]`), and reloads a page that asks for it
+// (`<body data-refresh="5">`). Loaded from a file: pages carry no inline script.
 (function () {
   function human(ms) {
     ms = Math.max(0, ms);
@@ -43,4 +43,7 @@
   });
   tick();
   setInterval(tick, 1000);
+  // A page of live state (the queue) asks to be shown afresh every few seconds.
+  var refresh = parseInt(document.body.dataset.refresh, 10);
+  if (refresh > 0) setTimeout(function () { window.location.reload(); }, refresh * 1000);
 })();

@@ -21,4 +21,5 @@ mod pulls;
 mod reports;
 mod security;
 mod statuses;
+mod tour;
 mod ui;

@@ -154,7 +154,8 @@ async fn the_builds_page_shows_what_each_build_was_and_keeps_filters_across_page
     assert!(!app.contains(r#"id="filter-project""#), "a project's page has no project filter");
     // Its trends: the one finished build, drawn, and the rate.
     assert!(
-        app.contains(&format!(r#"<a href="/builds/{feature}"><rect class="bar status-failed""#)),
+        app.contains(&format!(r##"<a href="/builds/{feature}" aria-label="#{feature} failed in "##))
+            && app.contains(r#"<rect class="bar status-failed""#),
         "{app}"
     );
     assert!(app.contains("<strong>0%</strong> succeeded (0 of the last 1 builds"));
@@ -192,7 +193,7 @@ async fn the_run_form_starts_from_an_earlier_build() {
     // The build's page links to it.
     let build = h.get(&format!("/builds/{earlier}")).await.body;
     assert!(
-        build.contains(&format!(r#"href="/projects/app?from={earlier}#run" id="rebuild-with-changes""#)),
+        build.contains(&format!(r#"href="/projects/app?from={earlier}#run-form" id="rebuild-with-changes""#)),
         "{build}"
     );
 
