@@ -80,7 +80,8 @@ impl Store {
     ) -> Result<BuildPage, StoreError> {
         self.call(move |conn| {
             let (mut conditions, mut values) = filter.conditions();
-            conditions.push("b.id < ?");
+            // With text, the bound goes to the text index, which then starts there.
+            conditions.push(if filter.text.is_some() { "t.rowid < ?" } else { "b.id < ?" });
             values.push(Box::new(before.unwrap_or(i64::MAX)));
             let columns =
                 COLUMNS.split(", ").map(|c| format!("b.{}", c.trim())).collect::<Vec<_>>().join(", ");

@@ -4,11 +4,13 @@
 ALTER TABLE builds ADD COLUMN triggered_by TEXT;
 ALTER TABLE builds ADD COLUMN commit_message TEXT;
 
--- History filtered by status (all projects, or one) or by branch, newest first: each
+-- History filtered by status (all projects, or one), branch or trigger, newest first: each
 -- page is a range of one index (keyset by id), whatever the size of history.
 CREATE INDEX builds_by_status ON builds (status, id);
 CREATE INDEX builds_by_project_status ON builds (project, status, id);
 CREATE INDEX builds_by_branch ON builds (scm_branch, id) WHERE scm_branch IS NOT NULL;
+-- (A project's builds by trigger use builds_by_trigger; every project's use this.)
+CREATE INDEX builds_by_trigger_kind ON builds (trigger_kind, id);
 
 -- Text search over descriptions and commit messages: a trigram index finds any
 -- substring of three characters or more without reading history. Builds' text never
