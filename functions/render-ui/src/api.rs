@@ -4,7 +4,7 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /api/v1/projects` | `{"projects": [ProjectSummary]}`, sorted by name |
-//! | `GET /api/v1/projects/{project}` | [`ProjectDetail`] |
+//! | `GET /api/v1/projects/{project}` | [`ProjectDetail`], with its trends |
 //! | `GET /api/v1/projects/{project}/builds?status=&branch=&trigger=&q=&limit=N&before=ID` | `{"builds": [Build], "next_before": ID or null}`, newest first |
 //! | `GET /api/v1/builds?project=&status=&branch=&trigger=&q=&limit=N&before=ID` | the same, of every project |
 //! | `GET /api/v1/builds/{id}` | a build ([`BuildJson`]) |
@@ -51,6 +51,8 @@ pub async fn project(
     let (project, last) =
         summary::find_project(&ctx, &name).await?.ok_or_else(|| summary::no_project(&name))?;
     let mut detail = ProjectDetail::new(&name, project.as_ref(), last.as_ref());
+    let recent = ctx.store.recent_finished(&name, crate::trends::TREND_BUILDS).await?;
+    detail.trends = Some(crate::trends::TrendsJson::new(&recent));
     if let Some(config) = project.as_ref().and_then(|p| p.config.as_ref().ok()) {
         detail.triggers = Some(crate::triggers::triggers(&ctx, &name, config).await?);
     }

@@ -87,6 +87,39 @@ impl Trends {
     }
 }
 
+/// A project's trends in the API (`GET /api/v1/projects/{project}`): the builds the
+/// chart draws, newest first, and the success rate.
+#[derive(Debug, Serialize)]
+pub struct TrendsJson {
+    pub builds: Vec<TrendBuild>,
+    pub succeeded: usize,
+    pub counted: usize,
+    pub success_rate: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TrendBuild {
+    pub id: i64,
+    pub status: &'static str,
+    pub duration_ms: Option<i64>,
+}
+
+impl TrendsJson {
+    pub fn new(recent: &[Recent]) -> TrendsJson {
+        let (succeeded, counted, success_rate) =
+            Trends::new(recent).map_or((0, 0, None), |t| (t.succeeded, t.counted, t.success_rate));
+        TrendsJson {
+            builds: recent
+                .iter()
+                .map(|r| TrendBuild { id: r.id, status: r.status.as_str(), duration_ms: r.duration_ms })
+                .collect(),
+            succeeded,
+            counted,
+            success_rate,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -159,6 +159,10 @@ async fn the_builds_page_shows_what_each_build_was_and_keeps_filters_across_page
         "{app}"
     );
     assert!(app.contains("<strong>0%</strong> succeeded (0 of the last 1 builds"));
+    let api = h.get("/api/v1/projects/app").await.json();
+    assert_eq!(api["trends"]["success_rate"], 0);
+    assert_eq!(api["trends"]["builds"][0]["id"], feature);
+    assert_eq!(api["trends"]["builds"][0]["status"], "failed");
     let docs = h.get("/projects/docs").await.body;
     assert!(!docs.contains(r#"id="trends""#), "nothing finished, nothing drawn");
 }
