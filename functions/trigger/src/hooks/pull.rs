@@ -162,11 +162,12 @@ mod tests {
         serde_json::json!({
             "action": action, "number": 7,
             "pull_request": {
-                "number": 7, "html_url": "https://github.com/acme/app/pull/7",
+                "number": 7, "html_url": "https://github.com/acme/app/pull/7", "title": "Make it faster",
                 "head": { "ref": "feature", "sha": SHA, "repo": { "full_name": head_repo, "clone_url": format!("https://github.com/{head_repo}.git") } },
                 "base": { "ref": "main", "sha": "2".repeat(40), "repo": { "full_name": "acme/app", "clone_url": "https://github.com/acme/app.git" } },
             },
             "repository": { "full_name": "acme/app", "clone_url": "https://github.com/acme/app.git", "ssh_url": "git@github.com:acme/app.git" },
+            "sender": { "login": "ada" },
         })
         .to_string()
         .into_bytes()
@@ -183,6 +184,7 @@ mod tests {
             ("feature", "main")
         );
         assert_eq!(event.pull.head_ref, "refs/pull/7/head");
+        assert_eq!((event.by.as_deref(), event.title.as_deref()), (Some("ada"), Some("Make it faster")));
         assert!(event.urls.contains(&"git@github.com:acme/app.git".to_string()));
         assert!(!event.urls.iter().any(|u| u.contains("stranger")), "the target repository's URLs only");
         let fork = parse(Host::GitHub, &github("opened", "stranger/app")).expect("fork");
@@ -208,6 +210,7 @@ mod tests {
                 attributes["oldrev"] = rev.into();
             }
             serde_json::json!({ "object_kind": "merge_request", "object_attributes": attributes,
+                "user": { "username": "grace", "name": "Grace H." },
                 "project": { "git_http_url": "https://gitlab.com/acme/app.git" } })
             .to_string()
             .into_bytes()
@@ -215,6 +218,7 @@ mod tests {
         let event = parse(Host::GitLab, &mr("update", Some(&"3".repeat(40)), 1)).expect("update");
         assert_eq!((event.builds.clone(), event.pull.fork), (Ok(()), false));
         assert_eq!(event.pull.head_ref, "refs/merge-requests/3/head");
+        assert_eq!((event.by.as_deref(), event.title), (Some("grace"), None));
         let edit = parse(Host::GitLab, &mr("update", None, 1)).expect("edit");
         assert!(edit.builds.unwrap_err().contains("without new commits"));
         assert!(parse(Host::GitLab, &mr("open", None, 2)).expect("fork").pull.fork);
