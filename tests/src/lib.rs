@@ -391,6 +391,16 @@ pub fn hmac_hex(secret: &str, body: &[u8]) -> String {
     mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A GitHub push event carrying `body`, signed with `secret`.
+pub fn github_push_request(api: &Api, secret: &str, body: String) -> reqwest::RequestBuilder {
+    api.http
+        .post(api.url("/hooks/github"))
+        .header("content-type", "application/json")
+        .header("X-GitHub-Event", "push")
+        .header("X-Hub-Signature-256", format!("sha256={}", hmac_hex(secret, body.as_bytes())))
+        .body(body)
+}
+
 /// What a Knative PingSource sends in binary mode, for the minute `time` (RFC 3339).
 pub fn ping_request(api: &Api, path: &str, time: &str, id: &str) -> reqwest::RequestBuilder {
     api.http

@@ -142,6 +142,30 @@ impl Browser {
         self.call(reqwest::Method::POST, "/execute/sync", Some(json!({ "script": script, "args": [] }))).await
     }
 
+    /// Runs `script` as an async function: it ends by calling its last argument.
+    pub async fn execute_async(&self, script: &str) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::POST, "/execute/async", Some(json!({ "script": script, "args": [] })))
+            .await
+    }
+
+    /// Sends a Chrome DevTools Protocol command (emulating a phone, dark mode, a time zone).
+    pub async fn cdp(&self, command: &str, params: Value) -> anyhow::Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({ "cmd": command, "params": params })),
+        )
+        .await
+    }
+
+    /// The page as it shows now, as PNG bytes.
+    pub async fn screenshot(&self) -> anyhow::Result<Vec<u8>> {
+        use base64::Engine as _;
+        let encoded = self.call(reqwest::Method::GET, "/screenshot", None).await?;
+        let encoded = encoded.as_str().context("no screenshot")?;
+        Ok(base64::engine::general_purpose::STANDARD.decode(encoded)?)
+    }
+
     /// Waits until the text of `css` satisfies `check`; returns that text.
     pub async fn wait_for_text(
         &self,

@@ -166,6 +166,11 @@ pub struct Build {
     pub report_error: Option<String>,
     /// The pull (merge) request it builds, if it does.
     pub pull_request: Option<PullRequest>,
+    /// Who or what asked for it, where known: a pusher's login, a crontab line, a
+    /// trigger file, `API token`, `a person in the UI`.
+    pub triggered_by: Option<String>,
+    /// The message of the commit it builds (a pull request's title), where known.
+    pub commit_message: Option<String>,
 }
 
 /// A pull request (a merge request on GitLab) a build is for.
@@ -372,6 +377,10 @@ pub struct NewBuild {
     /// For downstream builds: the projects of the chain so far.
     pub chain: Vec<String>,
     pub pull_request: Option<PullRequest>,
+    /// Who or what asked for it (see [`Build::triggered_by`]).
+    pub triggered_by: Option<String>,
+    /// The message of the commit it builds, where the host said.
+    pub commit_message: Option<String>,
 }
 
 impl NewBuild {

@@ -123,6 +123,8 @@ pub struct ProjectDetail {
     pub config: Option<ConfigJson>,
     /// Present when the config is usable.
     pub triggers: Option<crate::triggers::Triggers>,
+    /// The last finished builds' durations and the success rate over them.
+    pub trends: Option<crate::trends::TrendsJson>,
     pub last_build: Option<BuildJson>,
 }
 
@@ -166,6 +168,7 @@ impl ProjectDetail {
             error,
             config,
             triggers: None,
+            trends: None,
             last_build: last_build.map(BuildJson::from),
         }
     }

@@ -19,6 +19,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("projects.html", include_str!("../../../templates/projects.html")),
     ("project.html", include_str!("../../../templates/project.html")),
     ("build.html", include_str!("../../../templates/build.html")),
+    ("builds.html", include_str!("../../../templates/builds.html")),
     ("queue.html", include_str!("../../../templates/queue.html")),
     ("error.html", include_str!("../../../templates/error.html")),
     ("login.html", include_str!("../../../templates/login.html")),
@@ -35,6 +36,8 @@ static FULL_STYLESHEET: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
 /// The build page's script (following the live log), served at `/static/build.js`:
 /// pages carry no inline script, so their Content-Security-Policy can forbid it.
 const BUILD_SCRIPT: &str = include_str!("../../../templates/build.js");
+/// Every page's script (times in the viewer's zone), served at `/static/time.js`.
+const TIME_SCRIPT: &str = include_str!("../../../templates/time.js");
 
 static ENVIRONMENT: LazyLock<Result<Environment<'static>, minijinja::Error>> = LazyLock::new(environment);
 
@@ -75,12 +78,21 @@ pub async fn stylesheet() -> impl IntoResponse {
 
 /// `GET /static/build.js`
 pub async fn build_script() -> impl IntoResponse {
+    script(BUILD_SCRIPT)
+}
+
+/// `GET /static/time.js`
+pub async fn time_script() -> impl IntoResponse {
+    script(TIME_SCRIPT)
+}
+
+fn script(source: &'static str) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        BUILD_SCRIPT,
+        source,
     )
 }
 

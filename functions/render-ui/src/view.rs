@@ -57,6 +57,15 @@ pub struct BuildView {
     pub report_error: Option<String>,
     /// The pull request it builds, if any.
     pub pull_request: Option<PullRequest>,
+    /// The commit's first 10 hex digits, and its page on the host when known.
+    pub short_sha: Option<String>,
+    pub commit_url: Option<String>,
+    /// Who or what asked for it (the parent build is shown apart).
+    pub triggered_by: Option<String>,
+    /// The first line of the commit's message.
+    pub commit_title: Option<String>,
+    /// `running` builds: when they started, for a live duration in the viewer's browser.
+    pub running_since: Option<String>,
 }
 
 impl BuildView {
@@ -88,8 +97,48 @@ impl BuildView {
             parent_build: build.parent_build,
             report_error: build.report_error.clone(),
             pull_request: build.pull_request.clone(),
+            short_sha: build.scm.sha.as_ref().map(|sha| sha.chars().take(10).collect()),
+            commit_url: build
+                .scm
+                .url
+                .as_deref()
+                .zip(build.scm.sha.as_deref())
+                .and_then(|(u, s)| commit_url(u, s)),
+            triggered_by: build.triggered_by.clone(),
+            commit_title: build
+                .commit_message
+                .as_deref()
+                .and_then(|m| m.lines().map(str::trim).find(|l| !l.is_empty()))
+                .map(str::to_string),
+            running_since: build.started_at.filter(|_| !build.status.is_terminal()).map(rfc3339),
         }
     }
+}
+
+/// A commit's page on the Git host its repository `url` points at, for the hosts whose
+/// pages are known: `https://host/owner/repo(.git)` and `git@host:owner/repo(.git)`,
+/// with GitLab's `/-/commit/` and everyone else's `/commit/`. `None` for anything
+/// else (a local path, a `file://` URL): the SHA is shown without a link.
+pub fn commit_url(url: &str, sha: &str) -> Option<String> {
+    if sha.is_empty() || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let web = if let Some(rest) = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")) {
+        // No credentials in a link.
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        format!("https://{rest}")
+    } else {
+        let rest = url.strip_prefix("ssh://").unwrap_or(url);
+        let (_, host_path) = rest.split_once('@')?;
+        let (host, path) = host_path.split_once(':').or_else(|| host_path.split_once('/'))?;
+        format!("https://{host}/{}", path.trim_start_matches('/'))
+    };
+    let web = web.trim_end_matches('/').trim_end_matches(".git");
+    if web.matches('/').count() < 4 {
+        return None;
+    }
+    let sep = if web.contains("gitlab") { "/-/commit/" } else { "/commit/" };
+    Some(format!("{web}{sep}{sha}"))
 }
 
 /// One attempt at running a build, as the build page lists it.
@@ -155,5 +204,31 @@ mod tests {
         assert_eq!(human_size(512), "512 B");
         assert_eq!(human_size(3 * 1024 + 205), "3.2 KiB");
         assert_eq!(human_size(1024 * 1024), "1.0 MiB");
+    }
+
+    #[test]
+    fn links_commits_on_known_hosts_only() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let link = |url| commit_url(url, sha);
+        assert_eq!(
+            link("https://github.com/acme/app.git"),
+            Some(format!("https://github.com/acme/app/commit/{sha}"))
+        );
+        assert_eq!(
+            link("git@github.com:acme/app.git"),
+            Some(format!("https://github.com/acme/app/commit/{sha}"))
+        );
+        assert_eq!(
+            link("https://gitlab.com/group/sub/app"),
+            Some(format!("https://gitlab.com/group/sub/app/-/commit/{sha}"))
+        );
+        assert_eq!(
+            link("https://user:secret@gitea.example/acme/app.git"),
+            Some(format!("https://gitea.example/acme/app/commit/{sha}"))
+        );
+        for none in ["/srv/git/app.git", "file:///srv/git/app.git", "https://example.com"] {
+            assert_eq!(link(none), None, "{none}");
+        }
+        assert_eq!(commit_url("https://github.com/acme/app", "not-a-sha"), None);
     }
 }

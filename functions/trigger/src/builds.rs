@@ -50,6 +50,7 @@ async fn queue(ctx: &Ctx, name: &str, headers: &HeaderMap, body: Body) -> Result
         params,
         description: request.description,
         idempotency_key: key,
+        triggered_by: caller.who(),
         ..NewBuild::default()
     };
     if let Some(parent) = caller.job() {
@@ -122,7 +123,8 @@ pub async fn rebuild(
 async fn rebuild_build(ctx: &Ctx, id: &str, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let id = api::build_id(id)?;
     let request = request::read(headers, body).await?;
-    caller(ctx, headers, &request).await?.may_change(ctx)?;
+    let caller = caller(ctx, headers, &request).await?;
+    caller.may_change(ctx)?;
     let key = request::idempotency_key(headers)?;
     let old: Build = ctx.store.build(id).await?.ok_or_else(|| api::no_build(id))?;
     let project = ctx.projects.get(&old.project).await?.ok_or_else(|| unknown_project(&old.project))?;
@@ -134,6 +136,8 @@ async fn rebuild_build(ctx: &Ctx, id: &str, headers: &HeaderMap, body: Body) -> 
         params,
         description: request.description.or_else(|| Some(format!("Rebuild of #{id}"))),
         scm: old.scm.clone(),
+        commit_message: old.commit_message.clone(),
+        triggered_by: caller.who(),
         idempotency_key: key,
         ..NewBuild::default()
     };

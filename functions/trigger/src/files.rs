@@ -1,7 +1,7 @@
 //! The file triggering protocol: a file in `projects/NAME/.triggers/` asks for one build
 //! of NAME. The file is JSON or YAML with optional `description` and `params`.
 //!
-//! Rules (also in the README):
+//! Rules (also in docs/configuration.md):
 //! - Write the file under a name starting with `.` or ending in `.tmp`, then rename it:
 //!   such names are never read, so a half-written file is never taken.
 //! - Each file becomes exactly one build (trigger `file`), even when several processes
@@ -99,6 +99,7 @@ async fn take(ctx: &Ctx, project: &Project, inbox: &Path, name: &str) -> Option<
             trigger: Some(TriggerKind::File),
             params,
             description: request.description.or_else(|| Some(format!("trigger file {name}"))),
+            triggered_by: Some(format!("file .triggers/{name}")),
             idempotency_key: Some(format!(
                 "file:{}:{name}:{}:{}:{}",
                 project.name,

@@ -379,6 +379,7 @@ async fn who_may_rebuild_with_params() {
     assert_eq!(status, StatusCode::CREATED, "the admin");
     let rebuilt = h.ctx.store.build(2).await.expect("read").expect("stored");
     assert_eq!(rebuilt.params.get("N").map(String::as_str), Some("2"));
+    assert_eq!(rebuilt.triggered_by.as_deref(), Some("API token"), "history says who");
 
     let (cookie, form) = h.logged_in().await;
     let (status, _, _) = h.post("/api/v1/builds/1/rebuild", &[cookie, form], "N=3").await;
@@ -389,4 +390,5 @@ async fn who_may_rebuild_with_params() {
     assert_eq!(headers[header::LOCATION], "/builds/3");
     let rebuilt = h.ctx.store.build(3).await.expect("read").expect("stored");
     assert_eq!(rebuilt.params.get("N").map(String::as_str), Some("3"));
+    assert_eq!(rebuilt.triggered_by.as_deref(), Some("a person in the UI"));
 }

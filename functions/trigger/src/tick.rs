@@ -132,6 +132,7 @@ pub async fn tick(ticker: &Ticker, at: DateTime<Utc>) -> Result<TickReport, Tick
             project: project.name.clone(),
             trigger: Some(TriggerKind::Cron),
             description: Some(format!("cron {crontab} at {stamp}")),
+            triggered_by: Some(format!("cron {crontab}")),
             idempotency_key: Some(format!("cron:{}:{stamp}", project.name)),
             ..NewBuild::default()
         };

@@ -22,4 +22,5 @@ mod pulls;
 mod reports;
 mod security;
 mod statuses;
+mod tour;
 mod ui;

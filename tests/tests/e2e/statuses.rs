@@ -9,7 +9,7 @@ use sparky_tests::{
     Api, Sparky, free_port,
     git::Repo,
     githost::{Answer, GitHosts, Posted},
-    hmac_hex, write_project,
+    github_push_request, write_project,
 };
 
 const HOOK_SECRET: &str = "status-hook-secret";
@@ -49,14 +49,7 @@ async fn push(api: &Api, repo: &Repo, sha: &str, delivery: &str) -> Vec<i64> {
         "head_commit": { "id": sha },
     })
     .to_string();
-    let request = api
-        .http
-        .post(api.url("/hooks/github"))
-        .header("content-type", "application/json")
-        .header("X-GitHub-Event", "push")
-        .header("X-GitHub-Delivery", delivery)
-        .header("X-Hub-Signature-256", format!("sha256={}", hmac_hex(HOOK_SECRET, body.as_bytes())))
-        .body(body);
+    let request = github_push_request(api, HOOK_SECRET, body).header("X-GitHub-Delivery", delivery);
     let reply = api.send(request).await;
     assert_eq!(reply.status, 202, "{}", reply.json);
     reply.json["queued"].as_array().into_iter().flatten().filter_map(|q| q["build_id"].as_i64()).collect()

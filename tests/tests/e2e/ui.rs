@@ -82,9 +82,10 @@ async fn the_run_form_lands_on_the_build_page_which_follows_the_log_live() {
     std::fs::write(dir.path().join("gate2"), "").expect("gate 2");
     browser.wait_for_text("#status", WAIT, |t| t == "succeeded").await.expect("final status");
     let log = browser.wait_for_text("#log", WAIT, |t| t.contains("done")).await.expect("whole log");
+    // Each line numbered, those that came live too.
     assert_eq!(
         log.lines().collect::<Vec<_>>(),
-        ["target=prod note=hi <b>there</b> fast=false", "second line", "done"]
+        ["1target=prod note=hi <b>there</b> fast=false", "2second line", "3done"]
     );
     let api = Api::new(&sparky.url);
     assert_eq!(api.build(id).await["status"], "succeeded");

@@ -70,6 +70,17 @@ impl Caller {
         }
     }
 
+    /// Who this is, as a build's `triggered_by` records it (a job's builds name their
+    /// parent build instead).
+    pub fn who(&self) -> Option<String> {
+        match self {
+            Caller::Admin => Some("API token".into()),
+            Caller::Person(_) => Some("a person in the UI".into()),
+            Caller::Job(_) => None,
+            Caller::Anyone => Some("anyone (open API)".into()),
+        }
+    }
+
     /// Whether the API is open: no token configured, so anyone is the admin.
     fn open(ctx: &Ctx) -> bool {
         ctx.config.api_token.is_none()

@@ -43,6 +43,11 @@ pub struct BuildJson {
     /// The pull (merge) request it builds: number, branches, fork or not, link.
     pub pull_request: Option<PullRequest>,
     pub parent_build: Option<i64>,
+    /// Who or what asked for it, where known: a pusher's login, a crontab line, a
+    /// trigger file, `API token`, `a person in the UI`.
+    pub triggered_by: Option<String>,
+    /// The message of the commit it builds (a pull request's title), where known.
+    pub commit_message: Option<String>,
     pub log_size: Option<u64>,
     /// Why the build's report is incomplete: report storage failed past its retries.
     pub report_error: Option<String>,
@@ -75,6 +80,8 @@ impl From<&Build> for BuildJson {
             scm_sha: b.scm.sha.clone(),
             pull_request: b.pull_request.clone(),
             parent_build: b.parent_build,
+            triggered_by: b.triggered_by.clone(),
+            commit_message: b.commit_message.clone(),
             log_size: b.log_size,
             report_error: b.report_error.clone(),
             url: build_url(b.id),

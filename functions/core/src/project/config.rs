@@ -22,7 +22,7 @@ use crate::cron::{Crontab, parse_timezone};
 /// anything larger is refused without being read whole.
 pub const MAX_CONFIG_BYTES: usize = 256 * 1024;
 
-/// Defaults (see the README's sparky.yaml reference).
+/// Defaults (see the sparky.yaml reference in docs/configuration.md).
 pub const DEFAULT_KEEP_BUILDS: u32 = 100;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Projects' own webhook secrets live in variables named with this prefix.

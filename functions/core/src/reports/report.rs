@@ -1,6 +1,6 @@
 //! `report.json`: one build's summary, stored beside its log and artifacts
 //! (`projects/{project}/builds/{id}/report.json`) when it ends, for other tools to
-//! read without Sparky's database. The README documents its fields; `version` goes
+//! read without Sparky's database. docs/api.md documents its fields; `version` goes
 //! up when one changes meaning or goes away (new fields may appear at any time).
 
 use bytes::Bytes;

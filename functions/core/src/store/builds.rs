@@ -13,7 +13,8 @@ use crate::model::{Build, BuildStatus, NewBuild, Params, Reason, ScmRef, Trigger
 /// The columns [`build_from_row`] reads, in order.
 pub(super) const COLUMNS: &str = "id, project, status, trigger_kind, params, description, \
      scm_url, scm_branch, scm_sha, parent_build, attempt, created_at, started_at, finished_at, \
-     exit_code, error, cancel_requested, log_size, chain, report_error, retries_used, pull_request";
+     exit_code, error, cancel_requested, log_size, chain, report_error, retries_used, pull_request, \
+     triggered_by, commit_message";
 
 /// Live builds by status and project; served by the covering index
 /// `builds_live_by_project` (migration 12).
@@ -34,6 +35,20 @@ pub struct BuildPage {
     pub builds: Vec<Build>,
     /// Pass as `before` to get the next page; `None` on the last page.
     pub next_before: Option<i64>,
+}
+
+impl BuildPage {
+    /// A page from up to `limit + 1` builds read newest first: one more than the page
+    /// says there is a next page.
+    pub(super) fn cut(mut builds: Vec<Build>, limit: u32) -> BuildPage {
+        let next_before = if builds.len() > limit as usize {
+            builds.truncate(limit as usize);
+            builds.last().map(|b| b.id)
+        } else {
+            None
+        };
+        BuildPage { builds, next_before }
+    }
 }
 
 pub(super) fn build_from_row(row: &Row<'_>) -> rusqlite::Result<Build> {
@@ -67,6 +82,8 @@ pub(super) fn build_from_row(row: &Row<'_>) -> rusqlite::Result<Build> {
             .get::<_, Option<String>>(21)?
             .map(|text| serde_json::from_str(&text).map_err(|e| text_err(21, e.to_string())))
             .transpose()?,
+        triggered_by: row.get(22)?,
+        commit_message: row.get(23)?,
     })
 }
 
@@ -100,7 +117,8 @@ impl Store {
             tx.prepare_cached(
                 "INSERT INTO builds (project, status, trigger_kind, params, description, scm_url, \
                  scm_branch, scm_sha, parent_build, idempotency_key, created_at, chain, pull_request, \
-                 pull_number) VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 pull_number, triggered_by, commit_message) \
+                 VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?
             .execute(params![
                 new.project,
@@ -116,6 +134,8 @@ impl Store {
                 chain,
                 pull,
                 new.pull_request.as_ref().map(|p| p.number as i64),
+                new.triggered_by,
+                new.commit_message,
             ])?;
             let id = tx.last_insert_rowid();
             let build = get(tx, id)?.ok_or_else(|| StoreError::Corrupt("inserted build vanished".into()))?;
@@ -164,17 +184,11 @@ impl Store {
             let sql = format!(
                 "SELECT {COLUMNS} FROM builds WHERE project = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
             );
-            let mut builds = conn
+            let builds = conn
                 .prepare_cached(&sql)?
                 .query_map(params![project, before.unwrap_or(i64::MAX), limit + 1], build_from_row)?
                 .collect::<Result<Vec<_>, _>>()?;
-            let next_before = if builds.len() > limit as usize {
-                builds.truncate(limit as usize);
-                builds.last().map(|b| b.id)
-            } else {
-                None
-            };
-            Ok(BuildPage { builds, next_before })
+            Ok(BuildPage::cut(builds, limit))
         })
         .await
     }

@@ -8,6 +8,8 @@
 //! rusqlite is blocking, so every call runs on tokio's blocking pool.
 //!
 //! - [`builds`]: queueing, reading and pruning builds.
+//! - [`history`]: history filtered by project, status, branch, trigger and text, a
+//!   page at a time; the recent builds a project's trends are drawn from.
 //! - [`transitions`]: the build lifecycle's status changes: queue, claim, start, lease,
 //!   finish, cancel (called only by [`crate::lifecycle`]).
 //! - [`lapses`]: attempts whose runner is gone: hand back, and the sweep of leases.
@@ -18,6 +20,7 @@
 mod builds;
 mod deliveries;
 mod events;
+mod history;
 mod lapses;
 mod scm;
 mod sessions;
@@ -33,6 +36,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 
 pub use builds::{BuildPage, Inserted};
 pub use deliveries::{Delivery, NewDelivery, Settle};
+pub use history::{HistoryFilter, MIN_SEARCH, Recent};
 pub use scm::{PollClaim, PollState};
 pub use sessions::Session;
 pub use transitions::{CancelOutcome, Claim, Ending, Limits, Renewal, Start};
@@ -56,7 +60,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0007_deliveries.sql"),
     include_str!("sql/0008_pull_requests.sql"),
     include_str!("sql/0009_poll_count.sql"),
-    // 0010 and 0011 come from other branches: this one goes after them when they merge.
+    include_str!("sql/0011_history.sql"),
     include_str!("sql/0012_live_by_project.sql"),
 ];
 

@@ -26,6 +26,7 @@ use super::{PageError, page};
 use crate::{
     access::Viewer,
     artifacts::{self, ArtifactView},
+    lines::numbered,
     log::{LogTail, tail, window},
     query,
     view::{AttemptView, BuildView, human_size},
@@ -48,6 +49,12 @@ struct LogView {
     size: String,
     earlier: Option<String>,
     later: Option<String>,
+    /// The number the next line gets, and whether the last one shown is unfinished:
+    /// where the live follower goes on numbering.
+    next_line: u64,
+    open_line: bool,
+    /// The page its line links point into (empty: this page, from the log's start).
+    page: String,
 }
 
 impl LogView {
@@ -55,8 +62,14 @@ impl LogView {
         let earlier = (part.start > 0)
             .then(|| format!("/builds/{id}?from={}", part.start.saturating_sub(MAX_LOG_ON_PAGE)));
         let later = (!tail && part.end < part.size).then(|| format!("/builds/{id}?from={}", part.end));
+        // Numbers count from where the part shown starts; links to them say where.
+        let page = if part.start == 0 { String::new() } else { format!("/builds/{id}?from={}", part.start) };
+        let (html, next_line, open_line) = numbered(&part.ansi.to_html(&part.text), 1, false, &page);
         LogView {
-            html: part.ansi.to_html(&part.text),
+            html,
+            next_line,
+            open_line,
+            page,
             end: part.end,
             tail,
             partial: part.start > 0 || part.end < part.size,

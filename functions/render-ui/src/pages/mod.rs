@@ -5,11 +5,15 @@
 //! - [`projects`] `/` and [`queue`] `/queue` are here.
 //! - [`project`] `/projects/{project}`: history and the Run form.
 //! - [`build`] `/builds/{id}`: one build with its (live) log.
+//! - [`history`] `/builds`: every project's builds, filtered; and the history part of
+//!   a project's page.
 
 mod build;
+mod history;
 mod project;
 
 pub use build::build;
+pub use history::builds;
 pub use project::project;
 
 use axum::{
@@ -128,14 +132,32 @@ pub async fn projects(
     page("projects.html", &viewer, serde_json::json!({ "projects": rows }))
 }
 
-/// `GET /queue`: builds queued, dispatched and running, oldest first.
+/// A build in the queue, with why it is not running yet.
+#[derive(Serialize)]
+struct QueueRow {
+    #[serde(flatten)]
+    build: BuildView,
+    waiting_for: Option<String>,
+}
+
+/// `GET /queue`: what runs now, and the builds waiting, oldest first, each with why
+/// it waits (its project's concurrency, the global cap, a runner, dispatch's next pass).
 #[tracing::instrument(skip_all)]
 pub async fn queue(
     State(ctx): State<Ctx>,
     Extension(viewer): Extension<Viewer>,
 ) -> Result<Response, PageError> {
     let now = now_ms();
-    let builds: Vec<BuildView> =
-        ctx.store.live_builds().await?.iter().map(|b| BuildView::new(b, now)).collect();
-    page("queue.html", &viewer, serde_json::json!({ "builds": builds }))
+    let live = ctx.store.live_builds().await?;
+    let mut reasons = crate::waits::of_queue(&ctx, &live).await?;
+    let (running, waiting): (Vec<QueueRow>, Vec<QueueRow>) = live
+        .iter()
+        .map(|b| QueueRow { build: BuildView::new(b, now), waiting_for: reasons.remove(&b.id) })
+        .partition(|row| row.waiting_for.is_none());
+    let context = serde_json::json!({
+        "running": running,
+        "waiting": waiting,
+        "max_running": ctx.config.max_running,
+    });
+    page("queue.html", &viewer, context)
 }

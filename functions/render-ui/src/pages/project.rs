@@ -1,6 +1,8 @@
-//! `GET /projects/{project}?before=ID`: a project's description, configuration (or
-//! why it is broken), its history a page at a time, and the Run form built from its
-//! `vars`. The form posts to the trigger function, which answers `303 See Other` to
+//! `GET /projects/{project}?status=&branch=&trigger=&q=&before=ID`: a project's
+//! description, configuration (or why it is broken), its history a page at a time
+//! (filtered, see [`super::history`]), and the Run form built from its
+//! `vars` (with `?from=ID`, prefilled from that build and posting its rebuild). The form
+//! posts to the trigger function, which answers `303 See Other` to
 //! the new build's page.
 
 use axum::{
@@ -9,20 +11,70 @@ use axum::{
     response::Response,
 };
 use serde::Serialize;
-use sparky_core::{Ctx, project::Var, time::now_ms};
+use sparky_core::{
+    Ctx,
+    api::{ApiError, encode_path},
+    model::Build,
+    project::Var,
+    time::now_ms,
+};
 
 use super::{ConfigErrorView, PageError, page};
 use crate::{
     access::Viewer,
-    query::{self, Page},
+    pages::history::HistoryView,
+    query::{self, History},
     summary::{self, ConfigJson},
+    trends::{TREND_BUILDS, Trends},
     view::BuildView,
 };
 
-/// The Run form: one field per parameter.
+/// The Run form: one field per parameter, each at its default, or at the value of the
+/// build it starts from (`?from=ID`), which it then rebuilds (same commit) with the
+/// values as changed.
 #[derive(Serialize)]
 struct RunForm {
     vars: Vec<Var>,
+    /// Where it posts: a new build, or a rebuild of `from`.
+    action: String,
+    from: Option<i64>,
+    description: Option<String>,
+}
+
+impl RunForm {
+    fn new(name: &str, vars: &[Var], from: Option<&Build>) -> RunForm {
+        let mut vars = vars.to_vec();
+        let Some(from) = from else {
+            let action = format!("/api/v1/projects/{}/builds", encode_path(name));
+            return RunForm { vars, action, from: None, description: None };
+        };
+        for var in &mut vars {
+            if let Some(value) = from.params.get(&var.name) {
+                var.default = value.clone();
+            }
+        }
+        RunForm {
+            vars,
+            action: format!("/api/v1/builds/{}/rebuild", from.id),
+            from: Some(from.id),
+            description: from.description.clone(),
+        }
+    }
+}
+
+/// The build `?from=ID` names, which must be one of this project's.
+async fn run_from(ctx: &Ctx, name: &str, raw: Option<&str>) -> Result<Option<Build>, ApiError> {
+    let Some(id) = query::run_from(raw)? else { return Ok(None) };
+    match ctx.store.build(id).await? {
+        Some(build) if build.project == name => Ok(Some(build)),
+        Some(build) => Err(ApiError::BadRequest(format!(
+            "from={id}: build {id} is of project {}, not {name}",
+            build.project
+        ))),
+        None => {
+            Err(ApiError::BadRequest(format!("from={id}: there is no build {id} (pruned, or never made)")))
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -40,10 +92,8 @@ struct ProjectPage {
     /// Why there is no Run form, when the project is usable.
     no_run: Option<&'static str>,
     last: Option<BuildView>,
-    builds: Vec<BuildView>,
-    /// Set when showing an older page.
-    before: Option<i64>,
-    next_before: Option<i64>,
+    trends: Option<Trends>,
+    history: HistoryView,
     /// Why the Run form was refused, when it sent the browser back here.
     refused: Option<String>,
 }
@@ -56,10 +106,12 @@ pub async fn project(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
-    let page_query = Page::parse(raw.as_deref())?;
+    let history = History::parse(raw.as_deref(), Some(&name))?;
+    let from = run_from(&ctx, &name, raw.as_deref()).await?;
     let (project, last) =
         summary::find_project(&ctx, &name).await?.ok_or_else(|| summary::no_project(&name))?;
-    let history = ctx.store.project_builds(&name, page_query.limit, page_query.before).await?;
+    let path = format!("/projects/{}", sparky_core::api::encode_path(&name));
+    let history = HistoryView::load(&ctx, history, &path, false).await?;
     let now = now_ms();
     let config = project.as_ref().and_then(|p| p.config.as_ref().ok());
     let no_run = match config {
@@ -69,7 +121,7 @@ pub async fn project(
         }
         _ => None,
     };
-    let run = config.filter(|_| no_run.is_none()).map(|c| RunForm { vars: c.vars.clone() });
+    let run = config.filter(|_| no_run.is_none()).map(|c| RunForm::new(&name, &c.vars, from.as_ref()));
     let context = ProjectPage {
         name: name.clone(),
         description: config.and_then(|c| c.description.clone()),
@@ -84,9 +136,8 @@ pub async fn project(
         run,
         no_run,
         last: last.as_ref().map(|b| BuildView::new(b, now)),
-        builds: history.builds.iter().map(|b| BuildView::new(b, now)).collect(),
-        before: page_query.before,
-        next_before: history.next_before,
+        trends: Trends::new(&ctx.store.recent_finished(&name, TREND_BUILDS).await?),
+        history,
         refused: query::refused(raw.as_deref()),
     };
     page("project.html", &viewer, context)

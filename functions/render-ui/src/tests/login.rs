@@ -89,6 +89,10 @@ async fn private_reads_need_a_session_or_a_token() {
         format!("/api/v1/builds/{id}"),
         "/api/v1/queue".into(),
         "/api/v1/events".into(),
+        "/builds".into(),
+        "/builds?status=failed".into(),
+        "/api/v1/builds".into(),
+        "/api/v1/builds?project=app&status=queued".into(),
     ];
     let forged = format!("sparky_session={}", "f".repeat(64));
     // An expired session is no session.

@@ -2,6 +2,7 @@
 //! and real project folders in a temp directory.
 
 mod api;
+mod history;
 mod live;
 mod login;
 mod pages;

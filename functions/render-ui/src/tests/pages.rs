@@ -2,6 +2,7 @@
 
 use axum::routing::post;
 use http::{StatusCode, header};
+use serde_json::Value;
 use sparky_core::{model::BuildStatus, secrets::Secret};
 
 use super::{harness, put};
@@ -49,10 +50,10 @@ async fn the_run_form_has_a_field_for_each_parameter() {
          \x20 - { name: notes, type: textarea, default: 'line one' }\n",
     );
     let page = h.get("/projects/app").await;
-    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let body = &page.body;
     assert!(
-        body.contains(r#"<form id="run-form" method="post" action="/api/v1/projects/app/builds" enctype="application/x-www-form-urlencoded">"#),
+        body.contains(r#"<form id="run-form" method="post" action="&#x2f;api&#x2f;v1&#x2f;projects&#x2f;app&#x2f;builds" enctype="application/x-www-form-urlencoded">"#),
         "{body}"
     );
     assert!(body.contains(r#"<select id="var-target" name="target">"#));
@@ -118,7 +119,7 @@ async fn the_project_page_pages_through_history() {
     assert!(page.contains(r#"<a href="/builds/25">#25</a>"#));
     assert!(page.contains(r#"<a href="/builds/6">#6</a>"#));
     assert!(!page.contains(r#"<a href="/builds/5">#5</a>"#), "20 a page");
-    assert!(page.contains(r#"<a href="/projects/app?before=6" id="older">Older</a>"#));
+    assert!(page.contains(r#"<a href="&#x2f;projects&#x2f;app?before=6" id="older">Older</a>"#));
     let older = h.get("/projects/app?before=6").await.body;
     assert!(older.contains(r#"<a href="/builds/5">#5</a>"#));
     assert!(older.contains(r#"<a href="/builds/1">#1</a>"#));
@@ -180,7 +181,7 @@ async fn the_build_page_shows_the_build_escaped_with_its_log() {
     assert!(body.contains("<dt>Duration</dt>"));
     assert!(body.contains("<dt>Finished</dt>"));
     assert!(!body.contains("http-equiv=\"refresh\""), "finished: no refresh");
-    assert!(!body.contains("build.js"), "finished: nothing to follow");
+    assert!(body.contains(r#"data-live="false""#), "finished: nothing to follow");
     assert!(!body.contains("/cancel"), "finished: nothing to cancel");
     assert!(body.contains(r#"action="/api/v1/builds/1/rebuild""#));
 }
@@ -218,7 +219,10 @@ async fn a_long_log_shows_its_end_and_links_the_whole() {
     assert!(body.contains("the end\n</pre>"));
     assert!(body.contains(&format!(r#"data-offset="{size}""#)));
     assert!(!body.contains('\u{FFFD}'), "starts at a character");
-    assert!(body.len() < 1_200_000, "not the whole log");
+    let lines = body.matches(r#"<a class="ln" id="L"#).count();
+    assert!((12_000..13_000).contains(&lines), "not the whole log: {lines} lines of 20,001");
+    // Numbered from the part shown, the links saying which part.
+    assert!(body.contains(&format!(r#"href="/builds/{id}?from="#)) && body.contains(r#"id="L1" "#));
     assert!(body.contains(r#"href="/builds/1/log?download=1" id="download-log""#));
     assert!(!body.contains(r#"id="log-later""#), "the tail has nothing later");
 
@@ -230,7 +234,10 @@ async fn a_long_log_shows_its_end_and_links_the_whole() {
     assert!(body.contains(&earlier(start)) || body.contains(&earlier(start + 1)), "a link to earlier parts");
     let first = h.get(&format!("/builds/{id}?from=0")).await.body.replace("&#x2f;", "/");
     assert!(first.contains(&format!("<pre id=\"log\" class=\"log\" data-build=\"{id}\" data-offset=")));
-    assert!(first.contains(&format!(">\n{}", line.repeat(3))), "starts at the beginning");
+    assert!(
+        first.contains(&format!(">\n<a class=\"ln\" id=\"L1\" href=\"#L1\">1</a>{line}<a class=\"ln\" id=\"L2\" href=\"#L2\">2</a>{line}")),
+        "starts at the beginning, its lines numbered from 1"
+    );
     assert!(first.contains(r#"id="log-later""#) && !first.contains(r#"id="log-earlier""#));
     assert!(!first.contains("new EventSource("), "only the tail is followed live");
     let odd = h.get(&format!("/builds/{id}?from=1")).await.body;
@@ -258,9 +265,27 @@ async fn the_queue_page_shows_live_builds() {
     assert!(!body.contains(&format!(r#"<a href="/builds/{done}">"#)));
     assert!(body.contains(r#"<span class="badge status-running">running</span>"#));
     assert!(body.contains(r#"<span class="badge status-queued">queued</span>"#));
-    assert!(body.contains(" ago</time>"));
+    assert!(body.contains(r#"class="ago""#) && body.contains(" UTC</time>"), "UTC until time.js runs");
     assert!(body.contains(ESCAPED) && !body.contains(SCRIPT));
     assert!(body.find("running</span>") < body.find("queued</span>"), "oldest first");
+    assert!(
+        body.contains(&format!(r#"<td data-label="Waiting for" class="waiting-for">project&#x27;s concurrency 1 reached: #{running} running</td>"#)),
+        "{body}"
+    );
+    let api = h.get("/api/v1/queue").await.json();
+    let waiting: Vec<(i64, Value)> = api["builds"]
+        .as_array()
+        .expect("builds")
+        .iter()
+        .map(|b| (b["id"].as_i64().unwrap_or(0), b["waiting_for"].clone()))
+        .collect();
+    assert_eq!(
+        waiting,
+        [
+            (running, Value::Null),
+            (queued, Value::from(format!("project's concurrency 1 reached: #{running} running")))
+        ]
+    );
 
     let empty = harness(|_| {}).await.get("/queue").await.body;
     assert!(empty.contains("Nothing is queued or running."));

@@ -23,7 +23,7 @@ use serde_json::Value;
 
 pub use settings::{ClientArgs, Settings};
 
-/// How a command ended, as its exit code. The README lists them.
+/// How a command ended, as its exit code. docs/api.md lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     /// Done; with `--follow`, the build succeeded.

@@ -184,6 +184,8 @@ async fn receive(
         match &what {
             What::Push(push) => {
                 new.description = Some(format!("{} push to {}", host.name(), push.name));
+                new.triggered_by = push.by.clone();
+                new.commit_message = push.message.as_deref().map(clip);
                 new.scm = ScmRef {
                     url: Some(scm.url.clone()),
                     branch: Some(push.name.clone()),
@@ -205,6 +207,8 @@ async fn receive(
                     sha: Some(event.sha.clone()),
                 };
                 new.pull_request = Some(pull.clone());
+                new.triggered_by = event.by.clone();
+                new.commit_message = event.title.as_deref().map(clip);
             }
         }
         let inserted = ctx.queue_build(new).await?;
@@ -245,6 +249,13 @@ async fn receive(
         }
     }
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// The longest commit message kept (a host's payload may carry a long one).
+const MAX_MESSAGE: usize = 2000;
+
+fn clip(message: &str) -> String {
+    message.trim().chars().take(MAX_MESSAGE).collect()
 }
 
 /// What a webhook asks to build.

@@ -6,6 +6,8 @@
 use serde_json::Value;
 use sparky_core::repo::is_zero_sha;
 
+use super::pull::{first_text, text};
+
 /// What a push says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Push {
@@ -16,6 +18,10 @@ pub struct Push {
     pub name: String,
     /// The new head; `None` when the push deleted the ref.
     pub sha: Option<String>,
+    /// Who pushed (the host's login or name), if the payload says.
+    pub by: Option<String>,
+    /// The new head's commit message, if the payload carries it.
+    pub message: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +72,25 @@ pub fn parse(body: &[u8], form: bool) -> Result<Push, String> {
     if urls.is_empty() {
         return Err("the payload names no repository URL (repository.clone_url, .git_http_url, ...)".into());
     }
-    Ok(Push { urls, kind, name: name.to_string(), sha: (!deleted).then(|| after.to_string()) })
+    // GitHub and Gitea send `head_commit`; GitLab lists `commits`, the head among them.
+    let head_in_commits = json.get("commits").and_then(Value::as_array).and_then(|commits| {
+        commits.iter().find(|c| c.get("id").and_then(Value::as_str) == Some(after)).or(commits.last())
+    });
+    let message = text(&json, &["head_commit", "message"])
+        .or_else(|| head_in_commits.and_then(|c| text(c, &["message"])))
+        .map(str::to_string);
+    let by = first_text(
+        &json,
+        &[
+            &["pusher", "login"],
+            &["pusher", "username"],
+            &["pusher", "name"],
+            &["user_username"],
+            &["user_name"],
+        ],
+    );
+    let sha = (!deleted).then(|| after.to_string());
+    Ok(Push { urls, kind, name: name.to_string(), sha, by, message })
 }
 
 #[cfg(test)]
@@ -81,6 +105,17 @@ mod tests {
         assert_eq!((push.kind, push.name.as_str()), (RefKind::Branch, "main"));
         assert_eq!(push.sha.as_deref(), Some("1111111111111111111111111111111111111111"));
         assert!(push.urls.contains(&"git@github.com:acme/app.git".to_string()));
+        assert_eq!((push.by, push.message), (None, None));
+        let with_who =
+            br#"{"ref":"refs/heads/main","after":"3333","repository":{"clone_url":"https://x/a.git"},
+            "pusher":{"name":"ada"},"head_commit":{"message":"Fix the flux capacitor"}}"#;
+        let push = parse(with_who, false).expect("github with pusher");
+        assert_eq!(push.by.as_deref(), Some("ada"));
+        assert_eq!(push.message.as_deref(), Some("Fix the flux capacitor"));
+        let gitlab_commits = br#"{"ref":"refs/heads/main","after":"bbbb","user_username":"grace","project":{"git_http_url":"https://x/a.git"},
+            "commits":[{"id":"aaaa","message":"older"},{"id":"bbbb","message":"Newest"}]}"#;
+        let push = parse(gitlab_commits, false).expect("gitlab with commits");
+        assert_eq!((push.by.as_deref(), push.message.as_deref()), (Some("grace"), Some("Newest")));
 
         let gitlab = br#"{"object_kind":"tag_push","ref":"refs/tags/v1.0","after":"2222222222222222222222222222222222222222",
             "project":{"git_http_url":"https://gitlab.com/acme/app.git","git_ssh_url":"git@gitlab.com:acme/app.git"}}"#;

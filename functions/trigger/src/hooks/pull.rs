@@ -20,6 +20,10 @@ pub struct PullEvent {
     pub pull: PullRequest,
     /// The request's head commit.
     pub sha: String,
+    /// Who sent the event (the host's login), if the payload says.
+    pub by: Option<String>,
+    /// The request's title, shown and searched as its builds' commit message.
+    pub title: Option<String>,
 }
 
 /// Reads a pull request payload from `host`, or says what is wrong with it.
@@ -31,12 +35,17 @@ pub fn parse(host: Host, body: &[u8]) -> Result<PullEvent, String> {
     }
 }
 
-fn text<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
+pub(super) fn text<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(value, |v, key| v.get(key))?.as_str().filter(|s| !s.is_empty())
 }
 
 fn required<'a>(value: &'a Value, path: &[&str]) -> Result<&'a str, String> {
     text(value, path).ok_or_else(|| format!("the payload has no `{}`", path.join(".")))
+}
+
+/// The first of `paths` that holds a non-empty string.
+pub(super) fn first_text(value: &Value, paths: &[&[&str]]) -> Option<String> {
+    paths.iter().find_map(|path| text(value, path)).map(str::to_string)
 }
 
 /// Every `...url` of the objects at `sections`.
@@ -88,6 +97,8 @@ fn hub(host: Host, json: &Value) -> Result<PullEvent, String> {
         action,
         builds,
         sha,
+        by: first_text(json, &[&["sender", "login"], &["sender", "username"]]),
+        title: text(pr, &["title"]).map(str::to_string),
         pull: PullRequest {
             number,
             source_branch: required(pr, &["head", "ref"])?.to_string(),
@@ -128,6 +139,8 @@ fn lab(json: &Value) -> Result<PullEvent, String> {
         action,
         builds,
         sha: required(mr, &["last_commit", "id"])?.to_string(),
+        by: first_text(json, &[&["user", "username"], &["user", "name"]]),
+        title: text(mr, &["title"]).map(str::to_string),
         pull: PullRequest {
             number,
             source_branch: required(mr, &["source_branch"])?.to_string(),
@@ -149,11 +162,12 @@ mod tests {
         serde_json::json!({
             "action": action, "number": 7,
             "pull_request": {
-                "number": 7, "html_url": "https://github.com/acme/app/pull/7",
+                "number": 7, "html_url": "https://github.com/acme/app/pull/7", "title": "Make it faster",
                 "head": { "ref": "feature", "sha": SHA, "repo": { "full_name": head_repo, "clone_url": format!("https://github.com/{head_repo}.git") } },
                 "base": { "ref": "main", "sha": "2".repeat(40), "repo": { "full_name": "acme/app", "clone_url": "https://github.com/acme/app.git" } },
             },
             "repository": { "full_name": "acme/app", "clone_url": "https://github.com/acme/app.git", "ssh_url": "git@github.com:acme/app.git" },
+            "sender": { "login": "ada" },
         })
         .to_string()
         .into_bytes()
@@ -170,6 +184,7 @@ mod tests {
             ("feature", "main")
         );
         assert_eq!(event.pull.head_ref, "refs/pull/7/head");
+        assert_eq!((event.by.as_deref(), event.title.as_deref()), (Some("ada"), Some("Make it faster")));
         assert!(event.urls.contains(&"git@github.com:acme/app.git".to_string()));
         assert!(!event.urls.iter().any(|u| u.contains("stranger")), "the target repository's URLs only");
         let fork = parse(Host::GitHub, &github("opened", "stranger/app")).expect("fork");
@@ -195,6 +210,7 @@ mod tests {
                 attributes["oldrev"] = rev.into();
             }
             serde_json::json!({ "object_kind": "merge_request", "object_attributes": attributes,
+                "user": { "username": "grace", "name": "Grace H." },
                 "project": { "git_http_url": "https://gitlab.com/acme/app.git" } })
             .to_string()
             .into_bytes()
@@ -202,6 +218,7 @@ mod tests {
         let event = parse(Host::GitLab, &mr("update", Some(&"3".repeat(40)), 1)).expect("update");
         assert_eq!((event.builds.clone(), event.pull.fork), (Ok(()), false));
         assert_eq!(event.pull.head_ref, "refs/merge-requests/3/head");
+        assert_eq!((event.by.as_deref(), event.title), (Some("grace"), None));
         let edit = parse(Host::GitLab, &mr("update", None, 1)).expect("edit");
         assert!(edit.builds.unwrap_err().contains("without new commits"));
         assert!(parse(Host::GitLab, &mr("open", None, 2)).expect("fork").pull.fork);
