@@ -56,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0007_deliveries.sql"),
     include_str!("sql/0008_pull_requests.sql"),
     include_str!("sql/0009_poll_count.sql"),
+    include_str!("sql/0010_scale.sql"),
 ];
 
 /// How long a statement waits for another process's lock before giving up with `Busy`.
@@ -236,6 +237,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+#[cfg(test)]
+mod plans;
 #[cfg(test)]
 mod tests;
 
