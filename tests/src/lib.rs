@@ -11,6 +11,7 @@
 //! - [`githost`]: GitHub's, GitLab's and Gitea's commit-status APIs, checked.
 //! - [`moto`]: a real S3-compatible server process (`moto_server`) for the S3 tests.
 //! - [`strict_s3`]: a proxy in front of it that rejects the SDK's newer checksums.
+//! - [`scale`]: what Sparky costs as history grows (`sparky-bench scale`).
 //! - `tests/e2e/`: the end-to-end tests, one module per area.
 //! - `src/bin/sparky-bench.rs`: benchmarks that print figures.
 
@@ -22,6 +23,7 @@ pub mod knative;
 pub mod lambda_runtime;
 pub mod manifests;
 pub mod moto;
+pub mod scale;
 pub mod strict_s3;
 pub mod webdriver;
 

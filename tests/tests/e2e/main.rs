@@ -19,6 +19,7 @@ mod polling;
 mod projects;
 mod pulls;
 mod reports;
+mod scale;
 mod security;
 mod statuses;
 mod ui;
