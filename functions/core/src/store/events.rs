@@ -24,7 +24,7 @@ pub(super) struct Change<'a> {
 /// Appends the event of `change`. A terminal change is marked pending until what must
 /// follow it is done — but for a runner's result: its runner stored `report.json`
 /// before, and pruning, the one thing left, is done again after every build anyway.
-pub(super) fn record(tx: &rusqlite::Transaction<'_>, change: Change<'_>) -> Result<Event, StoreError> {
+pub(super) fn record(tx: &rusqlite::Connection, change: Change<'_>) -> Result<Event, StoreError> {
     let pending = change.to.is_terminal() && change.reason != Reason::Finished;
     tx.prepare_cached(
         "INSERT INTO events (build_id, project, from_status, to_status, reason, attempt, at, pending) \

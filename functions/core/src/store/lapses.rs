@@ -116,7 +116,7 @@ impl Lapse<'_> {
     /// started (no retry used) or a retry is left; else `lost`.
     fn apply(
         &self,
-        tx: &rusqlite::Transaction<'_>,
+        tx: &rusqlite::Connection,
         from: BuildStatus,
         reason: Reason,
         now: i64,

@@ -91,10 +91,7 @@ pub enum Start {
 }
 
 /// The status, project and attempt of build `id`.
-fn current(
-    tx: &rusqlite::Transaction<'_>,
-    id: i64,
-) -> Result<Option<(BuildStatus, String, u32)>, StoreError> {
+fn current(tx: &rusqlite::Connection, id: i64) -> Result<Option<(BuildStatus, String, u32)>, StoreError> {
     let row = tx
         .prepare_cached("SELECT status, project, attempt FROM builds WHERE id = ?1")?
         .query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?)))
