@@ -181,6 +181,10 @@ async fn one_size(size: u64, counts: &Counts) -> anyhow::Result<()> {
 
     post_builds(&name, "WAL", &sparky, counts).await;
 
+    // Jobs run so far: the latency probe's, the throughput's and the posts'.
+    let done = counts.latency + counts.warmup + counts.jobs + counts.connections * counts.posts_each;
+    probes::run_jobs(&api, "jobs", done, counts.jobs_total, 100).await?;
+    println!("[{name}] RSS after {} jobs: {}", counts.jobs_total.max(done), mib(probes::rss(pid)?));
     let watched = probes::viewers(&api, &sparky, "live", counts.viewers).await?;
     println!(
         "[{name}] {} live viewers of one log: {:.2} fds and {:.1} KiB each; the build's page p50 {} meanwhile",
@@ -190,10 +194,6 @@ async fn one_size(size: u64, counts: &Counts) -> anyhow::Result<()> {
         ms(watched.page_p50)
     );
 
-    // Jobs run so far: the latency probe's, the throughput's, the posts' and one live.
-    let done = counts.latency + counts.warmup + counts.jobs + counts.connections * counts.posts_each + 1;
-    probes::run_jobs(&api, "jobs", done, counts.jobs_total, 100).await?;
-    println!("[{name}] RSS after {} jobs: {}", counts.jobs_total.max(done), mib(probes::rss(pid)?));
     drop(sparky);
 
     let delete_envs =
