@@ -12,6 +12,7 @@
 //! - [`moto`]: a real S3-compatible server process (`moto_server`) for the S3 tests.
 //! - [`prometheus`]: a real Prometheus server scraping Sparky, and PromQL queries.
 //! - [`strict_s3`]: a proxy in front of it that rejects the SDK's newer checksums.
+//! - [`scale`]: what Sparky costs as history grows (`sparky-bench scale`).
 //! - `tests/e2e/`: the end-to-end tests, one module per area.
 //! - `src/bin/sparky-bench.rs`: benchmarks that print figures.
 
@@ -25,6 +26,7 @@ pub mod manifests;
 pub mod moto;
 pub mod prometheus;
 pub mod smtp;
+pub mod scale;
 pub mod strict_s3;
 pub mod webdriver;
 

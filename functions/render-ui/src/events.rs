@@ -27,11 +27,18 @@
 //! New data is noticed through the in-process hub (immediate in `sparky up`) and by
 //! re-reading the store and the log every 500 ms, because when the functions run as
 //! separate services another process writes the log. Re-reading the log lists only
-//! the chunks after the last one known, so following a long log stays cheap.
+//! the chunks after the last one known, so following a long log stays cheap; and the
+//! streams following one build share one reader of it ([`crate::live`]), so a
+//! thousand viewers cost one read per change.
 
-use std::{convert::Infallible, time::Duration};
+use std::{
+    convert::Infallible,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
+    Extension,
     extract::{Path, RawQuery, State},
     response::{
         IntoResponse, Response,
@@ -51,7 +58,11 @@ use sparky_core::{
 };
 use tokio::sync::{broadcast, mpsc};
 
-use crate::{ansi::Ansi, log, query, utf8};
+use crate::{
+    ansi::Ansi,
+    live::{Source, Sources, TIMER_SLACK},
+    log, query, utf8,
+};
 
 /// How often the store and the log are re-read when nothing is heard from the hub.
 const POLL: Duration = Duration::from_millis(500);
@@ -67,6 +78,7 @@ const MAX_FAILURES: u32 = 20;
 #[tracing::instrument(skip_all, fields(build_id = %id))]
 pub async fn events(
     State(ctx): State<Ctx>,
+    Extension(sources): Extension<Sources>,
     Path(id): Path<String>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -74,23 +86,27 @@ pub async fn events(
     let id = query::build_id(&id)?;
     let from = query::resume_offset(&headers, raw.as_deref())?;
     let build = ctx.store.build(id).await?.ok_or_else(|| query::no_build(id))?;
-    // Resuming mid-log: the chunks listed to find the colours in force there are the
-    // follower's first listing too.
-    let unlisted = || (StoredLog::unlisted(&build.project, id), Ansi::default());
-    let (stored, ansi) = match from {
-        0 => unlisted(),
+    // Resuming mid-log: the colours in force there.
+    let ansi = match from {
+        0 => Ansi::default(),
         at => match StoredLog::open(ctx.reports.as_ref(), &build.project, id).await {
-            Ok(stored) => {
-                let ansi = log::ansi_at(&ctx, &stored, at).await;
-                (stored, ansi)
-            }
-            Err(_) => unlisted(),
+            Ok(stored) => log::ansi_at(&ctx, &stored, at).await,
+            Err(_) => Ansi::default(),
         },
     };
     // Subscribe before the first read, so that nothing happening in between is missed.
     let hub = ctx.hub.subscribe();
     let (tx, rx) = mpsc::channel(16);
-    let follower = Follower { log: stored, id, sent: from, pending: Vec::new(), ansi, last_status: None, tx };
+    let follower = Follower {
+        source: sources.get(&build.project, id),
+        since: Instant::now(),
+        id,
+        sent: from,
+        pending: Vec::new(),
+        ansi,
+        last_status: None,
+        tx,
+    };
     tokio::spawn(follower.run(ctx, hub));
     let events =
         stream::unfold(
@@ -124,8 +140,10 @@ impl From<ApiError> for Stop {
 
 /// Follows one build for one client.
 struct Follower {
-    /// The chunks listed so far.
-    log: StoredLog,
+    /// The build's reader, shared with its other followers.
+    source: Arc<Source>,
+    /// Reads of the source that began before this are stale to this follower.
+    since: Instant,
     id: i64,
     /// The offset of the first byte not yet sent; `pending` starts there.
     sent: u64,
@@ -167,8 +185,11 @@ impl Follower {
             tokio::select! {
                 _ = ctx.shutdown.cancelled() => return,
                 _ = self.tx.closed() => return,
-                _ = wake(&mut hub, self.id) => {}
-                _ = tokio::time::sleep(POLL) => {}
+                _ = wake(&mut hub, self.id) => self.since = Instant::now(),
+                _ = tokio::time::sleep(POLL) => {
+                    let now = Instant::now();
+                    self.since = now.checked_sub(TIMER_SLACK).unwrap_or(now);
+                }
             }
         }
     }
@@ -177,23 +198,37 @@ impl Follower {
     /// its log is stored and not yet sent. The status is read first: when it is
     /// terminal, the log read after it is complete. `None`: the build is gone.
     async fn step(&mut self, ctx: &Ctx) -> Result<Option<Build>, Stop> {
-        let Some(build) = ctx.store.build(self.id).await.map_err(ApiError::from)? else {
+        let snapshot = self.source.read(ctx, self.since, self.read()).await?;
+        let Some(build) = snapshot.build else {
             return Ok(None);
         };
         if self.last_status != Some(build.status) {
             self.send(Event::default().event("status").data(build_json(&build))).await?;
             self.last_status = Some(build.status);
         }
-        self.log.refresh(ctx.reports.as_ref()).await.map_err(ApiError::from)?;
-        if self.log.size() > self.read() {
-            let mut pieces = self.log.read_from(ctx.reports.clone(), self.read());
-            while let Some(piece) = pieces.next().await {
-                self.pending.extend_from_slice(&piece.map_err(ApiError::from)?);
-                let (text, used) = utf8::decode_prefix(&self.pending);
-                self.send_text(&text, used).await?;
+        match (snapshot.bytes, snapshot.log) {
+            (Some(pieces), _) => {
+                for piece in pieces {
+                    self.take(&piece).await?;
+                }
             }
+            // Behind what the source keeps: read the older part from storage.
+            (None, Some(stored)) if snapshot.size > self.read() => {
+                let mut pieces = stored.read_from(ctx.reports.clone(), self.read());
+                while let Some(piece) = pieces.next().await {
+                    self.take(&piece.map_err(ApiError::from)?).await?;
+                }
+            }
+            _ => {}
         }
         Ok(Some(build))
+    }
+
+    /// Sends what of `piece` (the log's next bytes) makes whole characters.
+    async fn take(&mut self, piece: &[u8]) -> Result<(), Stop> {
+        self.pending.extend_from_slice(piece);
+        let (text, used) = utf8::decode_prefix(&self.pending);
+        self.send_text(&text, used).await
     }
 
     /// Sends the last incomplete bytes as they are, then `end`.

@@ -19,6 +19,7 @@
 //!   and the stylesheet.
 //! - [`log`]: `GET /builds/{id}/log?offset=N`, and the tail of a log for the build page.
 //! - [`events`]: `GET /builds/{id}/events`, the live log and status as server-sent events.
+//! - [`live`]: one reader per followed build, shared by its live streams.
 //! - [`artifacts`]: a build's artifacts, listed and downloaded, and its `report.json`.
 //! - [`lines`]: line numbers, each a link to its line, for a log shown as HTML.
 //! - [`ansi`]: logs as HTML, ANSI colour codes as spans.
@@ -34,6 +35,7 @@ pub mod artifacts;
 pub mod badge;
 pub mod events;
 pub mod lines;
+pub mod live;
 pub mod log;
 pub mod login;
 pub mod pages;
@@ -80,6 +82,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/api/v1/builds/{id}", get(api::build))
         .route("/api/v1/queue", get(api::queue))
         .route("/api/v1/events", get(api::events))
+        .layer(axum::Extension(live::Sources::default()))
         .layer(axum::middleware::from_fn_with_state(ctx.clone(), access::gate))
         .with_state(ctx)
 }

@@ -24,11 +24,14 @@
 //! speed. Prints responses by status (500s, 503s without `Retry-After`), request latency
 //! percentiles, lost builds and accepted builds not terminal after the drain
 //! (`sparky_tests::faults::contention`).
+//!
+//! `sparky-bench scale [--sizes 0,100k,1M] [--quick]`: at each size of history (filled
+//! by direct SQLite inserts), start to `/healthz`, idle and loaded memory, trigger →
+//! first command, jobs/s, page timings, 32 connections posting (WAL and DELETE), 1,000
+//! live viewers of one log, each function's idle memory, and pruning's cost
+//! (`sparky_tests::scale`).
 
-use std::{
-    path::Path,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use serde_json::json;
@@ -36,7 +39,7 @@ use sparky_tests::{
     Api, Sparky, biglog,
     faults::{chaos, contention},
     moto::Moto,
-    write_project,
+    scale, write_project,
 };
 
 fn main() -> anyhow::Result<()> {
@@ -84,9 +87,19 @@ fn main() -> anyhow::Result<()> {
             report_problems(figures.problems());
             Ok(())
         }
+        Some("scale") => {
+            let mut options =
+                scale::ScaleOptions { quick: args.iter().any(|a| a == "--quick"), ..Default::default() };
+            if let Some(at) = args.iter().position(|a| a == "--sizes") {
+                let list = args.get(at + 1).context("--sizes needs a list like 0,100k,1M")?;
+                options.sizes = list.split(',').map(scale::parse_size).collect::<anyhow::Result<_>>()?;
+            }
+            multi_thread()?.block_on(scale::run(options))
+        }
         _ => bail!(
             "usage: sparky-bench latency [N] | log [MIB] [--s3] \
-             | chaos [--seconds 45] [--builds 1000] [--drain 180] | contention [--seconds 30] [--drain 180]"
+             | chaos [--seconds 45] [--builds 1000] [--drain 180] | contention [--seconds 30] [--drain 180] \
+             | scale [--sizes 0,100k,1M] [--quick]"
         ),
     }
 }
@@ -132,7 +145,7 @@ async fn latency(count: usize) -> anyhow::Result<()> {
     for i in 0..count + 10 {
         let sent = SystemTime::now().duration_since(UNIX_EPOCH)?;
         let id = api.trigger("bench", json!({})).await;
-        let first_command = wait_for_stamp(&stamps.join(id.to_string())).await?;
+        let first_command = scale::probes::wait_for_stamp(&stamps.join(id.to_string())).await?;
         api.wait_for(id, Some("succeeded"), Duration::from_secs(10)).await;
         if i >= 10 {
             samples.push(first_command.saturating_sub(sent));
@@ -152,23 +165,6 @@ async fn latency(count: usize) -> anyhow::Result<()> {
         ms(mean)
     );
     Ok(())
-}
-
-/// Waits for the job's stamp file and returns the time it holds.
-async fn wait_for_stamp(path: &Path) -> anyhow::Result<Duration> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && text.ends_with('\n')
-        {
-            let secs: f64 = text.trim().parse().with_context(|| format!("stamp {text:?}"))?;
-            return Ok(Duration::from_secs_f64(secs));
-        }
-        if Instant::now() > deadline {
-            bail!("no stamp at {} after 10 s", path.display());
-        }
-        tokio::time::sleep(Duration::from_micros(500)).await;
-    }
 }
 
 async fn log(mib: u64, s3: bool) -> anyhow::Result<()> {

@@ -20,6 +20,7 @@ mod polling;
 mod projects;
 mod pulls;
 mod reports;
+mod scale;
 mod security;
 mod statuses;
 mod tour;

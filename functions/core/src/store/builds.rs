@@ -21,6 +21,39 @@ pub(super) const COLUMNS: &str = "id, project, status, trigger_kind, params, des
 pub(super) const LIVE_COUNTS: &str = "SELECT status, project, count(*) FROM builds \
      WHERE status IN ('queued', 'dispatched', 'running') GROUP BY status, project";
 
+/// The newest build of each project that has builds, as the CTE `newest`: a loose
+/// index scan (one index search per project), where `GROUP BY project` would read
+/// every row of the index.
+pub(super) const LAST_BUILDS_FROM: &str = "WITH RECURSIVE projects (name) AS ( \
+       SELECT min(project) FROM builds \
+       UNION ALL SELECT (SELECT min(project) FROM builds WHERE project > name) FROM projects \
+       WHERE name IS NOT NULL), \
+     newest (id) AS (SELECT (SELECT max(id) FROM builds WHERE project = name) FROM projects \
+       WHERE name IS NOT NULL)";
+
+/// The newest build of project `?1` of each trigger kind, as the CTE `newest`, one
+/// index search per kind (a loose index scan, as [`LAST_BUILDS_FROM`]).
+pub(super) const LAST_BY_TRIGGER_FROM: &str = "WITH RECURSIVE kinds (kind) AS ( \
+       SELECT min(trigger_kind) FROM builds WHERE project = ?1 \
+       UNION ALL SELECT (SELECT min(trigger_kind) FROM builds WHERE project = ?1 AND trigger_kind > kind) \
+       FROM kinds WHERE kind IS NOT NULL), \
+     newest (id) AS (SELECT (SELECT max(id) FROM builds WHERE project = ?1 AND trigger_kind = kind) \
+       FROM kinds WHERE kind IS NOT NULL)";
+
+/// How many builds project `?1` has (kept by triggers, see migration 0010).
+pub(super) const PROJECT_COUNT: &str = "SELECT builds FROM project_builds WHERE project = ?1";
+
+/// The `?2` oldest builds of project `?1` that have ended.
+pub(super) const OLDEST: &str = "SELECT id FROM (SELECT id, status FROM builds WHERE project = ?1 \
+     ORDER BY id ASC LIMIT ?2) WHERE status NOT IN ('queued', 'dispatched', 'running') ORDER BY id ASC";
+
+/// The projects that have queued builds.
+pub(super) const QUEUED_PROJECTS: &str = "SELECT DISTINCT project FROM builds WHERE status = 'queued'";
+
+/// Ids of project `?1`'s queued builds, oldest first.
+pub(super) const QUEUED_IDS: &str =
+    "SELECT id FROM builds WHERE status = 'queued' AND project = ?1 ORDER BY id";
+
 /// The result of queueing: the build, and whether this call created it (`false` when
 /// an idempotency key matched an earlier build, which is returned instead).
 #[derive(Debug)]
@@ -196,9 +229,7 @@ impl Store {
     /// Each project's newest build.
     pub async fn last_builds(&self) -> Result<HashMap<String, Build>, StoreError> {
         self.call(|conn| {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM builds WHERE id IN (SELECT max(id) FROM builds GROUP BY project)"
-            );
+            let sql = format!("{LAST_BUILDS_FROM} SELECT {COLUMNS} FROM builds WHERE id IN newest");
             let builds =
                 conn.prepare_cached(&sql)?.query_map([], build_from_row)?.collect::<Result<Vec<_>, _>>()?;
             Ok(builds.into_iter().map(|b| (b.project.clone(), b)).collect())
@@ -211,8 +242,7 @@ impl Store {
         let project = project.to_string();
         self.call(move |conn| {
             let sql = format!(
-                "SELECT {COLUMNS} FROM builds WHERE id IN \
-                 (SELECT max(id) FROM builds WHERE project = ?1 GROUP BY trigger_kind) ORDER BY id DESC"
+                "{LAST_BY_TRIGGER_FROM} SELECT {COLUMNS} FROM builds WHERE id IN newest ORDER BY id DESC"
             );
             let builds = conn
                 .prepare_cached(&sql)?
@@ -271,23 +301,23 @@ impl Store {
     }
 
     /// Ids of `project`'s finished builds beyond the newest `keep`, oldest first. Costs
-    /// what it finds, not the project's history: the newest `keep` are skipped by index.
+    /// what it finds, not the project's history: the project's count of builds is kept
+    /// (table `project_builds`), so only the oldest rows beyond `keep` are read.
     pub async fn builds_to_prune(&self, project: &str, keep: u32) -> Result<Vec<i64>, StoreError> {
         let project = project.to_string();
         self.call(move |conn| {
-            let cutoff: Option<i64> = conn
-                .prepare_cached(
-                    "SELECT id FROM builds WHERE project = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2",
-                )?
-                .query_row(params![project, keep], |r| r.get(0))
-                .optional()?;
-            let Some(cutoff) = cutoff else { return Ok(Vec::new()) };
+            let count: i64 = conn
+                .prepare_cached(PROJECT_COUNT)?
+                .query_row([&project], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            let beyond = count - i64::from(keep);
+            if beyond <= 0 {
+                return Ok(Vec::new());
+            }
             let ids = conn
-                .prepare_cached(
-                    "SELECT id FROM builds WHERE project = ?1 AND id <= ?2 \
-                     AND status NOT IN ('queued', 'dispatched', 'running') ORDER BY id ASC",
-                )?
-                .query_map(params![project, cutoff], |r| r.get(0))?
+                .prepare_cached(OLDEST)?
+                .query_map(params![project, beyond], |r| r.get(0))?
                 .collect::<Result<Vec<i64>, _>>()?;
             Ok(ids)
         })
@@ -298,7 +328,7 @@ impl Store {
     pub async fn queued_projects(&self) -> Result<Vec<String>, StoreError> {
         self.call(|conn| {
             let projects = conn
-                .prepare_cached("SELECT DISTINCT project FROM builds WHERE status = 'queued'")?
+                .prepare_cached(QUEUED_PROJECTS)?
                 .query_map([], |r| r.get(0))?
                 .collect::<Result<Vec<String>, _>>()?;
             Ok(projects)
@@ -311,7 +341,7 @@ impl Store {
         let project = project.to_string();
         self.call(move |conn| {
             let ids = conn
-                .prepare_cached("SELECT id FROM builds WHERE status = 'queued' AND project = ?1 ORDER BY id")?
+                .prepare_cached(QUEUED_IDS)?
                 .query_map([project], |r| r.get(0))?
                 .collect::<Result<Vec<i64>, _>>()?;
             Ok(ids)

@@ -24,7 +24,7 @@ pub(super) struct Change<'a> {
 /// Appends the event of `change`. A terminal change is marked pending until what must
 /// follow it is done — but for a runner's result: its runner stored `report.json`
 /// before, and pruning, the one thing left, is done again after every build anyway.
-pub(super) fn record(tx: &rusqlite::Transaction<'_>, change: Change<'_>) -> Result<Event, StoreError> {
+pub(super) fn record(tx: &rusqlite::Connection, change: Change<'_>) -> Result<Event, StoreError> {
     let pending = change.to.is_terminal() && change.reason != Reason::Finished;
     tx.prepare_cached(
         "INSERT INTO events (build_id, project, from_status, to_status, reason, attempt, at, pending) \
@@ -57,7 +57,7 @@ pub(super) fn record(tx: &rusqlite::Transaction<'_>, change: Change<'_>) -> Resu
 /// The build's trigger, when it last entered the queue (queued, or queued again after
 /// it ran: a build that went back before it ran has waited since it was queued) and
 /// when its latest attempt started: its row by id, and its own few events by index.
-fn facts(tx: &rusqlite::Transaction<'_>, build_id: i64) -> Result<ChangeFacts, StoreError> {
+fn facts(tx: &rusqlite::Connection, build_id: i64) -> Result<ChangeFacts, StoreError> {
     let (trigger, queued_at, started_at): (String, Option<i64>, Option<i64>) = tx
         .prepare_cached(
             "SELECT trigger_kind, (SELECT max(at) FROM events WHERE build_id = ?1 AND to_status = 'queued' \

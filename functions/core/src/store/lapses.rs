@@ -14,6 +14,15 @@ use super::{
 };
 use crate::model::{BuildStatus, Event, Reason};
 
+/// Whether any lease ran out before `?1` (served by the partial index `builds_active`,
+/// whose condition this must repeat exactly).
+pub(super) const ANY_EXPIRED: &str =
+    "SELECT id FROM builds WHERE status IN ('dispatched', 'running') AND lease_until < ?1 LIMIT 1";
+
+/// The builds whose lease ran out before `?1`.
+pub(super) const EXPIRED: &str = "SELECT id, project, attempt, retries_used, cancel_requested, status \
+     FROM builds WHERE status IN ('dispatched', 'running') AND lease_until < ?1";
+
 impl Store {
     /// A running build whose runner is going away: back to the queue while `retries`
     /// allow, else `lost`. `None` if it was not running under `owner`.
@@ -52,12 +61,8 @@ impl Store {
         // Most passes find nothing: look first without the write lock.
         let any = self
             .call(move |conn| {
-                let found: Option<i64> = conn
-                    .prepare_cached(
-                        "SELECT id FROM builds WHERE status IN ('dispatched', 'running') AND lease_until < ?1 LIMIT 1",
-                    )?
-                    .query_row([now], |r| r.get(0))
-                    .optional()?;
+                let found: Option<i64> =
+                    conn.prepare_cached(ANY_EXPIRED)?.query_row([now], |r| r.get(0)).optional()?;
                 Ok(found.is_some())
             })
             .await?;
@@ -66,10 +71,7 @@ impl Store {
         }
         self.write(move |tx| {
             let expired = tx
-                .prepare_cached(
-                    "SELECT id, project, attempt, retries_used, cancel_requested, status FROM builds \
-                     WHERE status IN ('dispatched', 'running') AND lease_until < ?1",
-                )?
+                .prepare_cached(EXPIRED)?
                 .query_map([now], |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
@@ -114,7 +116,7 @@ impl Lapse<'_> {
     /// started (no retry used) or a retry is left; else `lost`.
     fn apply(
         &self,
-        tx: &rusqlite::Transaction<'_>,
+        tx: &rusqlite::Connection,
         from: BuildStatus,
         reason: Reason,
         now: i64,

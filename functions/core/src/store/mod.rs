@@ -7,6 +7,11 @@
 //! `BEGIN IMMEDIATE`, and numbered migrations applied under a write lock.
 //! rusqlite is blocking, so every call runs on tokio's blocking pool.
 //!
+//! Within a process, writes go through one writer connection, taken in turn (a fair
+//! queue, waited for without holding a thread); reads use pooled connections of their
+//! own. Only another process's lock is waited out in SQLite's busy handler, and that in
+//! short steps, so that a lock released is taken within a fraction of a millisecond.
+//!
 //! - [`builds`]: queueing, reading and pruning builds.
 //! - [`history`]: history filtered by project, status, branch, trigger and text, a
 //!   page at a time; the recent builds a project's trends are drawn from.
@@ -25,6 +30,7 @@ mod lapses;
 mod scm;
 mod sessions;
 mod transitions;
+mod writer;
 
 use std::{
     path::{Path, PathBuf},
@@ -60,6 +66,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0007_deliveries.sql"),
     include_str!("sql/0008_pull_requests.sql"),
     include_str!("sql/0009_poll_count.sql"),
+    include_str!("sql/0010_scale.sql"),
     include_str!("sql/0011_history.sql"),
     include_str!("sql/0012_live_by_project.sql"),
 ];
@@ -70,6 +77,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the health check's read waits for another process's lock: a probe must
 /// answer fast, and a lock held that long is a writer at work, not a broken database.
 const CHECK_BUSY_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// How often the busy handler looks again for another process's lock to be gone: in
+/// short steps at first (most writes take a millisecond or two), then in longer ones.
+const BUSY_STEP: Duration = Duration::from_micros(250);
+const BUSY_SHORT_STEPS: u32 = 200;
+const BUSY_LONG_STEP: Duration = Duration::from_millis(1);
 
 /// Connections kept open for reuse.
 const POOL_SIZE: usize = 8;
@@ -92,6 +105,12 @@ pub enum StoreError {
     },
     #[error("database worker failed")]
     Join(#[from] tokio::task::JoinError),
+    /// The writer thread is gone, or a write panicked (and was undone).
+    #[error("the database writer failed")]
+    WriterGone,
+    /// A transaction of several writes could not be committed.
+    #[error("the database write could not be committed: {0}")]
+    Commit(String),
     /// A process without the state folder (a run pod reaching the state through
     /// dispatch) asked its store for something.
     #[error("this process has no database: it reaches Sparky's state through dispatch")]
@@ -119,15 +138,19 @@ struct Inner {
     /// No database: every call fails with [`StoreError::Detached`].
     detached: bool,
     journal: JournalMode,
+    /// Reading connections kept for reuse.
     pool: Mutex<Vec<Connection>>,
+    /// The queue of the process's writer thread, started on the first write.
+    writer: std::sync::OnceLock<std::sync::mpsc::Sender<Box<dyn writer::Write>>>,
 }
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub async fn open(path: impl Into<PathBuf>, journal: JournalMode) -> Result<Store, StoreError> {
         let path = path.into();
-        let store =
-            Store { inner: Arc::new(Inner { path, journal, detached: false, pool: Mutex::new(Vec::new()) }) };
+        let inner =
+            Inner { path, journal, detached: false, pool: Mutex::default(), writer: Default::default() };
+        let store = Store { inner: Arc::new(inner) };
         store.call(migrate).await?;
         Ok(store)
     }
@@ -140,6 +163,7 @@ impl Store {
             journal: JournalMode::Delete,
             detached: true,
             pool: Mutex::default(),
+            writer: Default::default(),
         };
         Store { inner: Arc::new(inner) }
     }
@@ -199,28 +223,42 @@ impl Store {
         .await?
     }
 
-    /// Runs `f` inside a short write transaction begun with `BEGIN IMMEDIATE`, so that
-    /// the write lock is taken up front and concurrent writers queue on the busy timeout
-    /// instead of failing half-way.
+    /// Runs `f` as part of a short write transaction begun with `BEGIN IMMEDIATE`, on
+    /// the process's writer thread (see [`writer`]): writers of one process queue there
+    /// in order, and those waiting together share one transaction and one sync to disk.
+    /// Returns once the transaction is committed.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.call(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        })
-        .await
+        if self.inner.detached {
+            return Err(StoreError::Detached);
+        }
+        let queue =
+            self.inner.writer.get_or_init(|| writer::start(self.inner.path.clone(), self.inner.journal));
+        writer::submit(queue, f).await
     }
+}
+
+/// SQLite's busy handler: another process holds the lock; look again shortly, until
+/// about [`BUSY_TIMEOUT`] has passed (SQLite's own handler sleeps up to 100 ms between
+/// looks, which makes a queue of writers wait far longer than the lock is held).
+fn wait_briefly(attempts: i32) -> bool {
+    let attempts = attempts.max(0) as u32;
+    let short = attempts.min(BUSY_SHORT_STEPS);
+    let waited = BUSY_STEP * short + BUSY_LONG_STEP * (attempts - short);
+    if waited >= BUSY_TIMEOUT {
+        return false;
+    }
+    std::thread::sleep(if attempts < BUSY_SHORT_STEPS { BUSY_STEP } else { BUSY_LONG_STEP });
+    true
 }
 
 fn connect(path: &Path, journal: JournalMode) -> Result<Connection, StoreError> {
     let open = |source| StoreError::Open { path: path.to_path_buf(), source };
-    let conn = Connection::open(path).map_err(open)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(open)?;
+    let mut conn = Connection::open(path).map_err(open)?;
+    conn.busy_handler(Some(wait_briefly)).map_err(open)?;
     let mode = match journal {
         JournalMode::Wal => "WAL",
         JournalMode::Delete => "DELETE",
@@ -246,6 +284,17 @@ impl StoreError {
     pub fn is_busy(&self) -> bool {
         matches!(self, StoreError::Busy)
     }
+
+    /// The same error again, for each write of a transaction that failed as a whole.
+    fn same(&self) -> StoreError {
+        match self {
+            StoreError::Busy => StoreError::Busy,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(code, message)) => {
+                StoreError::Sqlite(rusqlite::Error::SqliteFailure(*code, message.clone()))
+            }
+            other => StoreError::Commit(crate::error::error_chain(other)),
+        }
+    }
 }
 
 /// Applies the migrations not yet recorded in `user_version`, under the write lock,
@@ -268,6 +317,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+#[cfg(test)]
+mod plans;
 #[cfg(test)]
 mod tests;
 

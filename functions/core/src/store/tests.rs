@@ -345,3 +345,42 @@ async fn live_counts_read_the_index_of_live_builds_alone() {
         "a scrape must not read history: {plan:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_transactions_and_a_failing_one_is_undone_alone() {
+    let (_dir, store) = store().await;
+    let mut tasks = Vec::new();
+    for n in 0..64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            if n % 8 == 0 {
+                // Writes a row, then fails: its row must not stay.
+                store
+                    .write(|tx| {
+                        tx.execute("INSERT INTO scm_heads (project, ref_name, sha, seen_at) VALUES ('x', 'r', 's', 0)", [])?;
+                        Err::<(), _>(StoreError::Corrupt("on purpose".into()))
+                    })
+                    .await
+                    .map(|_| 0)
+            } else {
+                store.queue_build(new("app"), n).await.map(|inserted| inserted.build.id)
+            }
+        }));
+    }
+    let mut ids = Vec::new();
+    for (n, task) in tasks.into_iter().enumerate() {
+        match task.await.expect("task") {
+            Ok(id) => ids.push(id),
+            Err(error) => assert!(n % 8 == 0 && matches!(error, StoreError::Corrupt(_)), "{n}: {error}"),
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 56, "every build queued, once");
+    let heads: i64 = store
+        .call(|conn| Ok(conn.query_row("SELECT count(*) FROM scm_heads", [], |r| r.get(0))?))
+        .await
+        .expect("count");
+    assert_eq!(heads, 0, "the failed writes left nothing");
+    assert_eq!(store.live_builds().await.expect("live").len(), 56);
+}

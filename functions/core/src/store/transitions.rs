@@ -18,6 +18,14 @@ use super::{
 };
 use crate::model::{Build, BuildStatus, Event, Reason};
 
+/// Builds holding a lease, per project (served by the partial index `builds_active`,
+/// whose condition this must repeat exactly).
+pub(super) const ACTIVE_PER_PROJECT: &str =
+    "SELECT project, count(*) FROM builds WHERE status IN ('dispatched', 'running') GROUP BY project";
+
+/// Queued builds in the order they may start (served by `builds_queued`).
+pub(super) const CLAIM_CANDIDATES: &str = include_str!("sql/claim_candidates.sql");
+
 /// What may run at once.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -83,10 +91,7 @@ pub enum Start {
 }
 
 /// The status, project and attempt of build `id`.
-fn current(
-    tx: &rusqlite::Transaction<'_>,
-    id: i64,
-) -> Result<Option<(BuildStatus, String, u32)>, StoreError> {
+fn current(tx: &rusqlite::Connection, id: i64) -> Result<Option<(BuildStatus, String, u32)>, StoreError> {
     let row = tx
         .prepare_cached("SELECT status, project, attempt FROM builds WHERE id = ?1")?
         .query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?)))
@@ -111,10 +116,7 @@ impl Store {
         self.write(move |tx| {
             let mut active: HashMap<String, u32> = HashMap::new();
             {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT project, count(*) FROM builds WHERE status IN ('dispatched', 'running') \
-                     GROUP BY project",
-                )?;
+                let mut stmt = tx.prepare_cached(ACTIVE_PER_PROJECT)?;
                 let mut rows = stmt.query([])?;
                 while let Some(row) = rows.next()? {
                     active.insert(row.get(0)?, row.get(1)?);
@@ -126,7 +128,7 @@ impl Store {
             }
             let most = limits.concurrency.values().copied().max().unwrap_or(0).min(limits.global as u32);
             let candidates = tx
-                .prepare_cached(include_str!("sql/claim_candidates.sql"))?
+                .prepare_cached(CLAIM_CANDIDATES)?
                 .query_map([most], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
                 .collect::<Result<Vec<_>, _>>()?;
             let mut claims = Vec::new();
