@@ -25,8 +25,8 @@ pub mod lambda_runtime;
 pub mod manifests;
 pub mod moto;
 pub mod prometheus;
-pub mod smtp;
 pub mod scale;
+pub mod smtp;
 pub mod strict_s3;
 pub mod webdriver;
 
