@@ -18,6 +18,7 @@ use crate::{
     secrets::SecretsDir,
     store::JournalMode,
     store::{Store, StoreError},
+    tls::LazyClient,
 };
 
 /// Tells dispatch to look at the queue now. A lost poke only delays builds until the
@@ -37,12 +38,12 @@ impl Poke for Notify {
 /// background with a short timeout.
 pub struct HttpPoke {
     url: String,
-    client: reqwest::Client,
+    client: LazyClient,
     source: String,
 }
 
 impl HttpPoke {
-    pub fn new(dispatch_url: &str, client: reqwest::Client, source: &str) -> Self {
+    pub fn new(dispatch_url: &str, client: LazyClient, source: &str) -> Self {
         HttpPoke { url: format!("{dispatch_url}/events/dispatch"), client, source: source.into() }
     }
 }
@@ -79,7 +80,7 @@ pub struct Ctx {
     /// This process's counters and histograms (`/metrics`).
     pub metrics: Arc<Metrics>,
     pub dispatch: Arc<dyn Poke>,
-    pub http: reqwest::Client,
+    pub http: LazyClient,
     /// Fires when the process is shutting down.
     pub shutdown: CancellationToken,
     /// Fires when a shutting-down process stops waiting for the builds it runs: they are
@@ -148,7 +149,7 @@ impl Ctx {
             reports,
             hub: Hub::default(),
             dispatch,
-            http: crate::tls::client(),
+            http: LazyClient::default(),
             shutdown,
             hand_back: CancellationToken::new(),
             builds: TaskTracker::new(),

@@ -3,11 +3,28 @@
 //! SDK already brings — and the system's CA certificates. Every HTTP client is made
 //! here, so that the provider is in place before one is.
 
-use std::sync::Once;
+use std::{
+    ops::Deref,
+    sync::{Arc, Once, OnceLock},
+};
 
 /// A client with Sparky's TLS settings.
 pub fn client() -> reqwest::Client {
     builder().build().expect("an HTTP client with the default settings")
+}
+
+/// A client made on first use, shared by its clones. Making one reads and parses the
+/// system's CA certificates, which a process that never calls out (or not yet) should
+/// not pay for when it starts.
+#[derive(Clone, Default)]
+pub struct LazyClient(Arc<OnceLock<reqwest::Client>>);
+
+impl Deref for LazyClient {
+    type Target = reqwest::Client;
+
+    fn deref(&self) -> &reqwest::Client {
+        self.0.get_or_init(client)
+    }
 }
 
 /// A client builder with Sparky's TLS settings, for clients that need more.

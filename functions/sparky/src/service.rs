@@ -22,6 +22,7 @@ use sparky_core::{
     ctx::{HttpPoke, NoPoke, Poke},
     serve,
     store::JournalMode,
+    tls::LazyClient,
 };
 use sparky_dispatch::{Dispatcher, HttpDeliver, Passes, passes};
 use sparky_trigger::{Ticker, tick};
@@ -116,7 +117,7 @@ async fn open(
     let passes = Arc::new(Passes::default());
     let poke: Arc<dyn Poke> = match (&config.dispatch_url, function) {
         (_, Function::Dispatch) => passes.clone(),
-        (Some(url), _) => Arc::new(HttpPoke::new(url, sparky_core::tls::client(), &source)),
+        (Some(url), _) => Arc::new(HttpPoke::new(url, LazyClient::default(), &source)),
         (None, _) => {
             if matches!(function, Function::Trigger | Function::Run) {
                 tracing::warn!("SPARKY_DISPATCH_URL is not set: builds wait for dispatch's next sweep");
