@@ -117,7 +117,10 @@ async fn every_page_reads_well_light_and_dark_on_a_desktop_and_a_phone() {
     // History: pushes by people, builds by hand, one failure.
     let first = repo.commit("README", "one");
     let main1 = push(&api, &repo, "main", &first, "ada", "Fix the flux capacitor").await;
-    api.wait_for(main1, None, WAIT).await;
+    let pushed = api.wait_for(main1, None, WAIT).await;
+    // A push names no parameters: the build gets the project's defaults.
+    assert_eq!(pushed["params"]["target"], "staging", "{pushed}");
+    assert!(api.log(main1).await.contains("building main for staging"));
     repo.switch("feature/flaky");
     let second = repo.commit("README", "two");
     let flaky = push(&api, &repo, "feature/flaky", &second, "grace", "Try a flaky speed-up").await;
