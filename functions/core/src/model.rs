@@ -305,8 +305,9 @@ pub struct Event {
     /// The build's attempt when it changed (0 before it was first sent to a runner).
     pub attempt: u32,
     pub at: i64,
-    /// What the process that recorded the change read of its build in the same
-    /// transaction (for its metrics); `None` on an event read back from the store.
+    /// What the process that recorded a start or an end read of its build in the same
+    /// transaction (for its metrics); `None` for other changes and on an event read
+    /// back from the store.
     #[serde(skip)]
     pub facts: Option<ChangeFacts>,
 }

@@ -12,8 +12,8 @@ use std::{process::Stdio, sync::Arc, time::Duration};
 use sparky_core::{
     Ctx,
     error::error_chain,
-    model::{NewBuild, ScmRef, TriggerKind},
-    project::{Project, ScmConfig},
+    model::{NewBuild, Params, ScmRef, TriggerKind},
+    project::{Project, ScmConfig, params},
     repo::glob_match,
     time::now_ms,
 };
@@ -34,18 +34,20 @@ pub fn start_due(ctx: &Ctx, slots: &Arc<Semaphore>, projects: &[Project]) -> Vec
             continue;
         }
         let (ctx, slots, name) = (ctx.clone(), slots.clone(), project.name.clone());
+        let defaults = params::defaults(&config.vars);
         started.push(name.clone());
         tokio::spawn(async move {
             let Ok(_slot) = slots.acquire_owned().await else { return };
-            poll(&ctx, &name, &scm).await;
+            poll(&ctx, &name, &scm, &defaults).await;
         });
     }
     started
 }
 
 /// Polls one project if it is due and no other process is polling it.
-#[tracing::instrument(skip(ctx, scm))]
-pub async fn poll(ctx: &Ctx, project: &str, scm: &ScmConfig) {
+#[tracing::instrument(skip(ctx, scm, defaults))]
+/// `defaults`: the project's parameters at their defaults, which its builds get.
+pub async fn poll(ctx: &Ctx, project: &str, scm: &ScmConfig, defaults: &Params) {
     let limit = ctx.config.scm_timeout;
     let hold = (limit + Duration::from_secs(10)).as_millis() as i64;
     let claim = match ctx.store.claim_poll(project, &scm.url, now_ms(), hold).await {
@@ -76,6 +78,7 @@ pub async fn poll(ctx: &Ctx, project: &str, scm: &ScmConfig) {
             let new = NewBuild {
                 project: project.into(),
                 trigger: Some(TriggerKind::Scm),
+                params: defaults.clone(),
                 description: Some(format!("new commit {} on {branch}", &sha[..sha.len().min(12)])),
                 scm: ScmRef {
                     url: Some(scm.url.clone()),

@@ -21,6 +21,7 @@ use sparky_core::{
     error::error_chain,
     events::{CloudEvent, PING},
     model::{NewBuild, TriggerKind},
+    project::params,
     store::StoreError,
 };
 use tokio::sync::Semaphore;
@@ -131,6 +132,7 @@ pub async fn tick(ticker: &Ticker, at: DateTime<Utc>) -> Result<TickReport, Tick
         let new = NewBuild {
             project: project.name.clone(),
             trigger: Some(TriggerKind::Cron),
+            params: params::defaults(&config.vars),
             description: Some(format!("cron {crontab} at {stamp}")),
             triggered_by: Some(format!("cron {crontab}")),
             idempotency_key: Some(format!("cron:{}:{stamp}", project.name)),

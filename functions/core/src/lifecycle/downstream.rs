@@ -8,6 +8,7 @@ use crate::{
     Ctx,
     error::error_chain,
     model::{Build, NewBuild, TriggerKind},
+    project::params,
 };
 
 impl Ctx {
@@ -39,10 +40,11 @@ impl Ctx {
         match self.projects.get(name).await {
             Ok(Some(project)) => match &project.config {
                 Ok(target) if target.disabled => format!("downstream {name} skipped: it is disabled"),
-                Ok(_) => {
+                Ok(target) => {
                     let new = NewBuild {
                         project: name.to_string(),
                         trigger: Some(TriggerKind::Downstream),
+                        params: params::defaults(&target.vars),
                         description: Some(format!("after build #{} of {}", build.id, build.project)),
                         parent_build: Some(build.id),
                         chain: chain.to_vec(),

@@ -55,17 +55,7 @@ impl Ctx {
     /// Queues a build (committed before this returns), tells whoever watches, and
     /// pokes dispatch so that it starts without waiting for a sweep. With an
     /// idempotency key used before, nothing changes and the earlier build comes back.
-    pub async fn queue_build(&self, mut new: NewBuild) -> Result<Inserted, StoreError> {
-        // Every build gets its project's parameter defaults, however it was asked for:
-        // cron, webhooks, polling and downstream builds name no parameters (the API
-        // has filled them in already).
-        if let Ok(Some(project)) = self.projects.get(&new.project).await
-            && let Ok(config) = &project.config
-        {
-            for var in &config.vars {
-                new.params.entry(var.name.clone()).or_insert_with(|| var.default.clone());
-            }
-        }
+    pub async fn queue_build(&self, new: NewBuild) -> Result<Inserted, StoreError> {
         let inserted = self.store.queue_build(new, now_ms()).await?;
         if inserted.created {
             let build = &inserted.build;

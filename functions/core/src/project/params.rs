@@ -70,6 +70,12 @@ impl ParamValue {
     }
 }
 
+/// Every parameter at its default: what a build that names none (cron, webhooks,
+/// polling, downstream builds) runs with.
+pub fn defaults(vars: &[Var]) -> Params {
+    vars.iter().map(|var| (var.name.clone(), var.default.clone())).collect()
+}
+
 /// Checks `given` against `vars` and fills in defaults. Unknown names and values
 /// outside a select's choices are refused, naming the field.
 pub fn resolve(vars: &[Var], given: BTreeMap<String, ParamValue>) -> Result<Params, ParamError> {

@@ -41,6 +41,10 @@ pub(super) fn record(tx: &rusqlite::Connection, change: Change<'_>) -> Result<Ev
         pending,
     ])?;
     let id = tx.last_insert_rowid();
+    // Only starts and ends are timed and labeled by metrics: the other changes (a
+    // dispatch, a return to the queue) spare the read.
+    let counted = change.to == BuildStatus::Running || change.to.is_terminal();
+    let facts = if counted { Some(facts(tx, change.build_id)?) } else { None };
     Ok(Event {
         id,
         build_id: change.build_id,
@@ -50,7 +54,7 @@ pub(super) fn record(tx: &rusqlite::Connection, change: Change<'_>) -> Result<Ev
         reason: change.reason,
         attempt: change.attempt,
         at: change.at,
-        facts: Some(facts(tx, change.build_id)?),
+        facts,
     })
 }
 

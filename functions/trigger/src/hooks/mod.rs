@@ -33,7 +33,7 @@ use sparky_core::{
     Ctx,
     api::{ApiError, build_url, read_body_up_to},
     model::{NewBuild, ScmRef, TriggerKind},
-    project::ProjectConfig,
+    project::{ProjectConfig, params},
     repo::{glob_match, normalize_url},
     secrets::Secret,
 };
@@ -176,6 +176,7 @@ async fn receive(
         let mut new = NewBuild {
             project: project.name.clone(),
             trigger: Some(TriggerKind::Webhook),
+            params: params::defaults(&config.vars),
             idempotency_key: delivery
                 .as_ref()
                 .map(|d| format!("webhook:{}:{d}:{}", host.name(), project.name)),

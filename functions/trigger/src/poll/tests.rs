@@ -75,7 +75,8 @@ async fn a_head_is_new_when_it_differs_from_the_last_one_seen() {
         poll: true,
         ..ScmConfig::default()
     };
-    let poll = || poll(&temp.ctx, "app", &scm);
+    let defaults = Default::default();
+    let poll = || poll(&temp.ctx, "app", &scm, &defaults);
 
     let a = &server.push_commit("a")[..];
     poll().await;
