@@ -130,9 +130,26 @@ pub async fn spawn(
 /// Writes `script` to `path` and starts it with `bash -eo pipefail`.
 pub async fn spawn_script(path: &Path, script: &str, dirs: &BuildDirs, env: &JobEnv) -> io::Result<Job> {
     tokio::fs::write(path, script).await?;
-    let mut command = tokio::process::Command::new("bash");
+    let mut command = tokio::process::Command::new(on_path("bash", env));
     command.arg("-eo").arg("pipefail").arg(path);
     spawn_command(command, dirs, env)
+}
+
+/// Where `program` is on the job's `PATH` (as the shell would find it), or the name
+/// alone when it is nowhere there (starting it then fails with "not found"). Starting a
+/// program by its full path lets the standard library use `posix_spawn`, which shares
+/// Sparky's memory with the new process until it runs the program, instead of `fork`,
+/// which copies the page tables of every thread's memory for each job.
+fn on_path(program: &str, env: &JobEnv) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = env.vars.get("PATH").map(String::as_str).unwrap_or("/usr/bin:/bin");
+    std::env::split_paths(path)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            candidate.metadata().is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| PathBuf::from(program))
 }
 
 /// Starts `command` in the workspace, in its own process group, with stdout and stderr

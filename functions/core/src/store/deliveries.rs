@@ -71,7 +71,10 @@ fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
 impl Store {
     /// Where the outbox's reading of the events stands.
     pub async fn outbox_cursor(&self) -> Result<i64, StoreError> {
-        self.call(|conn| Ok(conn.query_row("SELECT after FROM outbox WHERE id = 1", [], |r| r.get(0))?)).await
+        self.call(|conn| {
+            Ok(conn.prepare_cached("SELECT after FROM outbox WHERE id = 1")?.query_row([], |r| r.get(0))?)
+        })
+        .await
     }
 
     /// Records the deliveries derived from the events up to `upto` (read after `from`),
@@ -170,7 +173,8 @@ impl Store {
     pub async fn next_delivery_at(&self) -> Result<Option<i64>, StoreError> {
         self.call(|conn| {
             Ok(conn
-                .query_row("SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'", [], |r| r.get(0))
+                .prepare_cached("SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'")?
+                .query_row([], |r| r.get(0))
                 .optional()?
                 .flatten())
         })

@@ -38,7 +38,7 @@ use std::{
     time::Duration,
 };
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, config::DbConfig};
 
 pub use builds::{BuildPage, Inserted};
 pub use deliveries::{Delivery, NewDelivery, Settle};
@@ -255,6 +255,9 @@ fn wait_briefly(attempts: i32) -> bool {
     true
 }
 
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 256;
+
 fn connect(path: &Path, journal: JournalMode) -> Result<Connection, StoreError> {
     let open = |source| StoreError::Open { path: path.to_path_buf(), source };
     let mut conn = Connection::open(path).map_err(open)?;
@@ -277,6 +280,13 @@ fn connect(path: &Path, journal: JournalMode) -> Result<Connection, StoreError> 
         }
     }
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;").map_err(open)?;
+    // Plans that don't depend on bound values: without this, SQLite compiles a
+    // statement again each time a new value is bound to its `LIMIT ?` (cached
+    // statements would be parsed and planned on every call).
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(open)?;
+    // Room for every statement Sparky runs (the default 16 is fewer than the writer
+    // alone uses, and a statement pushed out is parsed again on its next use).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 

@@ -75,14 +75,17 @@ fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.execute_batch("SAVEPOINT write")?;
+    run_cached(conn, "SAVEPOINT write")?;
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| {
         tracing::error!("a database write panicked; it was undone");
         Err(StoreError::WriterGone)
     });
     match &result {
-        Ok(_) => conn.execute_batch("RELEASE write")?,
-        Err(_) => conn.execute_batch("ROLLBACK TO write; RELEASE write")?,
+        Ok(_) => run_cached(conn, "RELEASE write")?,
+        Err(_) => {
+            run_cached(conn, "ROLLBACK TO write")?;
+            run_cached(conn, "RELEASE write")?
+        }
     }
     result
 }
@@ -123,13 +126,13 @@ fn run_batch(
         Ok(c) => c,
         Err(error) => return fail(batch, &error),
     };
-    if let Err(error) = c.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(error) = run_cached(&c, "BEGIN IMMEDIATE") {
         fail(batch, &StoreError::from(error));
     } else {
         for write in &mut batch {
             write.run(&c);
         }
-        match c.execute_batch("COMMIT") {
+        match run_cached(&c, "COMMIT") {
             Ok(()) => batch.into_iter().for_each(|write| write.deliver(None)),
             Err(error) => {
                 let _ = c.execute_batch("ROLLBACK");
@@ -140,6 +143,11 @@ fn run_batch(
     if c.is_autocommit() {
         *conn = Some(c);
     }
+}
+
+/// Runs one statement without parameters, parsed once per connection.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 fn fail(batch: Vec<Box<dyn Write>>, error: &StoreError) {
