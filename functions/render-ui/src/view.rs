@@ -1,11 +1,10 @@
 //! Builds and times shaped for the templates: everything a page shows is computed
 //! here, so templates only lay it out (and escape it).
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sparky_core::{
     model::{Attempt, Build, PullRequest, Reason},
-    time::{human_duration, rfc3339},
+    time::{human_duration, rfc3339, utc_text},
 };
 
 /// A point in time as a page shows it.
@@ -21,11 +20,7 @@ pub struct When {
 
 impl When {
     pub fn new(ms: i64, now: i64) -> When {
-        let text = DateTime::<Utc>::from_timestamp_millis(ms)
-            .unwrap_or_default()
-            .format("%Y-%m-%d %H:%M:%S UTC")
-            .to_string();
-        When { iso: rfc3339(ms), text, ago: format!("{} ago", human_duration(now - ms)) }
+        When { iso: rfc3339(ms), text: utc_text(ms), ago: format!("{} ago", human_duration(now - ms)) }
     }
 }
 

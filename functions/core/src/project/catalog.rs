@@ -169,7 +169,8 @@ impl Projects {
         let (this, name) = (self.clone(), name.to_string());
         tokio::task::spawn_blocking(move || {
             let known = this.known_secrets();
-            let project = this.load(&name).map(|p| this.check_grants(p, &known));
+            let kind = fs::symlink_metadata(this.dir.join(&name)).map(|meta| meta.file_type());
+            let project = this.load(&name, kind).map(|p| this.check_grants(p, &known));
             if project.is_none() {
                 this.entries().remove(&name);
             }
@@ -187,32 +188,38 @@ impl Projects {
         };
         let mut names = Vec::new();
         for entry in entries {
-            if let Ok(name) = entry?.file_name().into_string()
+            let entry = entry?;
+            if let Ok(name) = entry.file_name().into_string()
                 && valid_name(&name)
             {
-                names.push(name);
+                // The listing says what each entry is (no `stat` per project).
+                names.push((name, entry.file_type()));
             }
         }
-        names.sort();
+        names.sort_by(|a, b| a.0.cmp(&b.0));
         let known = self.known_secrets();
-        let projects: Vec<Project> =
-            names.iter().filter_map(|name| self.load(name)).map(|p| self.check_grants(p, &known)).collect();
+        let projects: Vec<Project> = names
+            .into_iter()
+            .filter_map(|(name, kind)| self.load(&name, kind))
+            .map(|p| self.check_grants(p, &known))
+            .collect();
         // Forget projects that are gone, so that the cache holds what `projects/` does.
         let listed: HashSet<&str> = projects.iter().map(|p| p.name.as_str()).collect();
         self.entries().retain(|name, _| listed.contains(name.as_str()));
         Ok(projects)
     }
 
-    /// Looks at `projects/NAME` (blocking): `None` if it isn't a project.
-    fn load(&self, name: &str) -> Option<Project> {
+    /// Looks at `projects/NAME` (blocking), which `kind` says what it is (from the
+    /// listing, or `lstat`): `None` if it isn't a project.
+    fn load(&self, name: &str, kind: io::Result<fs::FileType>) -> Option<Project> {
         let dir = self.dir.join(name);
         let shown_dir = format!("projects/{name}");
         let project = |config| Some(Project { name: name.into(), dir: dir.clone(), config });
         let fail = |file: String, problem: String| project(Err(ProjectError { file, line: None, problem }));
 
-        match fs::symlink_metadata(&dir) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(meta) if meta.file_type().is_symlink() => {
+        match kind {
+            Ok(kind) if kind.is_dir() => {}
+            Ok(kind) if kind.is_symlink() => {
                 return fail(
                     shown_dir,
                     "a symlink; a project must be a folder inside projects/ (symlinks are not followed)"

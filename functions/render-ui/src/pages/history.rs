@@ -78,5 +78,9 @@ pub async fn builds(
 ) -> Result<Response, PageError> {
     let history = History::parse(raw.as_deref(), None)?;
     let view = HistoryView::load(&ctx, history, "/builds", true).await?;
-    page("builds.html", &viewer, serde_json::json!({ "history": view }))
+    #[derive(serde::Serialize)]
+    struct Context {
+        history: HistoryView,
+    }
+    page("builds.html", &viewer, Context { history: view })
 }
