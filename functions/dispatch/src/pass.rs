@@ -1,13 +1,14 @@
 //! One dispatch pass. Safe to run in several processes at once: every step is a
 //! conditional transition of the lifecycle in one short write transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 use sparky_core::{
     Ctx,
     model::{BuildStatus, Reason},
     store::{Limits, StoreError},
+    time::now_ms,
 };
 
 use crate::Deliver;
@@ -48,22 +49,37 @@ pub async fn dispatch_once(
     deliver: &dyn Deliver,
     follow_up: bool,
 ) -> Result<PassReport, PassError> {
-    // Builds first, projects second: a build queued after this snapshot is left for the
-    // next pass, and every build in it belongs to a project that existed when it was
-    // queued, so a project missing from the later list was really removed.
+    // Builds first, projects second: every project looked up below had a build queued
+    // before the lookup, so one that is missing then was really removed.
     let waiting = ctx.store.queued_projects().await?;
-    let projects = ctx.projects.list().await?;
+    let mut report = PassReport::default();
+    let mut names: BTreeSet<String> = waiting.iter().cloned().collect();
+
+    // Leases run out rarely: the projects' `retries` are read only when one did.
+    if ctx.store.any_lease_expired(now_ms()).await? {
+        let retries = ctx
+            .projects
+            .list()
+            .await?
+            .into_iter()
+            .filter_map(|p| p.config.ok().filter(|c| !c.disabled).map(|c| (p.name, c.retries)))
+            .collect();
+        for event in ctx.sweep_leases(retries).await? {
+            report.swept.push((event.build_id, event.to));
+            names.insert(event.project);
+        }
+    }
+
+    // Only projects with queued builds can have one claimed: those are looked up (a
+    // few files), not every project.
+    let found = ctx.projects.get_many(names.into_iter().collect()).await?;
     let mut concurrency = HashMap::new();
-    let mut retries = HashMap::new();
-    let mut disabled = HashSet::new();
-    for project in &projects {
+    let mut off = Vec::new();
+    for project in &found {
         match &project.config {
-            Ok(config) if config.disabled => {
-                disabled.insert(project.name.clone());
-            }
+            Ok(config) if config.disabled => off.extend(ctx.store.queued_ids(&project.name).await?),
             Ok(config) => {
                 concurrency.insert(project.name.clone(), config.concurrency);
-                retries.insert(project.name.clone(), config.retries);
             }
             // run fails such a build with the config error in its log.
             Err(_) => {
@@ -71,25 +87,9 @@ pub async fn dispatch_once(
             }
         }
     }
-    let mut report = PassReport::default();
-
-    for event in ctx.sweep_leases(retries).await? {
-        report.swept.push((event.build_id, event.to));
-    }
-
     let mut gone = Vec::new();
-    let mut off = Vec::new();
-    for name in &waiting {
-        if !disabled.contains(name) && concurrency.contains_key(name) {
-            continue;
-        }
-        // Ask again right before ending its builds: the list may be a moment old.
-        let ended = match ctx.projects.get(name).await? {
-            None => &mut gone,
-            Some(project) if project.config.as_ref().is_ok_and(|c| c.disabled) => &mut off,
-            Some(_) => continue,
-        };
-        ended.extend(ctx.store.queued_ids(name).await?);
+    for name in waiting.iter().filter(|name| !found.iter().any(|p| &p.name == *name)) {
+        gone.extend(ctx.store.queued_ids(name).await?);
     }
     for (ids, reason) in [(gone, Reason::ProjectGone), (off, Reason::ProjectDisabled)] {
         if !ids.is_empty() {

@@ -53,17 +53,23 @@ impl BuildDirs {
         }
     }
 
-    /// Creates the folders, emptying what a previous attempt left.
+    /// Creates the folders, emptying what a previous attempt left (in one trip to the
+    /// blocking pool).
     pub async fn prepare(&self) -> io::Result<()> {
-        for dir in [&self.workspace, &self.artifacts] {
-            match tokio::fs::remove_dir_all(dir).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+        let dirs = [self.workspace.clone(), self.artifacts.clone()];
+        tokio::task::spawn_blocking(move || {
+            for dir in &dirs {
+                match std::fs::remove_dir_all(dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+                std::fs::create_dir_all(dir)?;
             }
-            tokio::fs::create_dir_all(dir).await?;
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
+        .map_err(io::Error::other)?
     }
 }
 

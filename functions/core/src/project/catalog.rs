@@ -180,6 +180,28 @@ impl Projects {
         .map_err(io::Error::other)
     }
 
+    /// The projects called `names` that exist (as [`Projects::get`] finds each), in
+    /// one trip to the blocking pool: for a few names, cheaper than [`Projects::list`].
+    pub async fn get_many(&self, names: Vec<String>) -> io::Result<Vec<Project>> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let known = this.known_secrets();
+            let mut found = Vec::with_capacity(names.len());
+            for name in names.iter().filter(|name| valid_name(name)) {
+                let kind = fs::symlink_metadata(this.dir.join(name)).map(|meta| meta.file_type());
+                match this.load(name, kind) {
+                    Some(project) => found.push(this.check_grants(project, &known)),
+                    None => {
+                        this.entries().remove(name);
+                    }
+                }
+            }
+            found
+        })
+        .await
+        .map_err(io::Error::other)
+    }
+
     fn list_blocking(&self) -> io::Result<Vec<Project>> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,

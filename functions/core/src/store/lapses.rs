@@ -48,6 +48,16 @@ impl Store {
         .await
     }
 
+    /// Whether any dispatched or running build's lease has run out by `now`.
+    pub async fn any_lease_expired(&self, now: i64) -> Result<bool, StoreError> {
+        self.call(move |conn| {
+            let found: Option<i64> =
+                conn.prepare_cached(ANY_EXPIRED)?.query_row([now], |r| r.get(0)).optional()?;
+            Ok(found.is_some())
+        })
+        .await
+    }
+
     /// Finds dispatched or running builds whose lease ran out before `now`. One that
     /// never started goes back to the front of its project's queue without using a
     /// retry; one that started goes back while its project's `retries` allow, else
@@ -59,14 +69,7 @@ impl Store {
         now: i64,
     ) -> Result<Vec<Event>, StoreError> {
         // Most passes find nothing: look first without the write lock.
-        let any = self
-            .call(move |conn| {
-                let found: Option<i64> =
-                    conn.prepare_cached(ANY_EXPIRED)?.query_row([now], |r| r.get(0)).optional()?;
-                Ok(found.is_some())
-            })
-            .await?;
-        if !any {
+        if !self.any_lease_expired(now).await? {
             return Ok(Vec::new());
         }
         self.write(move |tx| {
