@@ -243,11 +243,14 @@ async fn the_runner_protocol_refuses_bad_callers_and_a_runner_that_lost_its_leas
     let long = cluster.build("long").await;
     ui.wait_for(long, Some("running"), Duration::from_secs(30)).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !pid_file.exists() {
-        assert!(std::time::Instant::now() < deadline, "the job never started");
+    // The file exists a moment before the job's shell has written its pid into it.
+    let job_pid: i32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|text| text.trim().parse().ok()) {
+            break pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "the job never wrote its pid");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let job_pid: i32 = std::fs::read_to_string(&pid_file).expect("pid").trim().parse().expect("a pid");
+    };
     cluster.run.signal(Signal::SIGSTOP);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let sweep =
