@@ -29,9 +29,10 @@ pub fn fds(pid: i32) -> anyhow::Result<usize> {
 /// Starts `sparky` with `start` and returns it with the time from the start to
 /// `/healthz` answering `200`.
 pub async fn start_timed(start: impl FnOnce() -> Sparky) -> anyhow::Result<(Sparky, Duration)> {
+    // The client is made first: its set-up (TLS roots) is not Sparky's start.
+    let http = client::http_client(Duration::from_secs(2));
     let started = Instant::now();
     let sparky = start();
-    let http = client::http_client(Duration::from_secs(2));
     loop {
         if let Ok(response) = http.get(format!("{}/healthz", sparky.url)).send().await
             && response.status() == 200
