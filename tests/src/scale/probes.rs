@@ -135,11 +135,13 @@ pub struct Posting {
 /// `connections` clients, each on its own connection, post `each` builds of `project`
 /// one after another, all at once.
 pub async fn posting(base: &str, project: &str, connections: usize, each: usize) -> Posting {
+    // Clients first: making one (its TLS set-up) takes milliseconds of this process's
+    // CPU, which would delay the requests of clients already posting.
+    let clients: Vec<_> = (0..connections).map(|_| client::http_client(Duration::from_secs(10))).collect();
     let mut tasks = Vec::new();
-    for c in 0..connections {
+    for (c, http) in clients.into_iter().enumerate() {
         let (base, project) = (base.to_string(), project.to_string());
         tasks.push(tokio::spawn(async move {
-            let http = client::http_client(Duration::from_secs(10));
             let mut attempts = Vec::with_capacity(each);
             for n in 0..each {
                 let key = format!("scale-{c}-{n}-{}", std::process::id());
