@@ -22,6 +22,9 @@ use sparky_core::store::{JournalMode, Store};
 use crate::{Api, Sparky, faults::ms, write_project};
 use fill::BIG;
 
+/// Starts timed for each start-to-`/healthz` figure (their median is printed).
+const STARTS: usize = 5;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct ScaleOptions {
@@ -152,11 +155,15 @@ async fn one_size(size: u64, counts: &Counts) -> anyhow::Result<()> {
     .await??;
     println!("\n== {name} builds in history (filled in {:.1} s)", filled.as_secs_f64());
 
-    let (sparky, started) = probes::start_timed(|| Sparky::up(root, &envs)).await?;
+    let (sparky, started) = probes::start_median(STARTS, || Sparky::up(root, &envs)).await?;
     let pid = sparky.pid().as_raw();
     let api = Api::new(&sparky.url);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    println!("[{name}] sparky up: start to /healthz {}; idle RSS {}", ms(started), mib(probes::rss(pid)?));
+    println!(
+        "[{name}] sparky up: start to /healthz {} (median of {STARTS}); idle RSS {}",
+        ms(started),
+        mib(probes::rss(pid)?)
+    );
 
     for (what, path) in [
         ("/projects/big HTML", "/projects/big".to_string()),
@@ -212,10 +219,10 @@ async fn one_size(size: u64, counts: &Counts) -> anyhow::Result<()> {
     for function in ["trigger", "dispatch", "run", "render-ui"] {
         let port = crate::free_port();
         let (process, started) =
-            probes::start_timed(|| Sparky::serve(function, port, root, &serve_envs)).await?;
+            probes::start_median(STARTS, || Sparky::serve(function, port, root, &serve_envs)).await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         println!(
-            "[{name}] serve {function}: start to /healthz {}; idle RSS {}",
+            "[{name}] serve {function}: start to /healthz {} (median of {STARTS}); idle RSS {}",
             ms(started),
             mib(probes::rss(process.pid().as_raw())?)
         );
