@@ -167,17 +167,9 @@ impl Projects {
             return Ok(None);
         }
         let (this, name) = (self.clone(), name.to_string());
-        tokio::task::spawn_blocking(move || {
-            let known = this.known_secrets();
-            let kind = fs::symlink_metadata(this.dir.join(&name)).map(|meta| meta.file_type());
-            let project = this.load(&name, kind).map(|p| this.check_grants(p, &known));
-            if project.is_none() {
-                this.entries().remove(&name);
-            }
-            project
-        })
-        .await
-        .map_err(io::Error::other)
+        tokio::task::spawn_blocking(move || this.find(&name, &this.known_secrets()))
+            .await
+            .map_err(io::Error::other)
     }
 
     /// The projects called `names` that exist (as [`Projects::get`] finds each), in
@@ -186,20 +178,21 @@ impl Projects {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let known = this.known_secrets();
-            let mut found = Vec::with_capacity(names.len());
-            for name in names.iter().filter(|name| valid_name(name)) {
-                let kind = fs::symlink_metadata(this.dir.join(name)).map(|meta| meta.file_type());
-                match this.load(name, kind) {
-                    Some(project) => found.push(this.check_grants(project, &known)),
-                    None => {
-                        this.entries().remove(name);
-                    }
-                }
-            }
-            found
+            names.iter().filter(|name| valid_name(name)).filter_map(|name| this.find(name, &known)).collect()
         })
         .await
         .map_err(io::Error::other)
+    }
+
+    /// The project called `name` (a valid name), with its grants checked against
+    /// `known`; `None`, and forgotten by the cache, if there is none (blocking).
+    fn find(&self, name: &str, known: &Option<BTreeSet<String>>) -> Option<Project> {
+        let kind = fs::symlink_metadata(self.dir.join(name)).map(|meta| meta.file_type());
+        let project = self.load(name, kind).map(|p| self.check_grants(p, known));
+        if project.is_none() {
+            self.entries().remove(name);
+        }
+        project
     }
 
     fn list_blocking(&self) -> io::Result<Vec<Project>> {
