@@ -238,21 +238,26 @@ async fn people_log_in_run_a_build_log_out_and_another_site_can_do_none_of_it() 
 
     // Another site's page posts a form to Sparky as it loads: the browser adds the
     // session cookie where it may, and Sparky refuses anyway.
-    let (attack, server) = attack_page(format!("{}/api/v1/projects/app/builds", sparky.url)).await;
+    // Each wait is for the form's target, not any Sparky URL: the page before it is
+    // one too, and the browser may still show it when goto returns.
+    let target = format!("{}/api/v1/projects/app/builds", sparky.url);
+    let (attack, server) = attack_page(target.clone()).await;
     browser.goto(&attack).await.expect("attack page");
-    let refused = wait_for_url(&browser, |u| u.starts_with(&sparky.url)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let body = browser.source().await.expect("source");
-    assert!(body.contains("another site"), "{refused}: {body}");
+    let refused = wait_for_url(&browser, |u| u == target).await;
+    browser
+        .wait_for_text("body", WAIT, |t| t.contains("another site"))
+        .await
+        .unwrap_or_else(|e| panic!("{refused}: {e}"));
     let history = api.get("/api/v1/projects/app/builds").await.json;
     let builds = history["builds"].as_array().cloned().unwrap_or_default();
     assert_eq!(builds.len(), 1, "the attack queued nothing: {history}");
     assert!(builds.iter().all(|b| b["description"] != "pwned"));
     // The same against logging out.
     server.abort();
-    let (attack, server) = attack_page(format!("{}/logout", sparky.url)).await;
+    let target = format!("{}/logout", sparky.url);
+    let (attack, server) = attack_page(target.clone()).await;
     browser.goto(&attack).await.expect("attack page");
-    wait_for_url(&browser, |u| u.starts_with(&sparky.url)).await;
+    wait_for_url(&browser, |u| u == target).await;
     browser.goto(&format!("{}/projects/app", sparky.url)).await.expect("project page");
     browser.find("#logout").await.expect("still logged in");
     server.abort();
