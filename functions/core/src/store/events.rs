@@ -143,7 +143,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
-        self.write(move |tx| {
+        self.write_relaxed(move |tx| {
             let mut stmt =
                 tx.prepare_cached("UPDATE events SET pending = 0 WHERE id = ?1 AND pending = 1")?;
             for id in ids {

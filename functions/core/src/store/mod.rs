@@ -39,6 +39,7 @@ use std::{
 };
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, config::DbConfig};
+use writer::Durability;
 
 pub use builds::{BuildPage, Inserted};
 pub use deliveries::{Delivery, NewDelivery, Settle};
@@ -226,8 +227,27 @@ impl Store {
     /// Runs `f` as part of a short write transaction begun with `BEGIN IMMEDIATE`, on
     /// the process's writer thread (see [`writer`]): writers of one process queue there
     /// in order, and those waiting together share one transaction and one sync to disk.
-    /// Returns once the transaction is committed.
+    /// Returns once the transaction is committed and synced to disk.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.write_as(Durability::PowerLoss, f).await
+    }
+
+    /// [`Store::write`] for a step whose loss in a power cut the lifecycle recovers
+    /// from (see [`Durability::ProcessCrash`]): in WAL mode its commit is not waited
+    /// for on disk.
+    async fn write_relaxed<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.write_as(Durability::ProcessCrash, f).await
+    }
+
+    async fn write_as<T, F>(&self, durability: Durability, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -237,7 +257,7 @@ impl Store {
         }
         let queue =
             self.inner.writer.get_or_init(|| writer::start(self.inner.path.clone(), self.inner.journal));
-        writer::submit(queue, f).await
+        writer::submit(queue, durability, f).await
     }
 }
 

@@ -113,7 +113,7 @@ impl Store {
         now: i64,
         lease_ms: i64,
     ) -> Result<(Vec<Claim>, Vec<Event>), StoreError> {
-        self.write(move |tx| {
+        self.write_relaxed(move |tx| {
             let mut active: HashMap<String, u32> = HashMap::new();
             {
                 let mut stmt = tx.prepare_cached(ACTIVE_PER_PROJECT)?;
@@ -212,7 +212,7 @@ impl Store {
         now: i64,
         lease_ms: i64,
     ) -> Result<Start, StoreError> {
-        self.write(move |tx| {
+        self.write_relaxed(move |tx| {
             let Some((BuildStatus::Dispatched, project, attempt)) = current(tx, build_id)? else {
                 return Ok(Start::NotDispatched);
             };
@@ -257,7 +257,7 @@ impl Store {
         now: i64,
         lease_ms: i64,
     ) -> Result<Renewal, StoreError> {
-        self.write(move |tx| {
+        self.write_relaxed(move |tx| {
             let renewed = tx
                 .prepare_cached(
                     "UPDATE builds SET lease_until = ?3 \
@@ -275,7 +275,7 @@ impl Store {
 
     /// Records the repository and commit a build checked out.
     pub async fn record_commit(&self, build_id: i64, scm: crate::model::ScmRef) -> Result<(), StoreError> {
-        self.write(move |tx| {
+        self.write_relaxed(move |tx| {
             tx.prepare_cached("UPDATE builds SET scm_url = ?2, scm_branch = ?3, scm_sha = ?4 WHERE id = ?1")?
                 .execute(params![build_id, scm.url, scm.branch, scm.sha])?;
             Ok(())

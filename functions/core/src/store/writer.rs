@@ -6,6 +6,13 @@
 //! disk). Writers of one process thus queue here in order instead of busy-waiting on
 //! each other; another process's lock is waited out by SQLite's busy handler when the
 //! transaction begins.
+//!
+//! Each write says what it must survive ([`Durability`]). In WAL mode a transaction
+//! whose writes must all survive only a crash of the process commits without syncing
+//! to disk (`synchronous=NORMAL`): a power cut may undo it, and everything committed
+//! after it, but never corrupts the database or reorders commits (the WAL is synced as
+//! a prefix by the next commit that must survive power loss). In DELETE mode (a shared
+//! volume) every commit syncs: there, a commit without a sync may corrupt the file.
 
 use std::{
     panic::AssertUnwindSafe,
@@ -21,8 +28,23 @@ use super::{JournalMode, StoreError, connect};
 /// Writes run together in one transaction at most.
 const BATCH: usize = 64;
 
+/// What a committed write must survive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Durability {
+    /// A power cut: the commit is synced to disk before the write's caller hears of
+    /// it. For what Sparky promises to keep: an accepted build, a build's end.
+    PowerLoss,
+    /// A crash of the process, not a power cut, which may undo it (together with
+    /// everything committed after it). For steps whose loss the lifecycle recovers
+    /// from: a claim or a start (the build goes back to the queue), a lease renewal,
+    /// a follow-up marked done (done again).
+    ProcessCrash,
+}
+
 /// One queued write.
 pub(super) trait Write: Send {
+    /// What its commit must survive.
+    fn durability(&self) -> Durability;
     /// Runs it inside the open transaction, keeping its result.
     fn run(&mut self, conn: &Connection);
     /// Delivers its outcome: its result once committed (`None`), else the error that
@@ -31,6 +53,7 @@ pub(super) trait Write: Send {
 }
 
 struct Pending<T, F> {
+    durability: Durability,
     f: Option<F>,
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
@@ -41,6 +64,10 @@ where
     T: Send,
     F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
 {
+    fn durability(&self) -> Durability {
+        self.durability
+    }
+
     fn run(&mut self, conn: &Connection) {
         if let Some(f) = self.f.take() {
             self.result = Some(in_savepoint(conn, f));
@@ -59,13 +86,19 @@ where
 }
 
 /// Queues a write `f` and waits for its committed outcome.
-pub(super) async fn submit<T, F>(queue: &Sender<Box<dyn Write>>, f: F) -> Result<T, StoreError>
+pub(super) async fn submit<T, F>(
+    queue: &Sender<Box<dyn Write>>,
+    durability: Durability,
+    f: F,
+) -> Result<T, StoreError>
 where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
 {
     let (reply, outcome) = oneshot::channel();
-    queue.send(Box::new(Pending { f: Some(f), result: None, reply })).map_err(|_| StoreError::WriterGone)?;
+    queue
+        .send(Box::new(Pending { durability, f: Some(f), result: None, reply }))
+        .map_err(|_| StoreError::WriterGone)?;
     outcome.await.map_err(|_| StoreError::WriterGone)?
 }
 
@@ -126,6 +159,10 @@ fn run_batch(
         Ok(c) => c,
         Err(error) => return fail(batch, &error),
     };
+    // Set outside the transaction (SQLite refuses to change it inside one).
+    if let Err(error) = run_cached(&c, sync_level(journal, batch.iter().map(|w| w.durability()))) {
+        return fail(batch, &StoreError::from(error));
+    }
     if let Err(error) = run_cached(&c, "BEGIN IMMEDIATE") {
         fail(batch, &StoreError::from(error));
     } else {
@@ -145,6 +182,16 @@ fn run_batch(
     }
 }
 
+/// How a transaction of writes that must survive `needs` is synced: without waiting
+/// for the disk only in WAL mode and when none of them must survive a power cut.
+fn sync_level(journal: JournalMode, mut needs: impl Iterator<Item = Durability>) -> &'static str {
+    if journal == JournalMode::Wal && needs.all(|d| d == Durability::ProcessCrash) {
+        "PRAGMA synchronous = NORMAL"
+    } else {
+        "PRAGMA synchronous = FULL"
+    }
+}
+
 /// Runs one statement without parameters, parsed once per connection.
 fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
@@ -153,5 +200,23 @@ fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 fn fail(batch: Vec<Box<dyn Write>>, error: &StoreError) {
     for write in batch {
         write.deliver(Some(error.same()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Durability::*, JournalMode::*, sync_level};
+
+    #[test]
+    fn only_a_wal_batch_of_steps_the_lifecycle_recovers_skips_the_sync() {
+        let full = "PRAGMA synchronous = FULL";
+        assert_eq!(sync_level(Wal, [ProcessCrash, ProcessCrash].into_iter()), "PRAGMA synchronous = NORMAL");
+        assert_eq!(
+            sync_level(Wal, [ProcessCrash, PowerLoss].into_iter()),
+            full,
+            "one accepted build syncs all"
+        );
+        assert_eq!(sync_level(Wal, [PowerLoss].into_iter()), full);
+        assert_eq!(sync_level(Delete, [ProcessCrash].into_iter()), full, "a rollback journal always syncs");
     }
 }
