@@ -28,6 +28,7 @@ use crate::{
     backend::{Backend, BackendError},
     checkout,
     job::{self, BuildDirs, JobEnv},
+    ready,
     record::{self, Outcome},
     supervise::{Ending, Stop, Watch, supervise},
 };
@@ -124,7 +125,9 @@ async fn run_job(
     let JobRun { build, project, config, owner, token, secrets } = job;
     let started = Instant::now();
     let dirs = BuildDirs::new(&ctx.config.build_work_dir(build.id));
-    if let Err(e) = dirs.prepare().await {
+    let work = ctx.config.work_dir();
+    let ready_slots = ctx.config.max_running.clamp(1, ready::MOST);
+    if let Err(e) = dirs.prepare(&work, ready_slots).await {
         return Some(Outcome::failed(format!("could not prepare the working directory: {e}")));
     }
     let secrets = match secrets {
@@ -175,6 +178,8 @@ async fn run_job(
         Ok(job) => job,
         Err(e) => return Some(Outcome::failed(format!("could not start the job: {e}"))),
     };
+    // The job runs: the next build's folders are made meanwhile.
+    ready::refill(work, ready_slots);
     let remaining = config.timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
     outcome(supervise(watch(remaining), job, log).await, config.timeout)
 }

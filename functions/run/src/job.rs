@@ -22,6 +22,8 @@ use sparky_core::{
 };
 use tokio::{net::unix::pipe, process::Child};
 
+use crate::ready;
+
 /// A job's whole environment (nothing else of Sparky's reaches it).
 pub struct JobEnv {
     pub vars: BTreeMap<String, String>,
@@ -37,6 +39,7 @@ pub struct Job {
 
 /// Where a build's files go.
 pub struct BuildDirs {
+    pub dir: PathBuf,
     pub workspace: PathBuf,
     pub artifacts: PathBuf,
     pub script: PathBuf,
@@ -46,6 +49,7 @@ pub struct BuildDirs {
 impl BuildDirs {
     pub fn new(build_dir: &Path) -> Self {
         BuildDirs {
+            dir: build_dir.to_path_buf(),
             workspace: build_dir.join("workspace"),
             artifacts: build_dir.join("artifacts"),
             script: build_dir.join("script.sh"),
@@ -53,11 +57,16 @@ impl BuildDirs {
         }
     }
 
-    /// Creates the folders, emptying what a previous attempt left (in one trip to the
+    /// Makes the folders, from a set made ahead of time in `work` when one is ready
+    /// ([`ready`]), else emptying what a previous attempt left (in one trip to the
     /// blocking pool).
-    pub async fn prepare(&self) -> io::Result<()> {
+    pub async fn prepare(&self, work: &Path, ready_slots: usize) -> io::Result<()> {
+        let (work, dir) = (work.to_path_buf(), self.dir.clone());
         let dirs = [self.workspace.clone(), self.artifacts.clone()];
         tokio::task::spawn_blocking(move || {
+            if ready::take(&work, ready_slots, &dir) {
+                return Ok(());
+            }
             for dir in &dirs {
                 match std::fs::remove_dir_all(dir) {
                     Ok(()) => {}

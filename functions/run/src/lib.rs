@@ -6,6 +6,7 @@
 //! - [`execute`]: one build from start to end.
 //! - [`checkout`]: the build's commit in its workspace before the script runs.
 //! - [`job`]: starting the job in its own process group, its environment.
+//! - [`ready`]: working folders made ahead of time, taken by a rename.
 //! - [`harden`]: making the process that runs jobs non-dumpable.
 //! - [`backend`]: Sparky's state as a runner sees it: this process's store, or
 //!   ([`remote`]) dispatch's runner API.
@@ -20,6 +21,7 @@ pub mod execute;
 pub mod handler;
 pub mod harden;
 pub mod job;
+pub mod ready;
 pub mod record;
 pub mod remote;
 pub mod supervise;

@@ -5,6 +5,10 @@
 //! `$EPOCHREALTIME`. Prints percentiles of the time from sending the trigger request
 //! to that first command.
 //!
+//! `sparky-bench jobs [N]`: starts `sparky up` on a temp root with two executors and
+//! triggers N trivial builds (default 200) as fast as one client can, as `scale` does.
+//! Prints the jobs per second from the first request to the last build's end.
+//!
 //! `sparky-bench log [MIB] [--s3]`: starts `sparky up` (reports in a folder, or with
 //! `--s3` in a bucket of a `moto_server` it starts) and runs one job that prints MIB
 //! MiB (default 1024) of log lines. Prints the throughput from trigger to the build's
@@ -50,6 +54,11 @@ fn main() -> anyhow::Result<()> {
             let count =
                 args.get(1).map(|n| n.parse()).transpose().context("N must be a number")?.unwrap_or(200);
             runtime.block_on(latency(count))
+        }
+        Some("jobs") => {
+            let count =
+                args.get(1).map(|n| n.parse()).transpose().context("N must be a number")?.unwrap_or(200);
+            multi_thread()?.block_on(jobs(count))
         }
         Some("log") => {
             let s3 = args.iter().any(|a| a == "--s3");
@@ -97,7 +106,7 @@ fn main() -> anyhow::Result<()> {
             multi_thread()?.block_on(scale::run(options))
         }
         _ => bail!(
-            "usage: sparky-bench latency [N] | log [MIB] [--s3] \
+            "usage: sparky-bench latency [N] | jobs [N] | log [MIB] [--s3] \
              | chaos [--seconds 45] [--builds 1000] [--drain 180] | contention [--seconds 30] [--drain 180] \
              | scale [--sizes 0,100k,1M] [--quick]"
         ),
@@ -164,6 +173,17 @@ async fn latency(count: usize) -> anyhow::Result<()> {
         ms(pct(1.0)),
         ms(mean)
     );
+    Ok(())
+}
+
+async fn jobs(count: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    write_project(dir.path(), "jobs", "keep_builds: 100000\nconcurrency: 2\nscript: \"true\"\n");
+    let sparky = Sparky::up(dir.path(), &[("RUST_LOG", "warn"), ("SPARKY_MAX_RUNNING", "2")]);
+    let api = Api::new(&sparky.url);
+    scale::probes::throughput(&api, "jobs", 20).await?;
+    let rate = scale::probes::throughput(&api, "jobs", count).await?;
+    println!("{count} trivial jobs, 2 executors: {rate:.0} jobs/s (after 20 not counted)");
     Ok(())
 }
 
