@@ -51,12 +51,12 @@ pub async fn dispatch_once(
 ) -> Result<PassReport, PassError> {
     // Builds first, projects second: every project looked up below had a build queued
     // before the lookup, so one that is missing then was really removed.
-    let waiting = ctx.store.queued_projects().await?;
+    let (waiting, lease_expired) = ctx.store.pass_start(now_ms()).await?;
     let mut report = PassReport::default();
     let mut names: BTreeSet<String> = waiting.iter().cloned().collect();
 
     // Leases run out rarely: the projects' `retries` are read only when one did.
-    if ctx.store.any_lease_expired(now_ms()).await? {
+    if lease_expired {
         let retries = ctx
             .projects
             .list()

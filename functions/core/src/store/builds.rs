@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
     Store, StoreError,
@@ -326,14 +326,7 @@ impl Store {
 
     /// The projects that have queued builds.
     pub async fn queued_projects(&self) -> Result<Vec<String>, StoreError> {
-        self.call(|conn| {
-            let projects = conn
-                .prepare_cached(QUEUED_PROJECTS)?
-                .query_map([], |r| r.get(0))?
-                .collect::<Result<Vec<String>, _>>()?;
-            Ok(projects)
-        })
-        .await
+        self.call(|conn| queued_projects(conn)).await
     }
 
     /// Ids of `project`'s queued builds, oldest first.
@@ -428,4 +421,12 @@ impl Store {
         })
         .await
     }
+}
+
+pub(super) fn queued_projects(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let projects = conn
+        .prepare_cached(QUEUED_PROJECTS)?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(projects)
 }

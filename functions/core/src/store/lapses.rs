@@ -6,10 +6,11 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     Store, StoreError,
+    builds::queued_projects,
     events::{Change, record},
 };
 use crate::model::{BuildStatus, Event, Reason};
@@ -18,6 +19,11 @@ use crate::model::{BuildStatus, Event, Reason};
 /// whose condition this must repeat exactly).
 pub(super) const ANY_EXPIRED: &str =
     "SELECT id FROM builds WHERE status IN ('dispatched', 'running') AND lease_until < ?1 LIMIT 1";
+
+fn lease_expired(conn: &Connection, now: i64) -> Result<bool, StoreError> {
+    let found: Option<i64> = conn.prepare_cached(ANY_EXPIRED)?.query_row([now], |r| r.get(0)).optional()?;
+    Ok(found.is_some())
+}
 
 /// The builds whose lease ran out before `?1`.
 pub(super) const EXPIRED: &str = "SELECT id, project, attempt, retries_used, cancel_requested, status \
@@ -50,12 +56,13 @@ impl Store {
 
     /// Whether any dispatched or running build's lease has run out by `now`.
     pub async fn any_lease_expired(&self, now: i64) -> Result<bool, StoreError> {
-        self.call(move |conn| {
-            let found: Option<i64> =
-                conn.prepare_cached(ANY_EXPIRED)?.query_row([now], |r| r.get(0)).optional()?;
-            Ok(found.is_some())
-        })
-        .await
+        self.call(move |conn| lease_expired(conn, now)).await
+    }
+
+    /// What a dispatch pass starts from, read at once: the projects with queued builds
+    /// (as [`Store::queued_projects`]) and whether any lease ran out before `now`.
+    pub async fn pass_start(&self, now: i64) -> Result<(Vec<String>, bool), StoreError> {
+        self.call(move |conn| Ok((queued_projects(conn)?, lease_expired(conn, now)?))).await
     }
 
     /// Finds dispatched or running builds whose lease ran out before `now`. One that
