@@ -31,9 +31,16 @@ impl Ctx {
     /// Starts dispatched build `build_id` for the runner `owner` ([`Ctx::start_build`])
     /// and gathers what its job needs. `None`: there is nothing to run.
     pub async fn assign(&self, build_id: i64, owner: &str) -> Result<Option<Assignment>, StoreError> {
-        let Some(Started { build, token }) = self.start_build(build_id, owner).await? else {
+        let Some(started) = self.start_build(build_id, owner).await? else {
             return Ok(None);
         };
+        Ok(Some(self.gather(started).await))
+    }
+
+    /// What the job of a build that started needs: its project as it is now and the
+    /// secrets granted to it.
+    pub async fn gather(&self, started: Started) -> Assignment {
+        let Started { build, token } = started;
         let project = self.projects.get(&build.project).await.unwrap_or_else(|error| {
             tracing::error!(project = %build.project, %error, "could not look at the project");
             let file = format!("projects/{}", build.project);
@@ -50,7 +57,7 @@ impl Ctx {
             Some(Ok(config)) => self.granted_secrets(config, from_fork).await,
             _ => Ok(BTreeMap::new()),
         };
-        Ok(Some(Assignment { build, token, project, secrets }))
+        Assignment { build, token, project, secrets }
     }
 
     /// The values of the secrets granted to a project, from the secrets folder; for a

@@ -7,6 +7,7 @@ use sparky_core::{
     Ctx,
     error::error_chain,
     events::{BUILD_RUN, CloudEvent},
+    lifecycle::Started,
     model::Reason,
     store::Claim,
 };
@@ -15,6 +16,18 @@ use sparky_core::{
 /// and a build that never starts is put back in the queue by the lease sweep.
 pub trait Deliver: Send + Sync + 'static {
     fn deliver(&self, claim: Claim);
+
+    /// A deliverer whose runs are in this process (`sparky up`): the pass then claims
+    /// and starts builds in one commit and hands each, already running, to it.
+    fn runs_here(&self) -> Option<&dyn RunHere> {
+        None
+    }
+}
+
+/// Runs builds that this process claimed and started (see [`Deliver::runs_here`]).
+/// Never blocks: the build runs in the background.
+pub trait RunHere: Send + Sync {
+    fn run(&self, started: Started);
 }
 
 /// Delivers a `dev.sparky.build.run` CloudEvent to `SPARKY_RUN_URL` — run itself, or a

@@ -101,11 +101,24 @@ pub async fn dispatch_once(
     // build queued since poked dispatch after it was committed, so another pass follows).
     let queued = !waiting.is_empty() || !report.swept.is_empty();
     let limits = Limits { global: ctx.config.max_running, concurrency };
-    let claims = if queued { ctx.claim_builds(limits).await? } else { Vec::new() };
-    for claim in claims {
-        tracing::debug!(build_id = claim.build_id, project = %claim.project, attempt = claim.attempt, "dispatching");
-        report.dispatched.push(claim.build_id);
-        deliver.deliver(claim);
+    match deliver.runs_here() {
+        // Not while shutting down: a build started now would be canceled at once.
+        Some(_) if !queued || ctx.shutdown.is_cancelled() => {}
+        Some(here) => {
+            for started in ctx.claim_and_start(limits).await? {
+                tracing::debug!(build_id = started.build.id, project = %started.build.project, "starting here");
+                report.dispatched.push(started.build.id);
+                here.run(started);
+            }
+        }
+        None => {
+            let claims = if queued { ctx.claim_builds(limits).await? } else { Vec::new() };
+            for claim in claims {
+                tracing::debug!(build_id = claim.build_id, project = %claim.project, attempt = claim.attempt, "dispatching");
+                report.dispatched.push(claim.build_id);
+                deliver.deliver(claim);
+            }
+        }
     }
     if follow_up {
         report.followed_up = ctx.follow_up_pending().await?;

@@ -43,11 +43,25 @@ pub async fn execute(
     build_id: i64,
     stop_on_shutdown: bool,
 ) -> Result<Option<BuildStatus>, BackendError> {
-    let owner = format!("{}/{build_id}", ctx.config.instance);
-    let Some(Assignment { build, token, project, secrets }) = state.start(build_id, &owner).await? else {
+    let owner = ctx.runner_name(build_id);
+    let Some(assignment) = state.start(build_id, &owner).await? else {
         tracing::info!("not dispatched any more; nothing to run");
         return Ok(None);
     };
+    run_assigned(ctx, state, assignment, stop_on_shutdown).await
+}
+
+/// Runs a build that is already `running` under this process's runner
+/// ([`Ctx::runner_name`]) to its end, as [`execute`] does once it took it.
+#[tracing::instrument(skip_all, fields(build_id = assignment.build.id))]
+pub async fn run_assigned(
+    ctx: &Ctx,
+    state: &Arc<dyn Backend>,
+    assignment: Assignment,
+    stop_on_shutdown: bool,
+) -> Result<Option<BuildStatus>, BackendError> {
+    let Assignment { build, token, project, secrets } = assignment;
+    let owner = ctx.runner_name(build.id);
     tracing::info!(project = %build.project, attempt = build.attempt, "build started");
 
     if build.attempt > 1 {

@@ -27,7 +27,7 @@ pub mod remote;
 pub mod supervise;
 
 pub use backend::{Backend, BackendError, LocalBackend};
-pub use execute::execute;
+pub use execute::{execute, run_assigned};
 pub use handler::{Runner, router};
 pub use harden::harden;
 pub use remote::RemoteBackend;

@@ -9,14 +9,18 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
-use sparky_core::{Config, Ctx, error::error_chain, model::Reason, serve, store::Claim, store::JournalMode};
-use sparky_dispatch::{Deliver, Dispatcher, Passes, passes};
+use sparky_core::{
+    Config, Ctx, error::error_chain, lifecycle::Started, model::Reason, serve, store::Claim,
+    store::JournalMode,
+};
+use sparky_dispatch::{Deliver, Dispatcher, Passes, RunHere, passes};
 use sparky_run::{Backend, LocalBackend, Runner};
 use sparky_trigger::{Ticker, tick};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-/// Runs a build as a task of this process.
+/// Runs builds as tasks of this process: taken as they are claimed (claimed and
+/// started in one commit), or, delivered one by one, started as run would.
 struct LocalDeliver {
     ctx: Ctx,
     state: Arc<dyn Backend>,
@@ -37,6 +41,25 @@ impl Deliver for LocalDeliver {
                 return;
             }
             if let Err(error) = sparky_run::execute(&ctx, &state, id, true).await {
+                tracing::error!(build_id = id, error = %error_chain(&error), "running the build failed");
+            }
+        });
+    }
+
+    /// Builds are claimed and started in one commit (`running` before this sees them).
+    fn runs_here(&self) -> Option<&dyn RunHere> {
+        Some(self)
+    }
+}
+
+impl RunHere for LocalDeliver {
+    fn run(&self, started: Started) {
+        let ctx = self.ctx.clone();
+        let state = self.state.clone();
+        self.builds.spawn(async move {
+            let id = started.build.id;
+            let assignment = ctx.gather(started).await;
+            if let Err(error) = sparky_run::run_assigned(&ctx, &state, assignment, true).await {
                 tracing::error!(build_id = id, error = %error_chain(&error), "running the build failed");
             }
         });

@@ -76,6 +76,33 @@ impl Ctx {
         Ok(claims)
     }
 
+    /// Claims what may start within `limits` and starts it at once, in one commit, for
+    /// runners of this process (`sparky up`, where dispatch and run share a process):
+    /// each build's runner is [`Ctx::runner_name`]. The builds now running with their
+    /// job tokens; one whose cancel was asked before it started ends here instead.
+    pub async fn claim_and_start(&self, limits: Limits) -> Result<Vec<Started>, StoreError> {
+        let lease = self.config.lease.as_millis() as i64;
+        let instance = self.config.instance.clone();
+        let runner = move |build_id| runner_name(&instance, build_id);
+        let (starts, events) = self
+            .store
+            .claim_and_start(limits, self.config.instance.clone(), runner, job_token, now_ms(), lease)
+            .await?;
+        self.follow(&events, false).await;
+        Ok(starts
+            .into_iter()
+            .filter_map(|(start, token)| match start {
+                Start::Running(build, _) => Some(Started { build: *build, token }),
+                Start::Canceled(_) | Start::NotDispatched => None,
+            })
+            .collect())
+    }
+
+    /// The name under which this process's runner holds build `build_id`'s lease.
+    pub fn runner_name(&self, build_id: i64) -> String {
+        runner_name(&self.config.instance, build_id)
+    }
+
     /// Puts a dispatched build that never reached a runner back at the front of its
     /// project's queue, without using a retry. `false` if it was not dispatched.
     pub async fn requeue_dispatched(&self, build_id: i64, reason: Reason) -> Result<bool, StoreError> {
@@ -94,9 +121,7 @@ impl Ctx {
     #[tracing::instrument(skip(self, owner))]
     pub async fn start_build(&self, build_id: i64, owner: &str) -> Result<Option<Started>, StoreError> {
         let lease = self.config.lease.as_millis() as i64;
-        let token = new_job_token()
-            .map_err(|e| StoreError::Corrupt(format!("no random bytes for a job token: {e}")))?;
-        let hash = token_hash(token.expose());
+        let (token, hash) = job_token()?;
         let started = self
             .persist("start", build_id, || {
                 self.store.start(build_id, owner.into(), hash.clone(), now_ms(), lease)
@@ -220,6 +245,18 @@ impl Ctx {
             }
         }
     }
+}
+
+/// A new job token, and the hash of it that the store keeps.
+fn job_token() -> Result<(Secret, String), StoreError> {
+    let token =
+        new_job_token().map_err(|e| StoreError::Corrupt(format!("no random bytes for a job token: {e}")))?;
+    let hash = token_hash(token.expose());
+    Ok((token, hash))
+}
+
+fn runner_name(instance: &str, build_id: i64) -> String {
+    format!("{instance}/{build_id}")
 }
 
 /// Up to half of `delay`, so that writers who met on a lock don't meet again.

@@ -124,6 +124,59 @@ async fn start_is_a_no_op_for_duplicates_and_finish_needs_the_owner() {
 }
 
 #[tokio::test]
+async fn claiming_and_starting_at_once_runs_what_the_limits_allow_under_each_runner() {
+    let (_dir, store) = store().await;
+    let ids: Vec<i64> = {
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(store.queue_build(new("app"), 1).await.expect("queue").build.id);
+        }
+        ids
+    };
+    let mut tokens = 0;
+    let (starts, events) = store
+        .claim_and_start(
+            limits(4, &[("app", 2)]),
+            "d".into(),
+            |id| format!("d/{id}"),
+            move || {
+                tokens += 1;
+                Ok((tokens, format!("hash{tokens}")))
+            },
+            10,
+            1000,
+        )
+        .await
+        .expect("claim and start");
+    let running: Vec<(i64, i32)> = starts
+        .iter()
+        .map(|(start, token)| match start {
+            Start::Running(build, _) => (build.id, *token),
+            other => panic!("not started: {other:?}"),
+        })
+        .collect();
+    assert_eq!(running, vec![(ids[0], 1), (ids[1], 2)], "the project's concurrency, oldest first");
+    let changes: Vec<(i64, BuildStatus)> = events.iter().map(|e| (e.build_id, e.to)).collect();
+    assert_eq!(
+        changes,
+        vec![
+            (ids[0], BuildStatus::Dispatched),
+            (ids[1], BuildStatus::Dispatched),
+            (ids[0], BuildStatus::Running),
+            (ids[1], BuildStatus::Running)
+        ],
+        "both changes of each are recorded"
+    );
+    for id in &ids[..2] {
+        let build = store.build(*id).await.expect("read").expect("exists");
+        assert_eq!((build.status, build.started_at), (BuildStatus::Running, Some(10)));
+        let renewal = store.renew(*id, format!("d/{id}"), 20, 1000).await.expect("renew");
+        assert!(renewal.still_ours, "the lease is the runner's, not the dispatcher's");
+    }
+    assert_eq!(store.build(ids[2]).await.expect("read").expect("exists").status, BuildStatus::Queued);
+}
+
+#[tokio::test]
 async fn cancel_ends_queued_at_once_and_flags_running() {
     let (_dir, store) = store().await;
     let queued = store.queue_build(new("app"), 1).await.expect("queue").build.id;

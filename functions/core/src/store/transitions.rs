@@ -113,59 +113,37 @@ impl Store {
         now: i64,
         lease_ms: i64,
     ) -> Result<(Vec<Claim>, Vec<Event>), StoreError> {
+        self.write_relaxed(move |tx| claim_in(tx, &limits, &owner, now, lease_ms)).await
+    }
+
+    /// Claims as [`Store::claim`] does and, in the same transaction, starts each build
+    /// claimed as [`Store::start`] does, for the runner `runner(build id)` with a job
+    /// token from `new_token` (the token, and the hash stored): for a process that runs
+    /// what it claims. Each build's start (`Running`, or `Canceled` if a cancel was
+    /// asked of it before) with its token, and every event, oldest first.
+    pub(crate) async fn claim_and_start<T: Send + 'static>(
+        &self,
+        limits: Limits,
+        owner: String,
+        runner: impl Fn(i64) -> String + Send + 'static,
+        mut new_token: impl FnMut() -> Result<(T, String), StoreError> + Send + 'static,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<(Vec<(Start, T)>, Vec<Event>), StoreError> {
         self.write_relaxed(move |tx| {
-            let mut active: HashMap<String, u32> = HashMap::new();
-            {
-                let mut stmt = tx.prepare_cached(ACTIVE_PER_PROJECT)?;
-                let mut rows = stmt.query([])?;
-                while let Some(row) = rows.next()? {
-                    active.insert(row.get(0)?, row.get(1)?);
+            let (claims, mut events) = claim_in(tx, &limits, &owner, now, lease_ms)?;
+            let mut starts = Vec::with_capacity(claims.len());
+            for claim in claims {
+                let id = claim.build_id;
+                let (token, hash) = new_token()?;
+                let start = start_in(tx, id, &runner(id), &hash, now, lease_ms)?;
+                match &start {
+                    Start::Running(_, event) | Start::Canceled(event) => events.push(event.clone()),
+                    Start::NotDispatched => {}
                 }
+                starts.push((start, token));
             }
-            let mut running: usize = active.values().map(|n| *n as usize).sum();
-            if running >= limits.global {
-                return Ok((Vec::new(), Vec::new()));
-            }
-            let most = limits.concurrency.values().copied().max().unwrap_or(0).min(limits.global as u32);
-            let candidates = tx
-                .prepare_cached(CLAIM_CANDIDATES)?
-                .query_map([most], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut claims = Vec::new();
-            let mut events = Vec::new();
-            let mut update = tx.prepare_cached(
-                "UPDATE builds SET status = 'dispatched', lease_owner = ?2, lease_until = ?3, \
-                 attempt = attempt + 1 WHERE id = ?1 AND status = 'queued' RETURNING attempt",
-            )?;
-            for (build_id, project) in candidates {
-                if running >= limits.global {
-                    break;
-                }
-                let Some(&allowed) = limits.concurrency.get(&project) else { continue };
-                let busy = active.entry(project.clone()).or_default();
-                if *busy >= allowed {
-                    continue;
-                }
-                let attempt: Option<u32> =
-                    update.query_row(params![build_id, owner, now + lease_ms], |r| r.get(0)).optional()?;
-                let Some(attempt) = attempt else { continue };
-                *busy += 1;
-                running += 1;
-                events.push(record(
-                    tx,
-                    Change {
-                        build_id,
-                        project: &project,
-                        from: Some(BuildStatus::Queued),
-                        to: BuildStatus::Dispatched,
-                        reason: Reason::Claimed,
-                        attempt,
-                        at: now,
-                    },
-                )?);
-                claims.push(Claim { build_id, project, attempt });
-            }
-            Ok((claims, events))
+            Ok((starts, events))
         })
         .await
     }
@@ -212,40 +190,7 @@ impl Store {
         now: i64,
         lease_ms: i64,
     ) -> Result<Start, StoreError> {
-        self.write_relaxed(move |tx| {
-            let Some((BuildStatus::Dispatched, project, attempt)) = current(tx, build_id)? else {
-                return Ok(Start::NotDispatched);
-            };
-            let change = |to, reason| Change {
-                build_id,
-                project: &project,
-                from: Some(BuildStatus::Dispatched),
-                to,
-                reason,
-                attempt,
-                at: now,
-            };
-            let canceled = tx
-                .prepare_cached(
-                    "UPDATE builds SET status = 'canceled', finished_at = ?2, lease_owner = NULL, \
-                     lease_until = NULL, error = 'canceled before it started' \
-                     WHERE id = ?1 AND cancel_requested",
-                )?
-                .execute(params![build_id, now])?;
-            if canceled == 1 {
-                return Ok(Start::Canceled(record(tx, change(BuildStatus::Canceled, Reason::Canceled))?));
-            }
-            tx.prepare_cached(
-                "UPDATE builds SET status = 'running', started_at = ?2, lease_owner = ?3, lease_until = ?4, \
-                 job_token_hash = ?5 WHERE id = ?1",
-            )?
-            .execute(params![build_id, now, owner, now + lease_ms, token_hash])?;
-            let event = record(tx, change(BuildStatus::Running, Reason::Started))?;
-            let build =
-                get(tx, build_id)?.ok_or_else(|| StoreError::Corrupt("started build vanished".into()))?;
-            Ok(Start::Running(Box::new(build), event))
-        })
-        .await
+        self.write_relaxed(move |tx| start_in(tx, build_id, &owner, &token_hash, now, lease_ms)).await
     }
 
     /// Extends a running build's lease; tells whether it is still ours and whether
@@ -416,4 +361,107 @@ impl Store {
         })
         .await
     }
+}
+
+/// Claims within `limits` in the open transaction `tx` (see [`Store::claim`]).
+fn claim_in(
+    tx: &rusqlite::Connection,
+    limits: &Limits,
+    owner: &str,
+    now: i64,
+    lease_ms: i64,
+) -> Result<(Vec<Claim>, Vec<Event>), StoreError> {
+    let mut active: HashMap<String, u32> = HashMap::new();
+    {
+        let mut stmt = tx.prepare_cached(ACTIVE_PER_PROJECT)?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            active.insert(row.get(0)?, row.get(1)?);
+        }
+    }
+    let mut running: usize = active.values().map(|n| *n as usize).sum();
+    if running >= limits.global {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let most = limits.concurrency.values().copied().max().unwrap_or(0).min(limits.global as u32);
+    let candidates = tx
+        .prepare_cached(CLAIM_CANDIDATES)?
+        .query_map([most], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut claims = Vec::new();
+    let mut events = Vec::new();
+    let mut update = tx.prepare_cached(
+        "UPDATE builds SET status = 'dispatched', lease_owner = ?2, lease_until = ?3, \
+         attempt = attempt + 1 WHERE id = ?1 AND status = 'queued' RETURNING attempt",
+    )?;
+    for (build_id, project) in candidates {
+        if running >= limits.global {
+            break;
+        }
+        let Some(&allowed) = limits.concurrency.get(&project) else { continue };
+        let busy = active.entry(project.clone()).or_default();
+        if *busy >= allowed {
+            continue;
+        }
+        let attempt: Option<u32> =
+            update.query_row(params![build_id, owner, now + lease_ms], |r| r.get(0)).optional()?;
+        let Some(attempt) = attempt else { continue };
+        *busy += 1;
+        running += 1;
+        events.push(record(
+            tx,
+            Change {
+                build_id,
+                project: &project,
+                from: Some(BuildStatus::Queued),
+                to: BuildStatus::Dispatched,
+                reason: Reason::Claimed,
+                attempt,
+                at: now,
+            },
+        )?);
+        claims.push(Claim { build_id, project, attempt });
+    }
+    Ok((claims, events))
+}
+
+/// Starts build `build_id` in the open transaction `tx` (see [`Store::start`]).
+fn start_in(
+    tx: &rusqlite::Connection,
+    build_id: i64,
+    owner: &str,
+    token_hash: &str,
+    now: i64,
+    lease_ms: i64,
+) -> Result<Start, StoreError> {
+    let Some((BuildStatus::Dispatched, project, attempt)) = current(tx, build_id)? else {
+        return Ok(Start::NotDispatched);
+    };
+    let change = |to, reason| Change {
+        build_id,
+        project: &project,
+        from: Some(BuildStatus::Dispatched),
+        to,
+        reason,
+        attempt,
+        at: now,
+    };
+    let canceled = tx
+        .prepare_cached(
+            "UPDATE builds SET status = 'canceled', finished_at = ?2, lease_owner = NULL, \
+             lease_until = NULL, error = 'canceled before it started' \
+             WHERE id = ?1 AND cancel_requested",
+        )?
+        .execute(params![build_id, now])?;
+    if canceled == 1 {
+        return Ok(Start::Canceled(record(tx, change(BuildStatus::Canceled, Reason::Canceled))?));
+    }
+    tx.prepare_cached(
+        "UPDATE builds SET status = 'running', started_at = ?2, lease_owner = ?3, lease_until = ?4, \
+         job_token_hash = ?5 WHERE id = ?1",
+    )?
+    .execute(params![build_id, now, owner, now + lease_ms, token_hash])?;
+    let event = record(tx, change(BuildStatus::Running, Reason::Started))?;
+    let build = get(tx, build_id)?.ok_or_else(|| StoreError::Corrupt("started build vanished".into()))?;
+    Ok(Start::Running(Box::new(build), event))
 }
