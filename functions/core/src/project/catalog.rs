@@ -21,7 +21,7 @@ use std::{
 };
 
 use super::{
-    JobFile, ProjectConfig, ProjectError,
+    JobFile, ProjectConfig, ProjectError, Script,
     files::{self, Found, ReadError},
     grants, valid_name,
 };
@@ -254,12 +254,26 @@ impl Projects {
             Found::Unusable(problem) => return fail(shown, problem),
             Found::File { path, meta } => (path, meta),
         };
-        let key = CacheKey { config: Stamp::of(&meta), job: files::job(&dir, &shown_dir) };
-        if let Some(cached) = self.entries().get(name)
-            && cached.key == key
-        {
-            return project(cached.config.clone());
+        let stamp = Stamp::of(&meta);
+        let cached = self
+            .entries()
+            .get(name)
+            .filter(|cached| cached.key.config == stamp)
+            .map(|cached| (cached.key.job.clone(), cached.config.clone()));
+        let mut job = None;
+        if let Some((cached_job, config)) = cached {
+            // `job` counts only without a script: an unchanged sparky.yaml with one of
+            // its own needs no look at it.
+            if matches!(&config, Ok(c) if matches!(c.script, Script::Inline(_))) {
+                return project(config);
+            }
+            let now = files::job(&dir, &shown_dir);
+            if now == cached_job {
+                return project(config);
+            }
+            job = Some(now);
         }
+        let key = CacheKey { config: stamp, job: job.unwrap_or_else(|| files::job(&dir, &shown_dir)) };
 
         self.parses.fetch_add(1, Ordering::Relaxed);
         let (config, keep) = match files::read_config(&path, &meta, &shown) {

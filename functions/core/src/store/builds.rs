@@ -21,18 +21,16 @@ pub(super) const COLUMNS: &str = "id, project, status, trigger_kind, params, des
 pub(super) const LIVE_COUNTS: &str = "SELECT status, project, count(*) FROM builds \
      WHERE status IN ('queued', 'dispatched', 'running') GROUP BY status, project";
 
-/// The newest build of each project that has builds, as the CTE `newest`: a loose
-/// index scan (one index search per project), where `GROUP BY project` would read
-/// every row of the index.
-pub(super) const LAST_BUILDS_FROM: &str = "WITH RECURSIVE projects (name) AS ( \
-       SELECT min(project) FROM builds \
-       UNION ALL SELECT (SELECT min(project) FROM builds WHERE project > name) FROM projects \
-       WHERE name IS NOT NULL), \
-     newest (id) AS (SELECT (SELECT max(id) FROM builds WHERE project = name) FROM projects \
-       WHERE name IS NOT NULL)";
+/// The newest build of each project that has builds, as the CTE `newest`: one index
+/// search per project, the projects read from the counts kept per project (migration
+/// 10), where `GROUP BY project` would read every row of the index.
+pub(super) const LAST_BUILDS_FROM: &str = "WITH newest (id) AS ( \
+       SELECT (SELECT max(id) FROM builds WHERE project = counted.project) \
+       FROM project_builds AS counted WHERE counted.builds > 0)";
 
 /// The newest build of project `?1` of each trigger kind, as the CTE `newest`, one
-/// index search per kind (a loose index scan, as [`LAST_BUILDS_FROM`]).
+/// index search per kind (a loose index scan: the next kind is looked up in the index
+/// after the last one).
 pub(super) const LAST_BY_TRIGGER_FROM: &str = "WITH RECURSIVE kinds (kind) AS ( \
        SELECT min(trigger_kind) FROM builds WHERE project = ?1 \
        UNION ALL SELECT (SELECT min(trigger_kind) FROM builds WHERE project = ?1 AND trigger_kind > kind) \

@@ -224,6 +224,10 @@ async fn unchanged_projects_are_not_parsed_again() {
             format!("description: project {i}\nscript: echo {i}\n"),
         );
     }
+    // One runs its executable `job` file instead of a script.
+    write(&p.join("p0004/sparky.yaml"), "description: project 4\n");
+    write(&p.join("p0004/job"), "#!/bin/sh\n");
+    fs::set_permissions(p.join("p0004/job"), fs::Permissions::from_mode(0o755)).expect("chmod");
     let projects = projects_in(dir.path());
     assert_eq!(projects.list().await.expect("list").len(), 1000);
     assert_eq!(projects.parses(), 1000);
@@ -251,11 +255,17 @@ async fn unchanged_projects_are_not_parsed_again() {
     let modified = fs::metadata(&file).and_then(|m| m.modified()).expect("mtime");
     write(&file, "description: project Y\nscript: echo 3\n");
     fs::File::options().write(true).open(&file).and_then(|f| f.set_modified(modified)).expect("set mtime");
-    // The job file appears (its presence is part of the key).
-    write(&p.join("p0004/job"), "#!/bin/sh\n");
+    // The job file of a project without a script stops being executable (what it is
+    // is part of the key)...
+    fs::set_permissions(p.join("p0004/job"), fs::Permissions::from_mode(0o644)).expect("chmod");
+    // ...while one beside a script is not even looked at: it runs its script still.
+    write(&p.join("p0007/job"), "#!/bin/sh\n");
 
     let list = projects.list().await.expect("list");
     assert_eq!(projects.parses(), 1004);
+    let job_error = list[4].config.as_ref().expect_err("job no longer executable").problem.clone();
+    assert!(job_error.contains("not executable"), "{job_error}");
+    assert!(matches!(list[7].config.as_ref().expect("usable").script, Script::Inline(_)));
     let description = |i: usize| list[i].config.as_ref().expect("usable").description.clone();
     assert_eq!(description(1).as_deref(), Some("changed"));
     assert_eq!(description(2).as_deref(), Some("project X"));
