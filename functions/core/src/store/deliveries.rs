@@ -88,7 +88,9 @@ impl Store {
         deliveries: Vec<NewDelivery>,
         now: i64,
     ) -> Result<usize, StoreError> {
-        self.write(move |tx| {
+        // Not waited for on disk: the events stay, and deliveries a power cut undid are
+        // derived from them again (one per event and target).
+        self.write_relaxed(move |tx| {
             let mut made = 0;
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO deliveries (event_id, build_id, target, payload, next_at, created_at) \
@@ -121,7 +123,8 @@ impl Store {
         lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        self.write(move |tx| {
+        // Not waited for on disk: a claim a power cut undid is taken again.
+        self.write_relaxed(move |tx| {
             let sql = format!(
                 "UPDATE deliveries SET claimed_until = ?2 WHERE id IN ( \
                    SELECT d.id FROM deliveries d WHERE d.state = 'pending' AND d.next_at <= ?1 \

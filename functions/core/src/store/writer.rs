@@ -37,7 +37,8 @@ pub(super) enum Durability {
     /// A crash of the process, not a power cut, which may undo it (together with
     /// everything committed after it). For steps whose loss the lifecycle recovers
     /// from: a claim or a start (the build goes back to the queue), a lease renewal,
-    /// a follow-up marked done (done again).
+    /// a follow-up marked done (done again), the outbox's cursor and claims (derived
+    /// and taken again).
     ProcessCrash,
 }
 
