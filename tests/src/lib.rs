@@ -76,9 +76,24 @@ pub fn sparky_bin() -> PathBuf {
 }
 
 /// A free port on 127.0.0.1 (for processes that must know each other's address
-/// before they start).
+/// before they start). Taken below the kernel's ephemeral range (32768 and up), from
+/// which outgoing connections get their local ports: a port from there, free when
+/// looked at, may be some test's connection by the time its server binds it. Each call
+/// in this process gives another port (and other processes start elsewhere).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id().wrapping_mul(97);
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + offset.wrapping_add(n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {FIRST} and {}", FIRST + SPAN)
 }
 
 /// A running `sparky` process; killed when dropped.
