@@ -1,6 +1,6 @@
 //! Handing a claimed build to run.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures_util::StreamExt;
 use sparky_core::{
@@ -16,18 +16,22 @@ use sparky_core::{
 /// and a build that never starts is put back in the queue by the lease sweep.
 pub trait Deliver: Send + Sync + 'static {
     fn deliver(&self, claim: Claim);
-
-    /// A deliverer whose runs are in this process (`sparky up`): the pass then claims
-    /// and starts builds in one commit and hands each, already running, to it.
-    fn runs_here(&self) -> Option<&dyn RunHere> {
-        None
-    }
 }
 
-/// Runs builds that this process claimed and started (see [`Deliver::runs_here`]).
-/// Never blocks: the build runs in the background.
-pub trait RunHere: Send + Sync {
+/// Runs builds that this process claimed and started in one commit (`sparky up`,
+/// where dispatch and run share a process). Never blocks: the build runs in the
+/// background.
+pub trait RunHere: Send + Sync + 'static {
     fn run(&self, started: Started);
+}
+
+/// Where a dispatch pass hands what it claims.
+#[derive(Clone)]
+pub enum Handoff {
+    /// Claims (`dispatched`) are delivered to run elsewhere.
+    Deliver(Arc<dyn Deliver>),
+    /// Builds are claimed and started at once, and run in this process.
+    RunHere(Arc<dyn RunHere>),
 }
 
 /// Delivers a `dev.sparky.build.run` CloudEvent to `SPARKY_RUN_URL` — run itself, or a

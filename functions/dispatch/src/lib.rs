@@ -34,7 +34,7 @@ use axum::{
 use http::{HeaderMap, StatusCode};
 use sparky_core::{Ctx, api::ApiError, ctx::Poke, events::DISPATCH_POKE, store::StoreError};
 
-pub use deliver::{Deliver, HttpDeliver, RunHere};
+pub use deliver::{Deliver, Handoff, HttpDeliver, RunHere};
 pub use pass::{PassError, PassReport, dispatch_once};
 pub use passes::Passes;
 

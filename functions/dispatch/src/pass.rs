@@ -11,7 +11,7 @@ use sparky_core::{
     time::now_ms,
 };
 
-use crate::Deliver;
+use crate::Handoff;
 
 /// What a pass did, as `POST /events/dispatch` answers it.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -44,11 +44,7 @@ pub enum PassError {
 /// start and hands each claim to `deliver`; with `follow_up`, also does what dead
 /// processes left undone after ending builds.
 #[tracing::instrument(skip_all)]
-pub async fn dispatch_once(
-    ctx: &Ctx,
-    deliver: &dyn Deliver,
-    follow_up: bool,
-) -> Result<PassReport, PassError> {
+pub async fn dispatch_once(ctx: &Ctx, handoff: &Handoff, follow_up: bool) -> Result<PassReport, PassError> {
     // Builds first, projects second: every project looked up below had a build queued
     // before the lookup, so one that is missing then was really removed.
     let (waiting, lease_expired) = ctx.store.pass_start(now_ms()).await?;
@@ -101,17 +97,17 @@ pub async fn dispatch_once(
     // build queued since poked dispatch after it was committed, so another pass follows).
     let queued = !waiting.is_empty() || !report.swept.is_empty();
     let limits = Limits { global: ctx.config.max_running, concurrency };
-    match deliver.runs_here() {
+    match handoff {
         // Not while shutting down: a build started now would be canceled at once.
-        Some(_) if !queued || ctx.shutdown.is_cancelled() => {}
-        Some(here) => {
+        Handoff::RunHere(_) if !queued || ctx.shutdown.is_cancelled() => {}
+        Handoff::RunHere(here) => {
             for started in ctx.claim_and_start(limits).await? {
                 tracing::debug!(build_id = started.build.id, project = %started.build.project, "starting here");
                 report.dispatched.push(started.build.id);
                 here.run(started);
             }
         }
-        None => {
+        Handoff::Deliver(deliver) => {
             let claims = if queued { ctx.claim_builds(limits).await? } else { Vec::new() };
             for claim in claims {
                 tracing::debug!(build_id = claim.build_id, project = %claim.project, attempt = claim.attempt, "dispatching");

@@ -25,7 +25,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::{Deliver, PassError, PassReport, dispatch_once};
+use crate::{Handoff, PassError, PassReport, dispatch_once};
 
 /// How often follow-ups of ended builds are looked for.
 pub const FOLLOW_UP_EVERY: Duration = Duration::from_secs(10);
@@ -83,7 +83,7 @@ impl Passes {
 /// Runs passes as they are asked for (and every `tick`, if given) until `shutdown`.
 pub async fn run_loop(
     ctx: Ctx,
-    deliver: Arc<dyn Deliver>,
+    handoff: Handoff,
     passes: Arc<Passes>,
     tick: Option<Duration>,
     shutdown: CancellationToken,
@@ -98,8 +98,8 @@ pub async fn run_loop(
         }
         // Its own task: nothing that happens to whoever asked can stop it half-way.
         let pass = {
-            let (ctx, deliver) = (ctx.clone(), deliver.clone());
-            tokio::spawn(async move { dispatch_once(&ctx, deliver.as_ref(), follow_up).await })
+            let (ctx, handoff) = (ctx.clone(), handoff.clone());
+            tokio::spawn(async move { dispatch_once(&ctx, &handoff, follow_up).await })
         };
         let result = match pass.await {
             Ok(Ok(report)) => Ok(report),

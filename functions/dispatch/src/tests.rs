@@ -14,7 +14,7 @@ use sparky_core::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::{Deliver, Passes, dispatch_once, passes};
+use crate::{Deliver, Handoff, Passes, dispatch_once, passes};
 
 #[derive(Default)]
 struct Collect(Mutex<Vec<i64>>);
@@ -25,6 +25,11 @@ impl Deliver for Collect {
             got.push(claim.build_id);
         }
     }
+}
+
+/// Delivers claims nowhere (the tests look at the pass's report).
+fn discard() -> Handoff {
+    Handoff::Deliver(Arc::new(Collect::default()))
 }
 
 async fn queue(ctx: &Ctx, name: &str) -> i64 {
@@ -45,7 +50,8 @@ async fn dispatches_within_limits_and_drops_what_cannot_run() {
     temp.project("off", "script: echo\ndisabled: true\n");
 
     let sent = Arc::new(Collect::default());
-    let report = dispatch_once(&ctx, sent.as_ref(), false).await.expect("pass");
+    let handoff = Handoff::Deliver(sent.clone());
+    let report = dispatch_once(&ctx, &handoff, false).await.expect("pass");
     assert_eq!(report.dispatched, vec![a[0], a[1], b]);
     assert_eq!(report.dropped, vec![gone, off]);
     assert_eq!(sent.0.lock().expect("lock").clone(), vec![a[0], a[1], b]);
@@ -61,7 +67,7 @@ async fn dispatches_within_limits_and_drops_what_cannot_run() {
     let report: serde_json::Value = serde_json::from_slice(&stored).expect("JSON");
     assert_eq!((report["status"].as_str(), report["complete"].as_bool()), (Some("canceled"), Some(true)));
 
-    let again = dispatch_once(&ctx, sent.as_ref(), false).await.expect("pass");
+    let again = dispatch_once(&ctx, &handoff, false).await.expect("pass");
     assert!(again.dispatched.is_empty(), "limits are full: {again:?}");
 }
 
@@ -86,9 +92,9 @@ async fn a_pass_whose_caller_hung_up_still_delivers_what_it_claimed() {
     let sent = Arc::new(Collect::default());
     let passes = Arc::new(Passes::default());
     let shutdown = CancellationToken::new();
-    let deliver: Arc<dyn Deliver> = sent.clone();
+    let handoff = Handoff::Deliver(sent.clone());
     let pass_loop =
-        tokio::spawn(passes::run_loop(ctx.clone(), deliver, passes.clone(), None, shutdown.clone()));
+        tokio::spawn(passes::run_loop(ctx.clone(), handoff, passes.clone(), None, shutdown.clone()));
     // The first pass runs at start; wait for it, then ask for more and hang up at once
     // (a poke's caller timing out).
     delivered(&sent, 2).await;
@@ -118,17 +124,17 @@ async fn ended_builds_a_dead_process_left_pending_are_followed_up() {
     sparky_core::testing::end_without_follow_up(&ctx, &[first, second]).await;
     let key = Key::report("a", second).expect("key");
     assert!(sparky_core::reports::get_bytes(ctx.reports.as_ref(), &key).await.expect("read").is_none());
-    let sent = Collect::default();
-    let fresh = dispatch_once(&ctx, &sent, true).await.expect("pass");
+    let handoff = discard();
+    let fresh = dispatch_once(&ctx, &handoff, true).await.expect("pass");
     assert_eq!(fresh.followed_up, 0, "a follow-up still in its process's hands is left alone");
     sparky_core::testing::age_events(&ctx, 60_000).await;
-    let report = dispatch_once(&ctx, &sent, true).await.expect("pass");
+    let report = dispatch_once(&ctx, &handoff, true).await.expect("pass");
     assert_eq!(report.followed_up, 2);
     let stored = sparky_core::reports::get_bytes(ctx.reports.as_ref(), &key).await.expect("read");
     let doc: serde_json::Value = serde_json::from_slice(&stored.expect("report.json written")).expect("JSON");
     assert_eq!(doc["status"], "canceled");
     assert!(ctx.store.build(first).await.expect("read").is_none(), "pruned to keep_builds: 1");
-    let again = dispatch_once(&ctx, &sent, true).await.expect("pass");
+    let again = dispatch_once(&ctx, &handoff, true).await.expect("pass");
     assert_eq!(again.followed_up, 0, "done once");
 }
 
@@ -160,7 +166,7 @@ async fn the_runner_api_is_only_for_holders_of_the_internal_token() {
     let off = TempCtx::new(|_| {}).await;
     off.project("a", "script: echo\n");
     let id = queue(&off.ctx, "a").await;
-    dispatch_once(&off.ctx, &Collect::default(), false).await.expect("pass");
+    dispatch_once(&off.ctx, &discard(), false).await.expect("pass");
     let start = format!("/internal/v1/builds/{id}/start");
     let owner = r#"{"owner":"someone"}"#;
     let (status, answer) = ask(&off.ctx, "POST", &start, Some("anything"), owner).await;
@@ -174,7 +180,7 @@ async fn the_runner_api_is_only_for_holders_of_the_internal_token() {
     let ctx = temp.ctx.clone();
     temp.project("a", "script: echo\n");
     let id = queue(&ctx, "a").await;
-    dispatch_once(&ctx, &Collect::default(), false).await.expect("pass");
+    dispatch_once(&ctx, &discard(), false).await.expect("pass");
     let path = |action: &str| format!("/internal/v1/builds/{id}/{action}");
     for token in [None, Some("wrong"), Some("the-admin-token")] {
         for (method, action) in

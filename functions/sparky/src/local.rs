@@ -9,50 +9,22 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
-use sparky_core::{
-    Config, Ctx, error::error_chain, lifecycle::Started, model::Reason, serve, store::Claim,
-    store::JournalMode,
-};
-use sparky_dispatch::{Deliver, Dispatcher, Passes, RunHere, passes};
+use sparky_core::{Config, Ctx, error::error_chain, lifecycle::Started, serve, store::JournalMode};
+use sparky_dispatch::{Dispatcher, Handoff, Passes, RunHere, passes};
 use sparky_run::{Backend, LocalBackend, Runner};
 use sparky_trigger::{Ticker, tick};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-/// Runs builds as tasks of this process: taken as they are claimed (claimed and
-/// started in one commit), or, delivered one by one, started as run would.
-struct LocalDeliver {
+/// Runs builds as tasks of this process, taken already running: dispatch claims and
+/// starts them in one commit. (A pass begun after shutdown was asked starts none.)
+struct LocalRunner {
     ctx: Ctx,
     state: Arc<dyn Backend>,
     builds: TaskTracker,
 }
 
-impl Deliver for LocalDeliver {
-    fn deliver(&self, claim: Claim) {
-        let ctx = self.ctx.clone();
-        let state = self.state.clone();
-        self.builds.spawn(async move {
-            let id = claim.build_id;
-            if ctx.shutdown.is_cancelled() {
-                // Shutting down: leave it for the next start rather than cancel it.
-                if let Err(error) = ctx.requeue_dispatched(id, Reason::ShutDown).await {
-                    tracing::warn!(build_id = id, error = %error_chain(&error), "could not requeue");
-                }
-                return;
-            }
-            if let Err(error) = sparky_run::execute(&ctx, &state, id, true).await {
-                tracing::error!(build_id = id, error = %error_chain(&error), "running the build failed");
-            }
-        });
-    }
-
-    /// Builds are claimed and started in one commit (`running` before this sees them).
-    fn runs_here(&self) -> Option<&dyn RunHere> {
-        Some(self)
-    }
-}
-
-impl RunHere for LocalDeliver {
+impl RunHere for LocalRunner {
     fn run(&self, started: Started) {
         let ctx = self.ctx.clone();
         let state = self.state.clone();
@@ -105,11 +77,14 @@ pub async fn run(
     }
     let builds = TaskTracker::new();
     let state: Arc<dyn Backend> = Arc::new(LocalBackend { ctx: ctx.clone() });
-    let deliver: Arc<dyn Deliver> =
-        Arc::new(LocalDeliver { ctx: ctx.clone(), state: state.clone(), builds: builds.clone() });
+    let handoff = Handoff::RunHere(Arc::new(LocalRunner {
+        ctx: ctx.clone(),
+        state: state.clone(),
+        builds: builds.clone(),
+    }));
     let tick = Some(passes::tick_for(ctx.config.lease));
     let dispatcher =
-        tokio::spawn(passes::run_loop(ctx.clone(), deliver, passes.clone(), tick, shutdown.clone()));
+        tokio::spawn(passes::run_loop(ctx.clone(), handoff, passes.clone(), tick, shutdown.clone()));
 
     let ticker = tokio::spawn(tick::run_minute_ticker(Ticker::new(ctx.clone())));
     let inbox = tokio::spawn(tick::run_inbox_scanner(ctx.clone()));

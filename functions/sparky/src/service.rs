@@ -24,7 +24,7 @@ use sparky_core::{
     store::JournalMode,
     tls::LazyClient,
 };
-use sparky_dispatch::{Dispatcher, HttpDeliver, Passes, passes};
+use sparky_dispatch::{Dispatcher, Handoff, HttpDeliver, Passes, passes};
 use sparky_trigger::{Ticker, tick};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -154,9 +154,9 @@ async fn open(
                     "dispatch needs SPARKY_RUN_URL: where to send builds (run's URL, or a Knative Broker's)"
                 );
             };
-            let deliver = Arc::new(HttpDeliver::new(ctx.clone(), &run_url));
+            let handoff = Handoff::Deliver(Arc::new(HttpDeliver::new(ctx.clone(), &run_url)));
             let tick = self_tick.then(|| passes::tick_for(ctx.config.lease));
-            tokio::spawn(passes::run_loop(ctx.clone(), deliver, passes.clone(), tick, shutdown.clone()));
+            tokio::spawn(passes::run_loop(ctx.clone(), handoff, passes.clone(), tick, shutdown.clone()));
             tokio::spawn(sparky_core::outbox::run_loop(ctx.clone(), shutdown));
             sparky_dispatch::router(Dispatcher { ctx: ctx.clone(), passes })
         }

@@ -260,20 +260,22 @@ impl Projects {
             .get(name)
             .filter(|cached| cached.key.config == stamp)
             .map(|cached| (cached.key.job.clone(), cached.config.clone()));
-        let mut job = None;
-        if let Some((cached_job, config)) = cached {
+        let job = match cached {
             // `job` counts only without a script: an unchanged sparky.yaml with one of
             // its own needs no look at it.
-            if matches!(&config, Ok(c) if matches!(c.script, Script::Inline(_))) {
+            Some((_, config)) if matches!(&config, Ok(c) if matches!(c.script, Script::Inline(_))) => {
                 return project(config);
             }
-            let now = files::job(&dir, &shown_dir);
-            if now == cached_job {
-                return project(config);
+            Some((cached_job, config)) => {
+                let job = files::job(&dir, &shown_dir);
+                if job == cached_job {
+                    return project(config);
+                }
+                job
             }
-            job = Some(now);
-        }
-        let key = CacheKey { config: stamp, job: job.unwrap_or_else(|| files::job(&dir, &shown_dir)) };
+            None => files::job(&dir, &shown_dir),
+        };
+        let key = CacheKey { config: stamp, job };
 
         self.parses.fetch_add(1, Ordering::Relaxed);
         let (config, keep) = match files::read_config(&path, &meta, &shown) {

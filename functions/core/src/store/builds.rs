@@ -322,11 +322,6 @@ impl Store {
         .await
     }
 
-    /// The projects that have queued builds.
-    pub async fn queued_projects(&self) -> Result<Vec<String>, StoreError> {
-        self.call(|conn| queued_projects(conn)).await
-    }
-
     /// Ids of `project`'s queued builds, oldest first.
     pub async fn queued_ids(&self, project: &str) -> Result<Vec<i64>, StoreError> {
         let project = project.to_string();
@@ -421,6 +416,7 @@ impl Store {
     }
 }
 
+/// The projects that have queued builds.
 pub(super) fn queued_projects(conn: &Connection) -> Result<Vec<String>, StoreError> {
     let projects = conn
         .prepare_cached(QUEUED_PROJECTS)?

@@ -60,7 +60,7 @@ impl Store {
     }
 
     /// What a dispatch pass starts from, read at once: the projects with queued builds
-    /// (as [`Store::queued_projects`]) and whether any lease ran out before `now`.
+    /// and whether any lease ran out before `now`.
     pub async fn pass_start(&self, now: i64) -> Result<(Vec<String>, bool), StoreError> {
         self.call(move |conn| Ok((queued_projects(conn)?, lease_expired(conn, now)?))).await
     }
