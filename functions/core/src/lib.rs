@@ -13,6 +13,7 @@
 //! - [`ctx`]: the state every function receives, and the links between functions
 //!   (poking dispatch, delivering a build to run).
 //! - [`lifecycle`]: every change of a build's status, and what must follow each one.
+//! - [`memory`]: few allocator arenas, freed memory back to the OS when builds end.
 //! - [`metrics`]: the process's Prometheus metrics, and the HTTP edge's counting.
 //! - [`outbox`]: commit statuses on Git hosts, driven by the lifecycle's events.
 //! - [`runner`]: what a runner takes with a build, and dispatch's runner API's shapes.
@@ -34,6 +35,7 @@ pub mod events;
 pub mod hub;
 pub mod lambda;
 pub mod lifecycle;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod outbox;
