@@ -4,7 +4,8 @@
 //!   random address, so the loader first rewrites every pointer in its read-only data
 //!   (about 75,000 of them): milliseconds at each start, and memory that each process
 //!   then holds privately instead of sharing with the file's page cache.
-//! - In optimised builds for x86-64 Linux (linked by LLD, Rust's default there), with
+//! - In optimised builds for x86-64 Linux (linked by LLD, Rust's default there since
+//!   1.90, the workspace's `rust-version`), with
 //!   the functions a running Sparky uses first and side by side, in the order of
 //!   `symbol-order.txt` (written by `scripts/order-symbols`). The kernel maps 64 KiB
 //!   around each page of code a process first touches; with that code spread over the

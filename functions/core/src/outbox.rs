@@ -43,8 +43,10 @@ use crate::{
     time::now_ms,
 };
 
-/// How long a claimed delivery is this process's to send.
-pub const CLAIM: Duration = Duration::from_secs(60);
+/// How long a claimed delivery is this process's to send: the claimed batch is sent at
+/// once, so this covers one request (at most `send`'s 15 s timeout) and recording its
+/// answer. A process that dies holding claims delays them by at most this.
+pub const CLAIM: Duration = Duration::from_secs(30);
 /// Tries before a delivery that keeps failing on the way is given up.
 pub const MAX_ATTEMPTS: u32 = 15;
 /// How often the events are read when nothing wakes the loop.
@@ -128,9 +130,14 @@ impl Ctx {
             if claimed.is_empty() {
                 break;
             }
-            for delivery in claimed {
-                let outcome = send::send(self, &delivery).await;
-                self.store.settle_delivery(delivery.id, outcome, now_ms()).await?;
+            // At once: each claim must be settled within CLAIM. A batch never holds two
+            // deliveries of one build to one target, so their order is kept.
+            let sends = claimed.iter().map(|delivery| async move {
+                let outcome = send::send(self, delivery).await;
+                self.store.settle_delivery(delivery.id, outcome, now_ms()).await
+            });
+            for result in futures_util::future::join_all(sends).await {
+                result?;
                 settled += 1;
             }
         }
