@@ -5,9 +5,9 @@
 //!   (about 75,000 of them): milliseconds at each start, and memory that each process
 //!   then holds privately instead of sharing with the file's page cache.
 //! - In optimised builds for x86-64 Linux (linked by LLD, Rust's default there since
-//!   1.90, the workspace's `rust-version`), with
-//!   the functions a running Sparky uses first and side by side, in the order of
-//!   `symbol-order.txt` (written by `scripts/order-symbols`). The kernel maps 64 KiB
+//!   1.90, the workspace's `rust-version`), with the functions a running Sparky uses
+//!   first and side by side, in the order of `symbol-order.txt` (written by
+//!   `scripts/order-symbols`). The kernel maps 64 KiB
 //!   around each page of code a process first touches; with that code spread over the
 //!   whole binary, most of the binary would end up resident. Names the list has and the
 //!   binary hasn't (code changed since the list was written) are skipped.
@@ -16,9 +16,9 @@ use std::{env, path::Path};
 fn main() {
     println!("cargo:rustc-link-arg-bins=-no-pie");
 
-    let order = Path::new(&env::var("CARGO_MANIFEST_DIR").unwrap_or_default()).join("symbol-order.txt");
-    println!("cargo:rerun-if-changed={}", order.display());
     let var = |name: &str| env::var(name).unwrap_or_default();
+    let order = Path::new(&var("CARGO_MANIFEST_DIR")).join("symbol-order.txt");
+    println!("cargo:rerun-if-changed={}", order.display());
     let optimised = var("PROFILE") == "release";
     let lld_by_default = var("CARGO_CFG_TARGET_ARCH") == "x86_64"
         && var("CARGO_CFG_TARGET_OS") == "linux"

@@ -27,21 +27,15 @@ pub fn limit_arenas() {
 /// Builds running in this process (`sparky up` or run).
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 
-/// Held while a build runs here. When the last running build's guard drops, the
-/// memory its work freed goes back to the OS (on a blocking thread: trimming walks
-/// the heaps).
+/// Held while a build runs here ([`BuildRunning::begin`]). When the last running
+/// build's guard drops, the memory its work freed goes back to the OS (on a blocking
+/// thread: trimming walks the heaps).
 pub struct BuildRunning(());
 
 impl BuildRunning {
-    pub fn new() -> BuildRunning {
+    pub fn begin() -> BuildRunning {
         RUNNING.fetch_add(1, Ordering::SeqCst);
         BuildRunning(())
-    }
-}
-
-impl Default for BuildRunning {
-    fn default() -> Self {
-        BuildRunning::new()
     }
 }
 
@@ -57,7 +51,7 @@ impl Drop for BuildRunning {
 
 /// Hands pages the allocator holds free back to the OS.
 #[allow(unsafe_code)] // libc's allocator calls have no safe wrapper.
-pub fn release_free_memory() {
+fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory of the allocator's own heaps.
     unsafe {

@@ -60,7 +60,7 @@ pub async fn run_assigned(
     assignment: Assignment,
     stop_on_shutdown: bool,
 ) -> Result<Option<BuildStatus>, BackendError> {
-    let _running = sparky_core::memory::BuildRunning::new();
+    let _running = sparky_core::memory::BuildRunning::begin();
     let Assignment { build, token, project, secrets } = assignment;
     let owner = ctx.runner_name(build.id);
     tracing::info!(project = %build.project, attempt = build.attempt, "build started");

@@ -159,9 +159,10 @@ async fn a_host_down_then_back_gets_the_latest_status_once_and_a_restart_loses_n
     let sparky = Sparky::up(dir.path(), &envs());
     let api = Api::new(&sparky.url);
     let hosts = GitHosts::start(port, &TOKENS.map(|(host, _, token)| (host, token))).await;
-    // A delivery the killed process had claimed waits out its claim (30 s) first.
+    // A delivery the killed process had claimed waits out its claim first.
     for id in &ids {
-        let list = deliveries(&api, *id, Duration::from_secs(50), final_sent).await;
+        let limit = sparky_core::outbox::CLAIM + Duration::from_secs(20);
+        let list = deliveries(&api, *id, limit, final_sent).await;
         assert!(list.iter().all(|d| d["state"] != "pending"), "the older ones are moot: {list:?}");
     }
     assert_eq!(hosts.violations(), Vec::<String>::new());
