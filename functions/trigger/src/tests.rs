@@ -269,6 +269,27 @@ async fn deleting_a_history_needs_the_token_and_keeps_live_builds() {
     assert!(h.ctx.store.build(done).await.expect("read").is_none());
     assert!(h.ctx.store.build(live).await.expect("read").is_some(), "a queued build stays");
     assert!(h.ctx.reports.list("projects/app/").await.expect("list").is_empty(), "its reports went too");
+
+    // A logged-in person's cookie alone is not enough: another site's page could make
+    // the browser send it. Their session's form token goes in a header.
+    let done = queue().await.expect("queue").build.id;
+    h.ctx.cancel_build(done).await.expect("cancel: finished");
+    let (cookie, _) = h.logged_in().await;
+    let by_person = |form_token: Option<&str>| {
+        let mut request = Request::delete("/api/v1/projects/app/builds").header(cookie.0, cookie.1);
+        if let Some(form_token) = form_token {
+            request = request.header("x-sparky-form-token", form_token);
+        }
+        crate::router(crate::Ticker::new(h.ctx.clone()))
+            .oneshot(request.body(Body::empty()).expect("request"))
+    };
+    for form_token in [None, Some("guess")] {
+        let refused = by_person(form_token).await.expect("response");
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "form token {form_token:?}");
+    }
+    assert!(h.ctx.store.build(done).await.expect("read").is_some(), "a refused call deletes nothing");
+    assert_eq!(by_person(Some("form-token")).await.expect("response").status(), StatusCode::OK);
+    assert!(h.ctx.store.build(done).await.expect("read").is_none(), "the person's call deleted it");
 }
 
 #[tokio::test]
