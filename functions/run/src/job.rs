@@ -95,9 +95,11 @@ pub fn job_env(
     secrets: &BTreeMap<String, Secret>,
 ) -> JobEnv {
     let api_url = sparky.api_url.as_deref().unwrap_or_default();
-    let mut env = sparky.job_env.clone();
+    // The build's own variables are set last: a project's `env`, a parameter or a secret
+    // of the same name can't pass for what Sparky says (a parent build, a commit).
+    let mut own = BTreeMap::new();
     let mut set = |k: &str, v: &str| {
-        env.insert(k.to_string(), v.to_string());
+        own.insert(k.to_string(), v.to_string());
     };
     set("SPARKY_PROJECT", &build.project);
     set("SPARKY_BUILD_ID", &build.id.to_string());
@@ -122,9 +124,11 @@ pub fn job_env(
         set("SCM_SOURCE_BRANCH", &pull.source_branch);
         set("SCM_TARGET_BRANCH", &pull.target_branch);
     }
+    let mut env = sparky.job_env.clone();
     env.extend(config.env.clone());
     env.extend(build.params.clone());
     env.extend(secrets.iter().map(|(name, value)| (name.clone(), value.expose().to_string())));
+    env.extend(own);
     JobEnv { vars: env }
 }
 

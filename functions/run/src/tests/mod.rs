@@ -66,10 +66,11 @@ impl Harness {
 #[tokio::test]
 async fn runs_a_script_with_its_environment_and_interleaved_output() {
     let h = harness().await;
+    // The project's `env` can't pass for the build's own variables.
     h.project(
         "app",
         "script: |\n  echo out1\n  echo err1 >&2\n  echo out2\n  echo \"$SPARKY_PROJECT $SPARKY_BUILD_ID $SPARKY_TRIGGER $SPARKY_API $TARGET $FROM_ENV\"\n  pwd\n\
-         env: { FROM_ENV: yes }\nvars: [{ name: TARGET }]\n",
+         env: { FROM_ENV: yes, SPARKY_PROJECT: other, SPARKY_BUILD_ID: \"0\" }\nvars: [{ name: TARGET }]\n",
     );
     let id = h.dispatched("app", &[("TARGET", "prod")]).await;
     let status = crate::execute(&h.ctx, &h.state(), id, true).await.expect("execute");
