@@ -120,6 +120,19 @@ async fn private_reads_need_a_session_or_a_token() {
         let answer = h.get_with(route, &[("cookie", &cookie)]).await;
         assert_ne!(answer.status, StatusCode::UNAUTHORIZED, "{route} with a session");
     }
+    // A running build's job token reads too (its job may look at builds), and stops
+    // reading when its build ends.
+    let limits = sparky_core::store::Limits { global: 1, concurrency: [("app".to_string(), 1)].into() };
+    h.ctx.claim_builds(limits).await.expect("claim");
+    let started = h.ctx.start_build(id, "test").await.expect("start").expect("running");
+    let job = format!("Bearer {}", started.token.expose());
+    for route in routes.iter().filter(|r| !r.ends_with("/events")) {
+        let answer = h.get_with(route, &[("authorization", &job)]).await;
+        assert_ne!(answer.status, StatusCode::UNAUTHORIZED, "{route} with a running build's token");
+    }
+    h.finish(id, sparky_core::model::BuildStatus::Succeeded, Some(0), 0).await;
+    let answer = h.get_with("/api/v1/projects", &[("authorization", &job)]).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "a token whose build ended: {}", answer.body);
     // The login page and what it needs stay open.
     for open in ["/login", "/static/sparky.css"] {
         assert_eq!(h.get(open).await.status, StatusCode::OK, "{open}");
