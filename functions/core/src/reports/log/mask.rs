@@ -23,7 +23,7 @@ pub struct Masker {
     first: [bool; 256],
     /// Seen but not yet let go: it may begin a value.
     held: Vec<u8>,
-    /// Held back at most: room for the longest value with a line break after each byte.
+    /// Held back at most: room for the longest value with a CRLF after each byte.
     max_hold: usize,
 }
 
@@ -78,7 +78,7 @@ impl Masker {
         for value in &values {
             first[value[0] as usize] = true;
         }
-        let max_hold = values.first().map_or(0, |v| v.len() * 2 + 2);
+        let max_hold = values.first().map_or(0, |v| v.len() * 3 + 2);
         Masker { values, first, held: Vec::new(), max_hold }
     }
 
@@ -183,6 +183,10 @@ mod tests {
         assert_eq!(run(&mut m, &[b"abc\nde", b"f\ngh\n"]), "***\n");
         assert_eq!(run(&mut m, &[b"ab\r\ncdefgh"]), "***");
         assert_eq!(run(&mut m, &[b"\nabcdefgh"]), "\n***", "a break before it stays");
+        // A CRLF after every byte, written one byte at a time.
+        let crlf: Vec<u8> = b"abcdefgh".iter().flat_map(|&b| [b, b'\r', b'\n']).collect();
+        let bytes: Vec<&[u8]> = crlf.chunks(1).collect();
+        assert_eq!(run(&mut m, &bytes), "***\r\n");
     }
 
     #[test]
