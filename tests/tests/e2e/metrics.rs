@@ -63,12 +63,15 @@ async fn prometheus_scrapes_every_process_and_finds_the_builds() {
     let up_api = Api::new(&up.url);
     run_all(&up_api, &up_api, &["ok", "ok", "bad"]).await;
     run_all(&cluster.trigger_api(), &cluster.ui_api(), &["ok", "bad"]).await;
-    // One build left running: every process that has the store reports it.
+    // One build left running: every process that has the store reports it (trigger,
+    // dispatch and render-ui: run has none, it asks dispatch).
     let slow = cluster.trigger_api().trigger("slow", json!({})).await;
     cluster.ui_api().wait_for(slow, Some("running"), Duration::from_secs(20)).await;
 
     prometheus.until_value(r#"count(up == 1)"#, 5.0).await;
-    prometheus.until_value(r#"count(sparky_builds{job="functions",status="running"} == 1)"#, 4.0).await;
+    prometheus.until_value(r#"count(sparky_builds{job="functions",status="running"} == 1)"#, 3.0).await;
+    let from_run = prometheus.query(r#"sparky_builds{function="run"}"#).await;
+    assert!(from_run.is_empty(), "run holds no store, so it reports no live builds: {from_run:?}");
     prometheus.until_value(r#"sum(sparky_project_builds{function="render-ui",project="slow"})"#, 1.0).await;
     let canceled = cluster.trigger_api().post(&format!("/api/v1/builds/{slow}/cancel")).await;
     assert!(canceled.status < 300, "{}", canceled.json);
@@ -76,19 +79,20 @@ async fn prometheus_scrapes_every_process_and_finds_the_builds() {
 
     prometheus.until_value(r#"sum(sparky_builds_finished_total{status="failed"})"#, 2.0).await;
     prometheus.until_value(r#"sum(sparky_builds_finished_total{job="up",status="succeeded"})"#, 2.0).await;
-    // Each function counts what it does: trigger queues, run starts and ends.
+    // Each function counts what it records: trigger queues; dispatch records starts and
+    // ends for run, which holds no store.
     prometheus.until_value(r#"sum(sparky_builds_queued_total{function="trigger"})"#, 3.0).await;
-    prometheus.until_value(r#"sum(sparky_builds_started_total{function="run"})"#, 3.0).await;
+    prometheus.until_value(r#"sum(sparky_builds_started_total{function="dispatch"})"#, 3.0).await;
     prometheus
         .until_value(
-            r#"sum(sparky_builds_finished_total{function="run",status="canceled",project="slow"})"#,
+            r#"sum(sparky_builds_finished_total{function="dispatch",status="canceled",project="slow"})"#,
             1.0,
         )
         .await;
     let others = prometheus
-        .query(r#"sum(sparky_builds_queued_total{job="functions",function!="trigger"}) or sum(sparky_builds_started_total{job="functions",function!="run"})"#)
+        .query(r#"sum(sparky_builds_queued_total{job="functions",function!="trigger"}) or sum(sparky_builds_started_total{job="functions",function!="dispatch"})"#)
         .await;
-    assert!(others.is_empty(), "only trigger queues and only run starts: {others:?}");
+    assert!(others.is_empty(), "only trigger queues and only dispatch records starts: {others:?}");
     prometheus.until_value(r#"sum(sparky_builds{job="functions",status="running"})"#, 0.0).await;
 
     // Durations: the jobs are trivial, the canceled one ran a moment.

@@ -1,5 +1,7 @@
-//! The four functions as separate OS processes sharing one root, as on Kubernetes:
-//! SQLite with the rollback journal, HTTP between them.
+//! The four functions as separate OS processes, as on Kubernetes: trigger, dispatch and
+//! render-ui share one root (SQLite with the rollback journal); run has an empty root of
+//! its own and reaches the state only through dispatch's runner API (the internal
+//! token); reports go to a folder all of them see; HTTP between them.
 
 use std::{
     path::{Path, PathBuf},
@@ -21,6 +23,8 @@ pub(crate) struct Cluster {
     dispatch: Sparky,
     run: Option<Sparky>,
     _ui: Sparky,
+    /// run's own root, where it never sees `root`; last, so it goes after the processes.
+    run_root: tempfile::TempDir,
 }
 
 pub(crate) const FUNCTIONS: [&str; 4] = ["trigger", "dispatch", "run", "render-ui"];
@@ -33,19 +37,24 @@ impl Cluster {
             ("SPARKY_DISPATCH_URL".into(), format!("http://127.0.0.1:{}", ports[1])),
             ("SPARKY_RUN_URL".into(), format!("http://127.0.0.1:{}", ports[2])),
             ("SPARKY_API_URL".into(), format!("http://127.0.0.1:{}", ports[0])),
+            ("SPARKY_INTERNAL_TOKEN".into(), "functions-only".into()),
+            ("SPARKY_REPORTS".into(), root.join("reports").display().to_string()),
         ];
         envs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let run_root = tempfile::tempdir().expect("run's root");
         let start = |i: usize| {
             let env: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let root = if FUNCTIONS[i] == "run" { run_root.path() } else { root };
             Sparky::serve(FUNCTIONS[i], ports[i], root, &env)
         };
         let (run, dispatch, trigger, ui) = (start(2), start(1), start(0), start(3));
-        Cluster { root: root.to_path_buf(), ports, envs, trigger, dispatch, run: Some(run), _ui: ui }
+        let root = root.to_path_buf();
+        Cluster { root, ports, envs, trigger, dispatch, run: Some(run), _ui: ui, run_root }
     }
 
     fn restart_run(&mut self) {
         let env: Vec<(&str, &str)> = self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        self.run = Some(Sparky::serve("run", self.ports[2], &self.root, &env));
+        self.run = Some(Sparky::serve("run", self.ports[2], self.run_root.path(), &env));
     }
 
     /// Restarts dispatch with `extra` settings on top of the cluster's.
@@ -99,6 +108,15 @@ async fn builds_run_through_four_separate_processes() {
     assert_eq!(
         cluster.ui_api().log(id).await,
         format!("built {id} via http://127.0.0.1:{}\n", cluster.ports[0])
+    );
+    // run worked from its own root: no database, no projects there.
+    let run_root: Vec<_> = std::fs::read_dir(cluster.run_root.path())
+        .expect("run's root")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !run_root.iter().any(|name| name.starts_with("sparky.db") || name == "projects"),
+        "run opened the state in its own root: {run_root:?}"
     );
     // Bytes 18 and 19 of an SQLite file are 1 for the rollback journal, 2 for WAL.
     let header = std::fs::read(dir.path().join("sparky.db")).expect("database file");
