@@ -171,6 +171,25 @@ async fn a_killed_runner_loses_its_build_or_hands_it_back_for_a_retry() {
         retried["attempts"].as_array().into_iter().flatten().filter_map(|a| a["reason"].as_str()).collect();
     assert_eq!(reasons, ["runner_vanished", "finished"], "{retried}");
     assert_eq!(ui.log(retry).await, "second attempt\n");
+    // Its report.json lists both attempts, numbered and explained as the API does.
+    let report = ui.get(&format!("/builds/{retry}/report.json")).await;
+    assert_eq!(report.status, 200);
+    let numbers: Vec<i64> = report.json["attempts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["number"].as_i64())
+        .collect();
+    assert_eq!(numbers, [1, 2], "{}", report.json);
+    assert_eq!(report.json["attempts"], retried["attempts"], "report.json: {}\nAPI: {retried}", report.json);
+    assert_eq!(
+        (
+            report.json["status"].as_str(),
+            report.json["attempt"].as_i64(),
+            report.json["retries_used"].as_i64()
+        ),
+        (Some("succeeded"), Some(2), Some(1))
+    );
 }
 
 #[tokio::test]
