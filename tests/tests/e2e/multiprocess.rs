@@ -260,6 +260,44 @@ async fn black_hole() -> (String, tokio::task::JoinHandle<()>) {
     (url, task)
 }
 
+/// `serve trigger` with `SPARKY_SELF_TICK` reads `.triggers/` on its own clock (no
+/// PingSource posts `/events/cron` here). Its minute ticker, started beside the inbox
+/// reader, fires on wall-clock minutes: `cron::sparky_up_ticks_by_itself_every_minute`
+/// waits for one; this test doesn't wait a minute more.
+#[tokio::test]
+async fn four_processes_with_self_tick_pick_up_a_triggers_file_by_themselves() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_project(dir.path(), "app", "script: echo \"$SPARKY_TRIGGER build $SPARKY_BUILD_ID\"\n");
+    let cluster = Cluster::start(dir.path(), &[("SPARKY_SELF_TICK", "true")]);
+    let ui = cluster.ui_api();
+    let inbox = dir.path().join("projects/app/.triggers");
+    std::fs::create_dir_all(&inbox).expect("inbox");
+    std::fs::write(inbox.join("request.json.tmp"), r#"{"description": "dropped in"}"#).expect("write");
+    std::fs::rename(inbox.join("request.json.tmp"), inbox.join("request.json")).expect("rename");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let build = loop {
+        let history = ui.get("/api/v1/projects/app/builds").await.json;
+        if let Some(build) = history["builds"].as_array().and_then(|b| b.first()) {
+            break build.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the file queued nothing within 5 s: {}",
+            cluster.trigger.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (build["trigger"].as_str(), build["description"].as_str()),
+        (Some("file"), Some("dropped in"))
+    );
+    let id = build["id"].as_i64().expect("id");
+    ui.wait_for(id, Some("succeeded"), Duration::from_secs(20)).await;
+    assert_eq!(ui.log(id).await, format!("file build {id}\n"));
+    assert!(!inbox.join("request.json").exists(), "the file is removed once queued");
+}
+
 #[tokio::test]
 async fn four_processes_sweep_by_themselves_and_a_build_that_never_started_is_not_lost() {
     let dir = tempfile::tempdir().expect("temp dir");
