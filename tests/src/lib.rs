@@ -132,6 +132,27 @@ impl Sparky {
         Self::spawn(command)
     }
 
+    /// `sparky ARGS --root ROOT` as the user `uid` (through `setpriv`, so the caller
+    /// must be root), with only `PATH`, `HOME` (`root`) and `RUST_LOG` in its
+    /// environment, ready for [`Sparky::spawn`].
+    pub fn command_as(uid: u32, args: &[&str], root: &Path) -> Command {
+        let mut command = Command::new("setpriv");
+        command
+            .args([&format!("--reuid={uid}"), &format!("--regid={uid}"), "--clear-groups", "--"])
+            .arg(sparky_bin())
+            .args(args)
+            .arg("--root")
+            .arg(root)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", root)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
     /// Starts a prepared `sparky` command (stdout and stderr piped) and waits for it to
     /// print the address it serves on.
     pub fn spawn(mut command: Command) -> Sparky {

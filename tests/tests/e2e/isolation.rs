@@ -3,11 +3,11 @@
 //! reports on S3 (moto), and run on an empty root of its own, as another user (the run
 //! pod has no volume), reaching the state only through dispatch's runner API.
 
-use std::{os::unix::fs::PermissionsExt, path::Path, process::Command, time::Duration};
+use std::{os::unix::fs::PermissionsExt, path::Path, time::Duration};
 
 use nix::sys::signal::Signal;
 use serde_json::json;
-use sparky_tests::{Api, Sparky, alive, free_port, moto::Moto, ping_request, sparky_bin, write_project};
+use sparky_tests::{Api, Sparky, alive, free_port, moto::Moto, ping_request, write_project};
 
 const INTERNAL: &str = "internal-token-only-the-functions-hold-7f3a";
 const ADMIN: &str = "admin-token-of-the-isolated-cluster-91c2";
@@ -26,20 +26,9 @@ fn serve_run_as_nobody(port: u16, root: &Path, envs: &[(String, String)]) -> Spa
         "this test starts run as another user (setpriv) and must run as root, as ./scripts/test does here"
     );
     std::os::unix::fs::chown(root, Some(RUN_UID), Some(RUN_UID)).expect("give run its root");
-    let mut command = Command::new("setpriv");
-    command
-        .args([&format!("--reuid={RUN_UID}"), &format!("--regid={RUN_UID}"), "--clear-groups", "--"])
-        .arg(sparky_bin())
-        .args(["serve", "run", "--listen", &format!("127.0.0.1:{port}"), "--root"])
-        .arg(root)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", root)
-        .env("RUST_LOG", "info")
-        .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+    let listen = format!("127.0.0.1:{port}");
+    let mut command = Sparky::command_as(RUN_UID, &["serve", "run", "--listen", &listen], root);
+    command.envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     Sparky::spawn(command)
 }
 

@@ -189,6 +189,25 @@ async fn a_killed_runner_loses_its_build_or_hands_it_back_for_a_retry() {
         retried["attempts"].as_array().into_iter().flatten().filter_map(|a| a["reason"].as_str()).collect();
     assert_eq!(reasons, ["runner_vanished", "finished"], "{retried}");
     assert_eq!(ui.log(retry).await, "second attempt\n");
+    // Its report.json lists both attempts, numbered and explained as the API does.
+    let report = ui.get(&format!("/builds/{retry}/report.json")).await;
+    assert_eq!(report.status, 200);
+    let numbers: Vec<i64> = report.json["attempts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["number"].as_i64())
+        .collect();
+    assert_eq!(numbers, [1, 2], "{}", report.json);
+    assert_eq!(report.json["attempts"], retried["attempts"], "report.json: {}\nAPI: {retried}", report.json);
+    assert_eq!(
+        (
+            report.json["status"].as_str(),
+            report.json["attempt"].as_i64(),
+            report.json["retries_used"].as_i64()
+        ),
+        (Some("succeeded"), Some(2), Some(1))
+    );
 }
 
 #[tokio::test]
@@ -257,6 +276,44 @@ async fn black_hole() -> (String, tokio::task::JoinHandle<()>) {
         }
     });
     (url, task)
+}
+
+/// `serve trigger` with `SPARKY_SELF_TICK` reads `.triggers/` on its own clock (no
+/// PingSource posts `/events/cron` here). Its minute ticker, started beside the inbox
+/// reader, fires on wall-clock minutes: `cron::sparky_up_ticks_by_itself_every_minute`
+/// waits for one; this test doesn't wait a minute more.
+#[tokio::test]
+async fn four_processes_with_self_tick_pick_up_a_triggers_file_by_themselves() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_project(dir.path(), "app", "script: echo \"$SPARKY_TRIGGER build $SPARKY_BUILD_ID\"\n");
+    let cluster = Cluster::start(dir.path(), &[("SPARKY_SELF_TICK", "true")]);
+    let ui = cluster.ui_api();
+    let inbox = dir.path().join("projects/app/.triggers");
+    std::fs::create_dir_all(&inbox).expect("inbox");
+    std::fs::write(inbox.join("request.json.tmp"), r#"{"description": "dropped in"}"#).expect("write");
+    std::fs::rename(inbox.join("request.json.tmp"), inbox.join("request.json")).expect("rename");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let build = loop {
+        let history = ui.get("/api/v1/projects/app/builds").await.json;
+        if let Some(build) = history["builds"].as_array().and_then(|b| b.first()) {
+            break build.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the file queued nothing within 5 s: {}",
+            cluster.trigger.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (build["trigger"].as_str(), build["description"].as_str()),
+        (Some("file"), Some("dropped in"))
+    );
+    let id = build["id"].as_i64().expect("id");
+    ui.wait_for(id, Some("succeeded"), Duration::from_secs(20)).await;
+    assert_eq!(ui.log(id).await, format!("file build {id}\n"));
+    assert!(!inbox.join("request.json").exists(), "the file is removed once queued");
 }
 
 #[tokio::test]

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 use sparky_core::{
     Ctx,
     model::{BuildStatus, NewBuild, Params},
-    reports::{folder::collect, log::StoredLog},
-    store::Limits,
-    testing::TempCtx,
+    reports::{Key, folder::collect, get_bytes, log::StoredLog},
+    store::{CancelOutcome, Limits},
+    testing::{TempCtx, age_events},
 };
 
 /// Whether `pid` is a live process (a zombie waiting for its reaper is dead). Gives a
@@ -133,6 +133,38 @@ async fn a_cancel_stops_a_running_build() {
     let status = run.await.expect("join").expect("execute");
     assert_eq!(status, Some(BuildStatus::Canceled));
     assert!(asked.elapsed() < Duration::from_secs(2), "{:?}", asked.elapsed());
+}
+
+/// The start finds the cancel asked while the build waited for its runner: it ends
+/// `canceled` there, without running, and its `report.json` is stored all the same.
+#[tokio::test]
+async fn a_cancel_asked_while_dispatched_ends_it_unrun_with_its_report() {
+    let h = harness().await;
+    h.project("app", "script: touch ran\n");
+    let id = h.dispatched("app", &[]).await;
+    assert_eq!(h.ctx.cancel_build(id).await.expect("cancel"), CancelOutcome::Requested);
+    assert_eq!(crate::execute(&h.ctx, &h.state(), id, true).await.expect("execute"), None);
+    let build = h.ctx.store.build(id).await.expect("read").expect("row");
+    assert_eq!(build.status, BuildStatus::Canceled);
+    assert!(!h.ctx.config.build_work_dir(id).join("workspace/ran").exists(), "the job did not run");
+
+    let key = Key::report("app", id).expect("key");
+    let stored = get_bytes(h.ctx.reports.as_ref(), &key).await.expect("read").expect("a report.json");
+    let report: serde_json::Value = serde_json::from_slice(&stored).expect("JSON");
+    assert_eq!(
+        (report["status"].as_str(), report["error"].as_str(), report["complete"].as_bool()),
+        (Some("canceled"), Some("canceled before it started"), Some(true))
+    );
+    let attempts = report["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 1, "{report}");
+    assert_eq!(
+        (attempts[0]["outcome"].as_str(), attempts[0]["reason"].as_str()),
+        (Some("canceled"), Some("canceled"))
+    );
+    assert!(attempts[0]["started_at"].is_null(), "{report}");
+    // Followed up there and then: nothing is left for a sweep to do.
+    age_events(&h.ctx, 60_000).await;
+    assert_eq!(h.ctx.follow_up_pending().await.expect("follow up"), 0);
 }
 
 #[tokio::test]
