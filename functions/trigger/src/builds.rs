@@ -108,7 +108,10 @@ async fn cancel_build(ctx: &Ctx, id: &str, headers: &HeaderMap, body: Body) -> R
 
 /// `POST /api/v1/builds/{id}/rebuild`: a new build of the same project and commit,
 /// with the same parameters except those the request gives (`{"params": {...},
-/// "description": "..."}`, or no body at all).
+/// "description": "..."}`, or no body at all). A pull request's build is rebuilt as
+/// one of the same request: its head is fetched from the request's ref, and one from
+/// a fork still gets only the secrets marked for forks. The Run form that starts from
+/// an earlier build posts here too.
 #[tracing::instrument(skip_all, fields(build_id = %id))]
 pub async fn rebuild(
     State(ctx): State<Ctx>,
@@ -136,6 +139,8 @@ async fn rebuild_build(ctx: &Ctx, id: &str, headers: &HeaderMap, body: Body) -> 
         params,
         description: request.description.or_else(|| Some(format!("Rebuild of #{id}"))),
         scm: old.scm.clone(),
+        // Without it, a fork's commit would run as the project's own, with every secret.
+        pull_request: old.pull_request.clone(),
         commit_message: old.commit_message.clone(),
         triggered_by: caller.who(),
         idempotency_key: key,

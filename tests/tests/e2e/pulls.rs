@@ -230,3 +230,56 @@ async fn a_new_commit_on_a_pull_request_cancels_its_older_build() {
     built(&s, &fourth).await;
     assert_eq!(api.build(third).await["status"], "running", "pull request #6 is not #5");
 }
+
+#[tokio::test]
+async fn a_rebuild_of_a_forks_pull_request_is_still_the_forks_request() {
+    let s = setup();
+    let api = Api::new(&s.sparky.url);
+    // The fork's commit is only in the request's ref, as on a host.
+    let sha = s.publish("forked", "refs/pull/8/head");
+    let reply = send(&s, "github", "r-1", &hub_payload(&s, "opened", 8, &sha, "stranger/app")).await;
+    let (first, _) = built(&s, &reply).await;
+
+    let rebuilt = api.post(&format!("/api/v1/builds/{}/rebuild", first["id"])).await;
+    assert_eq!(rebuilt.status, 201, "{}", rebuilt.json);
+    let id = rebuilt.json["id"].as_i64().expect("build id");
+    let build = api.wait_for(id, None, Duration::from_secs(30)).await;
+    let log = api.log(id).await;
+    assert_eq!(build["status"], "succeeded", "{build}\n{log}");
+    assert_eq!(build["trigger"], "rebuild");
+    assert!(log.contains("own=none public=***"), "a rebuild gets no secret withheld from forks: {log}");
+    assert!(!log.contains(OWN), "{log}");
+    assert!(
+        log.contains(&format!("pr=8 src=feature dst=main sha={sha} head={sha} feature=forked")),
+        "the rebuild checks out the request's head as a build of the request: {log}"
+    );
+    assert_eq!(
+        (build["pull_request"]["number"].as_u64(), build["pull_request"]["fork"].as_bool()),
+        (Some(8), Some(true))
+    );
+    let page = unescape_html(&api.get_text(&format!("/builds/{id}")).await.1);
+    assert!(page.contains("href=\"https://git.example.test/acme/app/pull/8\""), "{page}");
+
+    // The Run form that starts from the fork's build posts the same rebuild.
+    let form = unescape_html(&api.get_text(&format!("/projects/app?from={id}")).await.1);
+    assert!(form.contains(&format!("action=\"/api/v1/builds/{id}/rebuild\"")), "{form}");
+    let browser =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let posted = browser
+        .post(api.url(&format!("/api/v1/builds/{id}/rebuild")))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("description=from+the+form")
+        .send()
+        .await
+        .expect("form post");
+    assert_eq!(posted.status(), 303);
+    let location = posted.headers()["location"].to_str().expect("location");
+    let again: i64 = location.trim_start_matches("/builds/").parse().expect("a build's page");
+    let build = api.wait_for(again, None, Duration::from_secs(30)).await;
+    let log = api.log(again).await;
+    assert_eq!(
+        (build["status"].as_str(), build["pull_request"]["fork"].as_bool()),
+        (Some("succeeded"), Some(true))
+    );
+    assert!(log.contains("pr=8 ") && log.contains("own=none public=***"), "{log}");
+}

@@ -22,7 +22,8 @@ const TOKENS: [(&str, &str, &str); 3] = [
 ];
 
 /// A root whose projects `on-<host>` build `repo` and post statuses to `api_base/<host>`;
-/// the secrets hold `tokens` (secret name, value).
+/// the secrets hold `tokens` (secret name, value). A commit's `OUTCOME` file may make
+/// its build fail (`fail`) or hang (`hang...`).
 fn root(dir: &Path, repo: &Repo, api_base: &str, tokens: &[(&str, &str)]) {
     std::fs::create_dir_all(dir.join("secrets")).expect("secrets");
     for (name, value) in tokens {
@@ -34,7 +35,8 @@ fn root(dir: &Path, repo: &Repo, api_base: &str, tokens: &[(&str, &str)]) {
             dir,
             &format!("on-{host}"),
             &format!(
-                "scm:\n  url: '{url}'\n  branch: main\n  statuses: {{ host: {host}, token: {secret}, api: '{api_base}/{host}', repo: {repo_path} }}\nscript: echo built\n",
+                "scm:\n  url: '{url}'\n  branch: main\n  statuses: {{ host: {host}, token: {secret}, api: '{api_base}/{host}', repo: {repo_path} }}\n\
+                 script: |\n  case \"$(cat OUTCOME 2>/dev/null)\" in fail) exit 3;; hang*) sleep 300;; esac\n  echo built\n",
                 url = repo.path.display()
             ),
         );
@@ -276,5 +278,80 @@ async fn two_dispatch_processes_post_each_status_once() {
             let last = posted.iter().rfind(|p| p.host == host && &p.sha == sha);
             assert_eq!(last.map(|p| p.state.as_str()), Some("success"), "{host} {sha}");
         }
+    }
+}
+
+#[tokio::test]
+async fn failed_canceled_and_lost_builds_post_the_state_each_host_documents() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = Repo::init(&dir.path().join("app"));
+    let hosts = GitHosts::start(0, &TOKENS.map(|(host, _, token)| (host, token))).await;
+    let secrets: Vec<(&str, &str)> = TOKENS.iter().map(|(_, name, value)| (*name, *value)).collect();
+    root(dir.path(), &repo, &hosts.url, &secrets);
+    // A short lease: a build whose process was killed is found lost soon after. Three
+    // builds hang at once, whatever the machine's CPUs.
+    let mut envs = envs();
+    envs.extend([("SPARKY_LEASE", "2s"), ("SPARKY_MAX_RUNNING", "3")]);
+    let sparky = Sparky::up(dir.path(), &envs);
+    let api = Api::new(&sparky.url);
+
+    let failing = repo.commit("OUTCOME", "fail\n");
+    for id in push(&api, &repo, &failing, "d-1").await {
+        assert_eq!(api.wait_for(id, None, Duration::from_secs(30)).await["status"], "failed");
+        deliveries(&api, id, Duration::from_secs(15), final_sent).await;
+    }
+
+    let hanging = repo.commit("OUTCOME", "hang\n");
+    for id in push(&api, &repo, &hanging, "d-2").await {
+        api.wait_for(id, Some("running"), Duration::from_secs(30)).await;
+        let reply = api.post(&format!("/api/v1/builds/{id}/cancel")).await;
+        assert_eq!(reply.status, 202, "{}", reply.json);
+        assert_eq!(api.wait_for(id, None, Duration::from_secs(15)).await["status"], "canceled");
+        deliveries(&api, id, Duration::from_secs(15), final_sent).await;
+    }
+
+    // Sparky is killed while these run; the next Sparky finds their runner gone.
+    let doomed = repo.commit("OUTCOME", "hang again\n");
+    let ids = push(&api, &repo, &doomed, "d-3").await;
+    for id in &ids {
+        api.wait_for(*id, Some("running"), Duration::from_secs(30)).await;
+    }
+    let said_running = |host: &str| {
+        hosts.posted().iter().any(|p| p.host == host && p.sha == doomed && p.description.ends_with("running"))
+    };
+    for id in &ids {
+        // Nothing in flight when it dies: what it posted is on record as posted.
+        let settled = |list: &[Value]| list.len() >= 2 && list.iter().all(|d| d["state"] != "pending");
+        deliveries(&api, *id, Duration::from_secs(15), settled).await;
+    }
+    assert!(TOKENS.iter().all(|(host, _, _)| said_running(host)), "{:#?}", hosts.posted());
+    drop(sparky);
+    let sparky = Sparky::up(dir.path(), &envs);
+    let api = Api::new(&sparky.url);
+    for id in &ids {
+        assert_eq!(api.wait_for(*id, None, Duration::from_secs(20)).await["status"], "lost");
+        deliveries(&api, *id, Duration::from_secs(15), final_sent).await;
+    }
+
+    assert_eq!(hosts.violations(), Vec::<String>::new(), "every state one the host documents");
+    let posted = hosts.posted();
+    let last = |host: &str, sha: &str| {
+        let found = posted.iter().rfind(|p| p.host == host && p.sha == sha);
+        found.map(|p| (p.state.clone(), p.description.clone())).unwrap_or_default()
+    };
+    for (host, failed, canceled, lost) in [
+        ("github", "failure", "error", "error"),
+        ("gitlab", "failed", "canceled", "failed"),
+        ("gitea", "failure", "error", "error"),
+    ] {
+        let (state, words) = last(host, &failing);
+        assert_eq!(state, failed, "{host}: {words}");
+        assert!(words.ends_with("failed"), "{host}: {words}");
+        let (state, words) = last(host, &hanging);
+        assert_eq!(state, canceled, "{host}: {words}");
+        assert!(words.ends_with("canceled"), "{host}: {words}");
+        let (state, words) = last(host, &doomed);
+        assert_eq!(state, lost, "{host}: {words}");
+        assert!(words.ends_with("its runner vanished"), "{host}: {words}");
     }
 }

@@ -103,3 +103,48 @@ fn state(host: GitHost, status: BuildStatus) -> Option<(&'static str, &'static s
         (_, Lost) => ("error", "its runner vanished"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The states each host's API documents for a commit status.
+    fn documented(host: GitHost) -> &'static [&'static str] {
+        match host {
+            GitHost::Github => &["error", "failure", "pending", "success"],
+            GitHost::Gitlab => &["pending", "running", "success", "failed", "canceled", "skipped"],
+            GitHost::Gitea => &["pending", "success", "error", "failure", "warning"],
+        }
+    }
+
+    #[test]
+    fn each_build_status_posts_the_state_its_host_documents() {
+        use BuildStatus::*;
+        // GitHub, GitLab, Gitea; as the table at the top of this module says.
+        let table = [
+            (Queued, ["pending", "pending", "pending"]),
+            (Running, ["pending", "running", "pending"]),
+            (Succeeded, ["success", "success", "success"]),
+            (Failed, ["failure", "failed", "failure"]),
+            (TimedOut, ["failure", "failed", "failure"]),
+            (Canceled, ["error", "canceled", "error"]),
+            (Lost, ["error", "failed", "error"]),
+        ];
+        for (status, states) in table {
+            for (host, want) in [GitHost::Github, GitHost::Gitlab, GitHost::Gitea].into_iter().zip(states) {
+                let (got, words) = state(host, status).unwrap_or_else(|| panic!("{host:?} {status:?}"));
+                assert_eq!(got, want, "{host:?} {status:?}");
+                assert!(documented(host).contains(&got), "{host:?} does not know {got}");
+                assert!(!words.is_empty());
+            }
+        }
+        for host in [GitHost::Github, GitHost::Gitlab, GitHost::Gitea] {
+            assert_eq!(state(host, Dispatched), None, "a build handed to a runner posts nothing");
+        }
+        assert_eq!(table.len() + 1, BuildStatus::ALL.len(), "every status is in the table");
+        // Where the state alone can't tell them apart, the description does.
+        assert_eq!(state(GitHost::Github, Running).map(|s| s.1), Some("running"));
+        assert_eq!(state(GitHost::Gitea, Canceled).map(|s| s.1), Some("canceled"));
+        assert_eq!(state(GitHost::Github, TimedOut).map(|s| s.1), Some("timed out"));
+    }
+}
