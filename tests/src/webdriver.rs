@@ -88,7 +88,12 @@ impl Driver {
         if !javascript {
             options["prefs"] = json!({ "profile.managed_default_content_settings.javascript": 2 });
         }
-        let body = json!({ "capabilities": { "alwaysMatch": { "browserName": "chrome", "goog:chromeOptions": options } } });
+        // The console's messages are kept for `console` (a page's CSP violations show there).
+        let body = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": options,
+            "goog:loggingPrefs": { "browser": "ALL" },
+        } } });
         let reply: Value =
             self.http.post(format!("{}/session", self.base)).json(&body).send().await?.json().await?;
         let session = reply["value"]["sessionId"].as_str().with_context(|| format!("no session: {reply}"))?;
@@ -156,6 +161,24 @@ impl Browser {
             Some(json!({ "cmd": command, "params": params })),
         )
         .await
+    }
+
+    /// What pages wrote to the console (and the browser's own errors about them, such as
+    /// a Content-Security-Policy violation) since the last call: `LEVEL: message` each.
+    pub async fn console(&self) -> anyhow::Result<Vec<String>> {
+        let entries = self.call(reqwest::Method::POST, "/se/log", Some(json!({ "type": "browser" }))).await?;
+        Ok(entries
+            .as_array()
+            .context("log entries")?
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e["level"].as_str().unwrap_or("?"),
+                    e["message"].as_str().unwrap_or_default()
+                )
+            })
+            .collect())
     }
 
     /// The page as it shows now, as PNG bytes.

@@ -129,3 +129,106 @@ async fn a_job_token_triggers_children_while_its_build_runs_and_nothing_else() {
         api.send(authed(&api, "sparky-job-0000", "/api/v1/projects/child/builds").json(&json!({}))).await;
     assert_eq!(forged.status, 401);
 }
+
+/// The tags of `html` that carry script or style inline (a `<script>` without `src`, a
+/// `<style>`, a `style=` or `on...=` attribute), which the pages' policy would block.
+/// User text is escaped, so every `<` starts a real tag.
+fn inline_code(html: &str) -> Vec<String> {
+    html.split('<')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('>').map(|(tag, _)| tag))
+        .filter(|tag| {
+            let lower = tag.to_ascii_lowercase();
+            let attributes: Vec<&str> = lower.split_whitespace().skip(1).collect();
+            (lower.starts_with("script") && !attributes.iter().any(|a| a.starts_with("src=")))
+                || lower.starts_with("style")
+                || attributes.iter().any(|a| a.starts_with("style=") || a.starts_with("on"))
+        })
+        .map(|tag| format!("<{tag}>"))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_page_carries_the_security_headers_and_no_inline_code() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let gate = dir.path().join("gate");
+    write_project(
+        dir.path(),
+        "app",
+        &format!("script: |\n  echo started\n  while [ ! -e {} ]; do sleep 0.05; done\n", gate.display()),
+    );
+    let sparky = Sparky::up(dir.path(), &[("SPARKY_API_TOKEN", ADMIN)]);
+    let api = Api::new(&sparky.url);
+    let reply = api.send(authed(&api, ADMIN, "/api/v1/projects/app/builds").json(&json!({}))).await;
+    let running = reply.json["id"].as_i64().expect("id");
+    api.wait_for(running, Some("running"), Duration::from_secs(20)).await;
+    let reply = api.send(authed(&api, ADMIN, "/api/v1/projects/app/builds").json(&json!({}))).await;
+    let queued = reply.json["id"].as_i64().expect("id");
+
+    let pages = [
+        ("/", 200),
+        ("/queue", 200),
+        ("/builds", 200),
+        ("/builds?status=running", 200),
+        ("/projects/app", 200),
+        (&format!("/builds/{running}") as &str, 200),
+        (&format!("/builds/{queued}"), 200),
+        (&format!("/builds/{running}?from=0"), 200),
+        ("/login", 200),
+        ("/login?next=/queue", 200),
+        ("/builds/999999", 404),
+        ("/projects/nowhere", 404),
+        (&format!("/builds/{running}?from=x"), 400),
+        ("/builds?status=nope", 400),
+        ("/projects/app?q=ab", 400),
+    ];
+    let mut problems = Vec::new();
+    for (path, status) in pages {
+        let response = api.http.get(api.url(path)).send().await.expect("GET");
+        let headers = response.headers().clone();
+        let header =
+            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        if response.status().as_u16() != status {
+            problems.push(format!("{path}: {} instead of {status}", response.status()));
+        }
+        if !header("content-type").starts_with("text/html") {
+            problems.push(format!("{path}: content-type {:?}, not a page", header("content-type")));
+        }
+        let policy = header("content-security-policy");
+        let directive = |name: &str| {
+            policy
+                .split(';')
+                .map(str::trim)
+                .find_map(|d| d.strip_prefix(name).filter(|rest| rest.starts_with(' ')))
+                .map(str::trim)
+                .unwrap_or("(missing)")
+                .to_string()
+        };
+        if policy.contains("unsafe-") {
+            problems.push(format!("{path}: the policy lets unsafe code in: {policy:?}"));
+        }
+        for (name, wanted) in
+            [("script-src", "'self'"), ("style-src", "'self'"), ("frame-ancestors", "'none'")]
+        {
+            if directive(name) != wanted {
+                problems
+                    .push(format!("{path}: {name} is {:?}, wanted {wanted:?}: {policy:?}", directive(name)));
+            }
+        }
+        for (name, wanted) in [
+            ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "same-origin"),
+            ("x-frame-options", "DENY"),
+        ] {
+            if header(name) != wanted {
+                problems.push(format!("{path}: {name} is {:?}, wanted {wanted:?}", header(name)));
+            }
+        }
+        let body = response.text().await.expect("body");
+        for tag in inline_code(&body) {
+            problems.push(format!("{path}: inline code the policy blocks: {tag}"));
+        }
+    }
+    std::fs::write(&gate, "").expect("open the gate");
+    assert!(problems.is_empty(), "{problems:#?}");
+}
