@@ -1,6 +1,7 @@
 //! The web UI in headless Chromium (through chromedriver): the Run form, a build page
 //! following its log live (keeping a reader who scrolled up in place), and pages read
-//! with JavaScript off (a running build's page refreshing to the end of its log).
+//! with JavaScript off (a running build's page refreshing to the end of its log); "ago"
+//! labels and a running build's duration that keep moving.
 
 use std::{path::Path, time::Duration};
 
@@ -373,5 +374,68 @@ async fn without_javascript_a_running_builds_page_refreshes_to_the_end_of_its_lo
     }
     assert_eq!(api.build(id).await["status"], "running");
     std::fs::write(dir.path().join("gate3"), "").expect("gate 3");
+    browser.close().await;
+}
+
+/// Seconds in a label time.js writes ("850ms", "4s", "2m 5s", "1h 3m", with " ago" or
+/// not).
+fn seconds(label: &str) -> f64 {
+    label.trim_end_matches(" ago").split_whitespace().fold(0.0, |total, part| {
+        let (number, unit) = part.split_at(part.find(|c: char| !c.is_ascii_digit()).unwrap_or(part.len()));
+        let n: f64 = number.parse().unwrap_or_else(|_| panic!("not a time: {label:?}"));
+        total
+            + match unit {
+                "ms" => n / 1000.0,
+                "s" => n,
+                "m" => n * 60.0,
+                "h" => n * 3600.0,
+                _ => panic!("not a time: {label:?}"),
+            }
+    })
+}
+
+#[tokio::test]
+async fn ago_labels_keep_moving_and_a_running_builds_duration_counts_up() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    gated_project(dir.path(), "app", "");
+    let sparky = Sparky::up(dir.path(), &[]);
+    let api = Api::new(&sparky.url);
+    let id = api.trigger("app", json!({})).await;
+    api.wait_for(id, Some("running"), WAIT).await;
+    let driver = Driver::start().await.expect("chromedriver");
+    let browser = driver.browser(true).await.expect("browser");
+    browser.goto(&format!("{}/builds/{id}", sparky.url)).await.expect("build page");
+    let read = || async {
+        let labels = browser
+            .execute(
+                "window.sparkyMarker = window.sparkyMarker || Date.now();\
+                 return [window.sparkyMarker, document.querySelector('#duration .running-for').textContent,\
+                   Array.from(document.querySelectorAll('#facts time.ago')).map(t => t.textContent)];",
+            )
+            .await
+            .expect("labels");
+        let agos: Vec<String> = labels[2]
+            .as_array()
+            .expect("ago labels")
+            .iter()
+            .map(|l| l.as_str().unwrap_or_default().to_string())
+            .collect();
+        (labels[0].clone(), labels[1].as_str().unwrap_or_default().to_string(), agos)
+    };
+    let (marker, duration, agos) = read().await;
+    assert_eq!(agos.len(), 2, "queued and started: {agos:?}");
+    assert!(agos.iter().all(|a| a.ends_with(" ago")), "{agos:?}");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (later_marker, later_duration, later_agos) = read().await;
+    assert_eq!(marker, later_marker, "the page did not reload");
+    let counted = seconds(&later_duration) - seconds(&duration);
+    assert!((1.0..=4.0).contains(&counted), "the duration went from {duration:?} to {later_duration:?}");
+    for (before, after) in agos.iter().zip(&later_agos) {
+        let moved = seconds(after) - seconds(before);
+        assert!((1.0..=4.0).contains(&moved), "{before:?} became {after:?}");
+    }
+    assert_eq!(api.build(id).await["status"], "running");
+    std::fs::write(dir.path().join("gate1"), "").expect("gate 1");
+    std::fs::write(dir.path().join("gate2"), "").expect("gate 2");
     browser.close().await;
 }
