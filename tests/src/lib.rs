@@ -421,6 +421,14 @@ pub fn unescape_html(html: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// Build `id`'s row in a history page (`<tr id="build-ID">` to its `</tr>`), its
+/// escaped characters as a reader sees them; empty when the page has no such row.
+pub fn history_row(html: &str, id: i64) -> String {
+    let start = format!(r#"<tr id="build-{id}">"#);
+    let row = html.split_once(&start).and_then(|(_, rest)| rest.split_once("</tr>")).map(|(row, _)| row);
+    unescape_html(row.unwrap_or_default())
+}
+
 /// Hex HMAC-SHA256 of `body` with `secret`, as GitHub and Gitea sign webhooks.
 pub fn hmac_hex(secret: &str, body: &[u8]) -> String {
     use hmac::{Hmac, Mac};

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sparky_tests::{Api, Sparky, free_port, ping_request, write_project};
+use sparky_tests::{Api, Sparky, free_port, history_row, ping_request, write_project};
 
 fn ids(builds: &Value) -> Vec<i64> {
     builds["builds"]
@@ -39,6 +39,12 @@ async fn ticks_queue_matching_projects_exactly_once_per_minute() {
     let build = api.wait_for(id, None, Duration::from_secs(10)).await;
     assert_eq!((build["status"].as_str(), build["trigger"].as_str()), (Some("succeeded"), Some("cron")));
     assert_eq!(api.log(id).await, "cron build by cron\n");
+    // History says what started it: cron, and which crontab line.
+    let row = history_row(&api.get_text("/builds").await.1, id);
+    assert!(
+        row.contains(r#"<span class="trigger">cron</span> <span class="who">cron */15 * * * *</span>"#),
+        "{row}"
+    );
 
     // The same tick again, a structured-mode copy with another id, and ticks delivered
     // concurrently: still one build for the minute.

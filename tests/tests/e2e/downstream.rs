@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use sparky_tests::{Api, Sparky, write_project};
+use sparky_tests::{Api, Sparky, history_row, write_project};
 
 #[tokio::test]
 async fn downstream_builds_follow_success_and_a_cycle_stops() {
@@ -35,6 +35,12 @@ async fn downstream_builds_follow_success_and_a_cycle_stops() {
         (build["status"].as_str(), build["trigger"].as_str(), build["parent_build"].as_i64()),
         (Some("succeeded"), Some("downstream"), Some(a))
     );
+    // History, and the build's own page, link the build that started it.
+    let by_parent = format!(r#"<span class="trigger">downstream</span> by <a href="/builds/{a}">#{a}</a>"#);
+    let row = history_row(&api.get_text("/builds").await.1, b);
+    assert!(row.contains(&by_parent), "{row}");
+    let page = api.get_text(&format!("/builds/{b}")).await.1;
+    assert!(page.contains(&format!(r#"<dd id="trigger">{by_parent}</dd>"#)), "{page}");
     let log = api.log(b).await;
     assert!(log.starts_with(&format!("b after {a} by downstream\n")), "{log}");
     assert!(log.contains("downstream a skipped: the chain a -> b already ran it"), "{log}");

@@ -1,5 +1,7 @@
 //! The web UI in headless Chromium (through chromedriver): the Run form, a build page
-//! following its log live, and pages read with JavaScript off.
+//! following its log live (keeping a reader who scrolled up in place), and pages read
+//! with JavaScript off (a running build's page refreshing to the end of its log); "ago"
+//! labels and a running build's duration that keep moving.
 
 use std::{path::Path, time::Duration};
 
@@ -267,5 +269,173 @@ async fn people_log_in_run_a_build_log_out_and_another_site_can_do_none_of_it() 
     wait_for_url(&browser, |u| u.ends_with("/login")).await;
     browser.goto(&format!("{}/projects/app", sparky.url)).await.expect("project page");
     browser.find("#log-in-to-run").await.expect("logged out");
+    browser.close().await;
+}
+
+/// `name` prints 200 lines, then a batch of lines as each of the gates `gate1`..`gate3`
+/// under `root` appears ("batch N done" last), then ends.
+fn batched_project(root: &Path, name: &str) {
+    let mut script = String::from("script: |\n  for i in $(seq 1 200); do echo \"line $i\"; done\n");
+    for n in 1..=3 {
+        let gate = root.join(format!("gate{n}"));
+        script.push_str(&format!(
+            "  while [ ! -e {gate} ]; do sleep 0.05; done\n  \
+             for i in $(seq 1 30); do echo \"batch {n} line $i\"; done\n  echo \"batch {n} done\"\n",
+            gate = gate.display()
+        ));
+    }
+    write_project(root, name, &script);
+}
+
+/// The page's vertical scroll: how far down it is, and how far down it can go.
+async fn scroll(browser: &sparky_tests::webdriver::Browser) -> (i64, i64) {
+    let at = browser
+        .execute("return [Math.round(window.scrollY), document.documentElement.scrollHeight - window.innerHeight];")
+        .await
+        .expect("scroll");
+    (at[0].as_i64().unwrap_or(-1), at[1].as_i64().unwrap_or(-1))
+}
+
+/// Waits (a little) for a page just loaded to be scrolled to its end; returns where it is.
+async fn at_the_end(browser: &sparky_tests::webdriver::Browser) -> (i64, i64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let (at, bottom) = scroll(browser).await;
+        if at == bottom || std::time::Instant::now() > deadline {
+            return (at, bottom);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_live_log_keeps_a_reader_who_scrolled_up_in_place_and_follows_one_at_the_bottom() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    batched_project(dir.path(), "app");
+    let sparky = Sparky::up(dir.path(), &[]);
+    let api = Api::new(&sparky.url);
+    let id = api.trigger("app", json!({})).await;
+    let driver = Driver::start().await.expect("chromedriver");
+    let browser = driver.browser(true).await.expect("browser");
+    browser.goto(&format!("{}/builds/{id}", sparky.url)).await.expect("build page");
+    browser.wait_for_text("#log", WAIT, |t| t.contains("line 200")).await.expect("the first lines");
+
+    // Scrolled up to read: lines arrive below, the reader stays where they were.
+    browser.execute("window.scrollTo(0, 400);").await.expect("scroll up");
+    std::fs::write(dir.path().join("gate1"), "").expect("gate 1");
+    browser.wait_for_text("#log", WAIT, |t| t.contains("batch 1 done")).await.expect("batch 1");
+    let (at, bottom) = scroll(&browser).await;
+    assert_eq!(at, 400, "the reader was moved (the page can go down to {bottom})");
+    assert!(bottom > 1000, "the page is long enough to tell: {bottom}");
+
+    // At the bottom: the page follows the new lines.
+    browser.execute("window.scrollTo(0, document.documentElement.scrollHeight);").await.expect("to the end");
+    let (at, before) = scroll(&browser).await;
+    assert_eq!(at, before, "at the bottom");
+    std::fs::write(dir.path().join("gate2"), "").expect("gate 2");
+    browser.wait_for_text("#log", WAIT, |t| t.contains("batch 2 done")).await.expect("batch 2");
+    let (at, bottom) = scroll(&browser).await;
+    assert!(bottom > before, "the log grew: {before} -> {bottom}");
+    assert_eq!(at, bottom, "the reader at the bottom stays at the bottom");
+    assert_eq!(api.build(id).await["status"], "running", "all of it live");
+    std::fs::write(dir.path().join("gate3"), "").expect("gate 3");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn without_javascript_a_running_builds_page_refreshes_to_the_end_of_its_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    batched_project(dir.path(), "app");
+    let sparky = Sparky::up(dir.path(), &[]);
+    let api = Api::new(&sparky.url);
+    let id = api.trigger("app", json!({})).await;
+    api.wait_for(id, Some("running"), WAIT).await;
+    let driver = Driver::start().await.expect("chromedriver");
+    let browser = driver.browser(false).await.expect("browser without JavaScript");
+    browser.goto(&format!("{}/builds/{id}", sparky.url)).await.expect("build page");
+    browser.wait_for_text("#log", WAIT, |t| t.contains("line 200")).await.expect("the first lines");
+    let (at, bottom) = scroll(&browser).await;
+    if !browser.current_url().await.expect("url").contains('#') {
+        assert_eq!(at, 0, "opened without a fragment, the page starts at its top ({bottom} to go)");
+    }
+
+    // The first refresh brings the reader to the log's end.
+    wait_for_url(&browser, |u| u.ends_with("#end-of-log")).await;
+    let (at, bottom) = at_the_end(&browser).await;
+    assert!(bottom > 1000 && at == bottom, "at {at} of {bottom}");
+    // New lines come with a later refresh, and the reader is at the end again: refreshes
+    // keep coming (a browser sent to the URL it shows, plus a fragment, would only scroll).
+    for n in 1..=2 {
+        std::fs::write(dir.path().join(format!("gate{n}")), "").expect("gate");
+        let done = format!("batch {n} done");
+        browser.wait_for_text("#log", WAIT, |t| t.contains(&done)).await.expect("refreshed with new lines");
+        let (at, bottom) = at_the_end(&browser).await;
+        assert_eq!(at, bottom, "after batch {n}: at the end");
+    }
+    assert_eq!(api.build(id).await["status"], "running");
+    std::fs::write(dir.path().join("gate3"), "").expect("gate 3");
+    browser.close().await;
+}
+
+/// Seconds in a label time.js writes ("850ms", "4s", "2m 5s", "1h 3m", with " ago" or
+/// not).
+fn seconds(label: &str) -> f64 {
+    label.trim_end_matches(" ago").split_whitespace().fold(0.0, |total, part| {
+        let (number, unit) = part.split_at(part.find(|c: char| !c.is_ascii_digit()).unwrap_or(part.len()));
+        let n: f64 = number.parse().unwrap_or_else(|_| panic!("not a time: {label:?}"));
+        total
+            + match unit {
+                "ms" => n / 1000.0,
+                "s" => n,
+                "m" => n * 60.0,
+                "h" => n * 3600.0,
+                _ => panic!("not a time: {label:?}"),
+            }
+    })
+}
+
+#[tokio::test]
+async fn ago_labels_keep_moving_and_a_running_builds_duration_counts_up() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    gated_project(dir.path(), "app", "");
+    let sparky = Sparky::up(dir.path(), &[]);
+    let api = Api::new(&sparky.url);
+    let id = api.trigger("app", json!({})).await;
+    api.wait_for(id, Some("running"), WAIT).await;
+    let driver = Driver::start().await.expect("chromedriver");
+    let browser = driver.browser(true).await.expect("browser");
+    browser.goto(&format!("{}/builds/{id}", sparky.url)).await.expect("build page");
+    let read = || async {
+        let labels = browser
+            .execute(
+                "window.sparkyMarker = window.sparkyMarker || Date.now();\
+                 return [window.sparkyMarker, document.querySelector('#duration .running-for').textContent,\
+                   Array.from(document.querySelectorAll('#facts time.ago')).map(t => t.textContent)];",
+            )
+            .await
+            .expect("labels");
+        let agos: Vec<String> = labels[2]
+            .as_array()
+            .expect("ago labels")
+            .iter()
+            .map(|l| l.as_str().unwrap_or_default().to_string())
+            .collect();
+        (labels[0].clone(), labels[1].as_str().unwrap_or_default().to_string(), agos)
+    };
+    let (marker, duration, agos) = read().await;
+    assert_eq!(agos.len(), 2, "queued and started: {agos:?}");
+    assert!(agos.iter().all(|a| a.ends_with(" ago")), "{agos:?}");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (later_marker, later_duration, later_agos) = read().await;
+    assert_eq!(marker, later_marker, "the page did not reload");
+    let counted = seconds(&later_duration) - seconds(&duration);
+    assert!((1.0..=4.0).contains(&counted), "the duration went from {duration:?} to {later_duration:?}");
+    for (before, after) in agos.iter().zip(&later_agos) {
+        let moved = seconds(after) - seconds(before);
+        assert!((1.0..=4.0).contains(&moved), "{before:?} became {after:?}");
+    }
+    assert_eq!(api.build(id).await["status"], "running");
+    std::fs::write(dir.path().join("gate1"), "").expect("gate 1");
+    std::fs::write(dir.path().join("gate2"), "").expect("gate 2");
     browser.close().await;
 }

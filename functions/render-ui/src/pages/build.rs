@@ -94,6 +94,23 @@ struct BuildPage {
     storage_error: Option<String>,
     /// Why Cancel or Rebuild was refused, when it sent the browser back here.
     refused: Option<String>,
+    /// Where the page of a live build goes when it refreshes itself without scripts.
+    refresh: Option<String>,
+}
+
+/// Where a live build's page refreshes to without scripts (`None`: a finished build's
+/// page stays). Showing the log's end, it comes back at the end (`#end-of-log`), where a
+/// reader following the log wants to be, alternating between two spellings of the URL:
+/// a browser sent to the URL it shows, with just a fragment added, scrolls instead of
+/// loading the page again. A part of the log (`?from=N`) reloads as it is. (The cost:
+/// Chromium keeps each refresh to another URL as a history entry.)
+fn refresh_to(id: i64, live: bool, tail: bool, following: bool) -> Option<String> {
+    match (live, tail, following) {
+        (false, _, _) => None,
+        (true, false, _) => Some(String::new()),
+        (true, true, false) => Some(format!("/builds/{id}?follow=1#end-of-log")),
+        (true, true, true) => Some(format!("/builds/{id}#end-of-log")),
+    }
 }
 
 /// `GET /builds/{id}`, `GET /builds/{id}?from=N`
@@ -121,6 +138,8 @@ pub async fn build(
         (Err(e), _) | (_, Err(e)) => Some(unavailable(e)),
         _ => None,
     };
+    let following = query::flag(raw.as_deref(), "follow")?;
+    let refresh = refresh_to(id, !build.status.is_terminal(), from.is_none(), following);
     let context = BuildPage {
         build: BuildView::new(&build, now_ms()),
         attempts: AttemptView::list(&Attempt::from_events(&events), now_ms()),
@@ -129,6 +148,7 @@ pub async fn build(
         artifacts: artifacts.unwrap_or_default(),
         storage_error,
         refused: query::refused(raw.as_deref()),
+        refresh,
     };
     page("build.html", &viewer, context)
 }

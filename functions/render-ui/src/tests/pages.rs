@@ -164,7 +164,17 @@ async fn the_build_page_shows_the_build_escaped_with_its_log() {
     assert!(body.contains("compiling &lt;b&gt;app&lt;/b&gt;\n</pre>"), "{body}");
     assert!(body.contains(r#"data-build="1" data-offset="21""#), "{body}");
     // Live: follow with JavaScript, refresh without it, and offer Cancel.
-    assert!(body.contains(r#"<noscript><meta http-equiv="refresh" content="3"></noscript>"#));
+    // Without scripts it refreshes to the log's end, alternating between two URLs: one
+    // with only a fragment added to the page's own would just scroll.
+    let refresh =
+        |to: &str| format!(r#"<noscript><meta http-equiv="refresh" content="3; url={to}"></noscript>"#);
+    assert!(body.contains(&refresh("&#x2f;builds&#x2f;1?follow=1#end-of-log")), "{body}");
+    assert!(body.contains("</pre>\n<div id=\"end-of-log\"></div>"), "the anchor ends the log");
+    let following = h.get(&format!("/builds/{id}?follow=1")).await.body;
+    assert!(following.contains(&refresh("&#x2f;builds&#x2f;1#end-of-log")), "{following}");
+    // A part of the log reloads as it is.
+    let part = h.get(&format!("/builds/{id}?from=0")).await.body;
+    assert!(part.contains(r#"<noscript><meta http-equiv="refresh" content="3"></noscript>"#), "{part}");
     assert!(body.contains(r#"<script src="/static/build.js" defer></script>"#), "{body}");
     assert!(!body.contains("<script>"), "no inline script");
     let script = h.get("/static/build.js").await;
