@@ -18,12 +18,14 @@
 //!
 //! A request with a wrong token gets `401` as from the host; a malformed one `422` and
 //! a violation on record. Tests may script the next answers (a 503, a 429 with
-//! `Retry-After`...), and see every request and every status it accepted.
+//! `Retry-After`, a `201` held back past the client's timeout...), and see every request
+//! and every status it accepted.
 
 use std::{
     collections::{HashMap, VecDeque},
     net::SocketAddr,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use axum::{
@@ -52,14 +54,21 @@ pub struct Posted {
 pub struct Answer {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
+    /// How long the answer is held back; what it accepts is on record at once, as a host
+    /// that took the status and was slow to say so.
+    pub hold: Duration,
 }
 
 impl Answer {
     pub fn status(status: u16) -> Answer {
-        Answer { status, headers: Vec::new() }
+        Answer { status, headers: Vec::new(), hold: Duration::ZERO }
     }
     pub fn with(mut self, name: &'static str, value: &str) -> Answer {
         self.headers.push((name, value.to_string()));
+        self
+    }
+    pub fn held(mut self, hold: Duration) -> Answer {
+        self.hold = hold;
         self
     }
 }
@@ -147,24 +156,28 @@ async fn answer(
     let path = uri.path().to_string();
     let (host, rest) = path.trim_start_matches('/').split_once('/').unwrap_or(("", ""));
     let host = host.to_string();
-    let mut inner = inner.lock().expect("lock");
-    let checked = check(&host, &method, rest, &headers, &body, inner.tokens.get(&host).map(String::as_str));
-    let (status, extra) = match checked {
-        Err(Refusal::Unauthorized) => (401, Vec::new()),
-        Err(Refusal::Invalid(why)) => {
-            inner.violations.push(format!("{host} {method} {path}: {why}"));
-            (422, Vec::new())
-        }
-        Ok(posted) => {
-            let scripted = inner.script.get_mut(&host).and_then(VecDeque::pop_front);
-            let answer = scripted.unwrap_or_else(|| Answer::status(201));
-            if answer.status == 201 {
-                inner.posted.push(posted);
+    let (status, extra, hold) = {
+        let mut inner = inner.lock().expect("lock");
+        let token = inner.tokens.get(&host).map(String::as_str);
+        let (status, extra, hold) = match check(&host, &method, rest, &headers, &body, token) {
+            Err(Refusal::Unauthorized) => (401, Vec::new(), Duration::ZERO),
+            Err(Refusal::Invalid(why)) => {
+                inner.violations.push(format!("{host} {method} {path}: {why}"));
+                (422, Vec::new(), Duration::ZERO)
             }
-            (answer.status, answer.headers)
-        }
+            Ok(posted) => {
+                let scripted = inner.script.get_mut(&host).and_then(VecDeque::pop_front);
+                let answer = scripted.unwrap_or_else(|| Answer::status(201));
+                if answer.status == 201 {
+                    inner.posted.push(posted);
+                }
+                (answer.status, answer.headers, answer.hold)
+            }
+        };
+        inner.requests.push((host, status, std::time::Instant::now()));
+        (status, extra, hold)
     };
-    inner.requests.push((host, status, std::time::Instant::now()));
+    tokio::time::sleep(hold).await;
     let mut response = (
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         axum::Json(json!({ "message": if status == 401 { "Bad credentials" } else { "see status" } })),

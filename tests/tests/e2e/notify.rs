@@ -1,7 +1,9 @@
 //! Notifications: a webhook receiver that checks the signature and the CloudEvent
 //! headers, and a Slack-compatible incoming webhook, for a project that fails, is
-//! fixed, and succeeds again; mail through a real SMTP server that requires STARTTLS
-//! and a login, down at first, and one that refuses the login.
+//! fixed, and succeeds again; targets with `on: [success]`, `[always]` and the default
+//! for pushes and a pull request of a real repository (a fix is per branch or request);
+//! mail through a real SMTP server that requires STARTTLS and a login, down at first,
+//! and one that refuses the login.
 
 use std::{
     sync::{Arc, Mutex},
@@ -10,7 +12,7 @@ use std::{
 
 use axum::{Router, body::Bytes, extract::State, http::HeaderMap, routing::post};
 use serde_json::{Value, json};
-use sparky_tests::{Api, Sparky, hmac_hex, smtp::SmtpServer, write_project};
+use sparky_tests::{Api, Sparky, git::Repo, github_push_request, hmac_hex, smtp::SmtpServer, write_project};
 
 const KEY: &str = "notify-signing-key";
 
@@ -197,4 +199,119 @@ async fn a_refused_login_is_shown_on_the_build_page_and_not_tried_again() {
     let page = api.get_text(&format!("/builds/{id}")).await.1;
     assert!(page.contains("the SMTP server refused the mail"), "{page}");
     assert!(server.mails().is_empty());
+}
+
+const HOOK_SECRET: &str = "notify-hook-secret";
+
+/// Pushes `sha` to `main` of the repository at `url`, as GitHub says it; the build queued.
+async fn push(api: &Api, url: &str, sha: &str) -> i64 {
+    let body = json!({
+        "ref": "refs/heads/main", "before": "0".repeat(40), "after": sha, "deleted": false,
+        "repository": { "full_name": "acme/app", "clone_url": url }, "head_commit": { "id": sha },
+    });
+    let request = github_push_request(api, HOOK_SECRET, body.to_string()).header("X-GitHub-Delivery", sha);
+    let reply = api.send(request).await;
+    assert_eq!(reply.status, 202, "{}", reply.json);
+    reply.json["queued"][0]["build_id"].as_i64().expect("a build")
+}
+
+/// Opens (or adds `sha` to) pull request #4 of `url` from branch `feature`, as GitHub
+/// says it; the build queued.
+async fn pull(api: &Api, url: &str, action: &str, sha: &str) -> i64 {
+    let body = json!({
+        "action": action, "number": 4,
+        "pull_request": {
+            "number": 4,
+            "head": { "ref": "feature", "sha": sha, "repo": { "full_name": "acme/app" } },
+            "base": { "ref": "main", "sha": "0".repeat(40), "repo": { "full_name": "acme/app", "clone_url": url } },
+        },
+        "repository": { "full_name": "acme/app", "clone_url": url },
+    })
+    .to_string();
+    let request = api
+        .http
+        .post(api.url("/hooks/github"))
+        .header("content-type", "application/json")
+        .header("X-GitHub-Event", "pull_request")
+        .header("X-GitHub-Delivery", sha)
+        .header("X-Hub-Signature-256", format!("sha256={}", hmac_hex(HOOK_SECRET, body.as_bytes())))
+        .body(body);
+    let reply = api.send(request).await;
+    assert_eq!(reply.status, 202, "{}", reply.json);
+    reply.json["queued"][0]["build_id"].as_i64().expect("a build")
+}
+
+#[tokio::test]
+async fn success_always_and_default_targets_hear_their_endings_and_a_fix_is_per_branch() {
+    let (receiver_url, got, server) = receiver().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let host = Repo::bare(&dir.path().join("host.git"));
+    let work = Repo::init(&dir.path().join("work"));
+    work.push_to(&host.path, "main", "refs/heads/main");
+    let url = host.path.display().to_string();
+    write_project(
+        dir.path(),
+        "app",
+        &format!(
+            "scm: {{ url: '{url}', branch: main, pull_requests: true }}\n\
+             script: |\n  case \"$(cat OUTCOME 2>/dev/null)\" in fail) exit 3;; hang) sleep 300;; esac\n\
+             notify:\n  - webhook: '{receiver_url}/success'\n    on: [success]\n\
+             \x20 - webhook: '{receiver_url}/always'\n    on: [always]\n\
+             \x20 - webhook: '{receiver_url}/default'\n"
+        ),
+    );
+    let sparky = Sparky::up(dir.path(), &[("SPARKY_WEBHOOK_SECRET", HOOK_SECRET)]);
+    let api = Api::new(&sparky.url);
+    let on_main = |text: &str| {
+        let sha = work.commit("OUTCOME", text);
+        work.push_to(&host.path, &sha, "refs/heads/main");
+        sha
+    };
+    let on_request = |text: &str| {
+        work.switch("feature");
+        let sha = work.commit("OUTCOME", text);
+        work.push_to(&host.path, &sha, "refs/pull/4/head");
+        work.switch("main");
+        sha
+    };
+    // Each build's deliveries all settled (how many: `heard` by its ending).
+    let ends = |id: i64, heard: usize, status: &'static str| {
+        let api = &api;
+        async move {
+            assert_eq!(api.wait_for(id, None, Duration::from_secs(20)).await["status"], status);
+            deliveries_when(api, id, |list| list.len() == heard && list.iter().all(|d| d["state"] == "sent"))
+                .await;
+        }
+    };
+
+    let sha = on_main("ok 1\n");
+    ends(push(&api, &url, &sha).await, 2, "succeeded").await;
+    let sha = on_request("fail\n");
+    ends(pull(&api, &url, "opened", &sha).await, 2, "failed").await;
+    // The request failed, main did not: main's success is no fix.
+    let sha = on_main("ok 2\n");
+    ends(push(&api, &url, &sha).await, 2, "succeeded").await;
+    let sha = on_main("hang\n");
+    let hanging = push(&api, &url, &sha).await;
+    api.wait_for(hanging, Some("running"), Duration::from_secs(20)).await;
+    assert_eq!(api.post(&format!("/api/v1/builds/{hanging}/cancel")).await.status, 202);
+    ends(hanging, 1, "canceled").await;
+    let sha = on_request("ok 3\n");
+    ends(pull(&api, &url, "synchronize", &sha).await, 3, "succeeded").await;
+
+    let received = got.0.lock().expect("lock").clone();
+    let heard = |path: &str| -> Vec<String> {
+        received
+            .iter()
+            .filter(|(p, _, _)| p == path)
+            .map(|(_, _, body)| {
+                let doc: Value = serde_json::from_str(body).expect("JSON");
+                doc["outcome"].as_str().unwrap_or_default().to_string()
+            })
+            .collect()
+    };
+    assert_eq!(heard("/success"), ["success", "success", "fixed"], "successes, a fix among them");
+    assert_eq!(heard("/always"), ["success", "failure", "success", "canceled", "fixed"], "every end");
+    assert_eq!(heard("/default"), ["failure", "fixed"], "failures and fixes: the request's own fix");
+    server.abort();
 }

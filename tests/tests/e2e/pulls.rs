@@ -20,7 +20,8 @@ struct Setup {
 
 /// A host repository with `main`, a working copy, and projects on it: `app` builds
 /// pull requests into main, `pushes-only` doesn't build them, `releases` builds those
-/// into release branches only.
+/// into release branches only; `serial` (one build at a time) those into `serial`, and
+/// `keep` (`cancel_previous: false`) those into `keep`.
 fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("temp dir");
     let host = Repo::bare(&dir.path().join("host.git"));
@@ -51,7 +52,21 @@ fn setup() -> Setup {
         "releases",
         &format!("scm: {{ url: '{url}', branch: 'release-*', pull_requests: true }}\nscript: echo\n"),
     );
-    let sparky = Sparky::up(dir.path(), &[("SPARKY_WEBHOOK_SECRET", SECRET)]);
+    let slow = "script: |\n  case \"$(cat FEATURE)\" in slow*) sleep 30;; esac\n";
+    write_project(
+        dir.path(),
+        "serial",
+        &format!("scm: {{ url: '{url}', branch: serial, pull_requests: true }}\n{slow}"),
+    );
+    write_project(
+        dir.path(),
+        "keep",
+        &format!(
+            "scm: {{ url: '{url}', branch: keep, pull_requests: true, cancel_previous: false }}\n\
+             concurrency: 2\n{slow}"
+        ),
+    );
+    let sparky = Sparky::up(dir.path(), &[("SPARKY_WEBHOOK_SECRET", SECRET), ("SPARKY_MAX_RUNNING", "4")]);
     Setup { sparky, work, host, _dir: dir }
 }
 
@@ -84,6 +99,13 @@ fn hub_payload(s: &Setup, action: &str, number: u64, sha: &str, head_repo: &str)
         },
         "repository": { "full_name": "acme/app", "clone_url": s.url() },
     })
+}
+
+/// The same, for a request into `branch`.
+fn hub_payload_into(s: &Setup, branch: &str, action: &str, number: u64, sha: &str) -> Value {
+    let mut payload = hub_payload(s, action, number, sha, "acme/app");
+    payload["pull_request"]["base"]["ref"] = json!(branch);
+    payload
 }
 
 async fn send(s: &Setup, host: &str, delivery: &str, body: &Value) -> Reply {
@@ -282,4 +304,56 @@ async fn a_rebuild_of_a_forks_pull_request_is_still_the_forks_request() {
         (Some("succeeded"), Some(true))
     );
     assert!(log.contains("pr=8 ") && log.contains("own=none public=***"), "{log}");
+}
+
+#[tokio::test]
+async fn a_new_commit_cancels_an_older_build_still_queued_and_cancel_previous_false_keeps_it() {
+    let s = setup();
+    let api = Api::new(&s.sparky.url);
+    let only = |reply: &Reply, project: &str| {
+        let got = queued(reply);
+        assert_eq!(got.len(), 1, "{}", reply.json);
+        assert_eq!(got[0].0, project, "{}", reply.json);
+        got[0].1
+    };
+
+    // `serial` runs one build at a time: request #11's holds it, #12's first one waits.
+    let slow = s.publish("slow 11", "refs/pull/11/head");
+    let reply = send(&s, "github", "q-1", &hub_payload_into(&s, "serial", "opened", 11, &slow)).await;
+    let running = only(&reply, "serial");
+    api.wait_for(running, Some("running"), Duration::from_secs(20)).await;
+    let first = s.publish("slow 12", "refs/pull/12/head");
+    let reply = send(&s, "github", "q-2", &hub_payload_into(&s, "serial", "opened", 12, &first)).await;
+    let waiting = only(&reply, "serial");
+    assert_eq!(api.build(waiting).await["status"], "queued");
+    let fixed = s.publish("fast 12", "refs/pull/12/head");
+    let reply = send(&s, "github", "q-3", &hub_payload_into(&s, "serial", "synchronize", 12, &fixed)).await;
+    let newer = only(&reply, "serial");
+    let older = api.wait_for(waiting, None, Duration::from_secs(5)).await;
+    assert_eq!(older["status"], "canceled", "{older}");
+    assert_eq!(older["started_at"], Value::Null, "it never ran: {older}");
+    assert_eq!(api.build(running).await["status"], "running", "request #11 is not #12");
+    // Once the project is free, the newer build runs.
+    assert_eq!(api.post(&format!("/api/v1/builds/{running}/cancel")).await.status, 202);
+    let build = api.wait_for(newer, None, Duration::from_secs(20)).await;
+    assert_eq!(
+        (build["status"].as_str(), build["scm_sha"].as_str()),
+        (Some("succeeded"), Some(fixed.as_str()))
+    );
+
+    // `keep` says cancel_previous: false: the older build of the request runs on.
+    let slow = s.publish("slow 13", "refs/pull/13/head");
+    let reply = send(&s, "gitea", "k-1", &hub_payload_into(&s, "keep", "opened", 13, &slow)).await;
+    let older = only(&reply, "keep");
+    api.wait_for(older, Some("running"), Duration::from_secs(20)).await;
+    let fixed = s.publish("fast 13", "refs/pull/13/head");
+    let reply = send(&s, "gitea", "k-2", &hub_payload_into(&s, "keep", "synchronized", 13, &fixed)).await;
+    let newer = only(&reply, "keep");
+    assert_eq!(api.wait_for(newer, None, Duration::from_secs(20)).await["status"], "succeeded");
+    let kept = api.build(older).await;
+    assert_eq!(
+        (kept["status"].as_str(), kept["cancel_requested"].as_bool()),
+        (Some("running"), Some(false)),
+        "{kept}"
+    );
 }

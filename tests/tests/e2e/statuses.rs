@@ -71,6 +71,15 @@ async fn deliveries(api: &Api, id: i64, limit: Duration, done: impl Fn(&[Value])
     }
 }
 
+/// Both the queued and the running status are settled: none waits to be sent.
+fn settled(list: &[Value]) -> bool {
+    list.len() >= 2 && list.iter().all(|d| d["state"] != "pending")
+}
+
+async fn last_delivery(api: &Api, id: i64) -> Value {
+    api.build(id).await["deliveries"].as_array().and_then(|list| list.last().cloned()).unwrap_or_default()
+}
+
 fn final_sent(list: &[Value]) -> bool {
     list.last().is_some_and(|d| d["state"] == "sent" && d["says"] != "pending" && d["says"] != "running")
 }
@@ -321,7 +330,6 @@ async fn failed_canceled_and_lost_builds_post_the_state_each_host_documents() {
     };
     for id in &ids {
         // Nothing in flight when it dies: what it posted is on record as posted.
-        let settled = |list: &[Value]| list.len() >= 2 && list.iter().all(|d| d["state"] != "pending");
         deliveries(&api, *id, Duration::from_secs(15), settled).await;
     }
     assert!(TOKENS.iter().all(|(host, _, _)| said_running(host)), "{:#?}", hosts.posted());
@@ -354,4 +362,74 @@ async fn failed_canceled_and_lost_builds_post_the_state_each_host_documents() {
         assert_eq!(state, lost, "{host}: {words}");
         assert!(words.ends_with("its runner vanished"), "{host}: {words}");
     }
+}
+
+#[tokio::test]
+async fn a_status_that_fails_on_the_way_or_times_out_is_sent_again_after_a_backoff() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = Repo::init(&dir.path().join("app"));
+    let hosts = GitHosts::start(0, &TOKENS.map(|(host, _, token)| (host, token))).await;
+    let secrets: Vec<(&str, &str)> = TOKENS.iter().map(|(_, name, value)| (*name, *value)).collect();
+    root(dir.path(), &repo, &hosts.url, &secrets);
+    let mut envs = envs();
+    envs.push(("SPARKY_MAX_RUNNING", "3"));
+    let sparky = Sparky::up(dir.path(), &envs);
+    let api = Api::new(&sparky.url);
+    let sha = repo.commit("OUTCOME", "hang\n");
+    let ids = push(&api, &repo, &sha, "d-1").await;
+    for id in &ids {
+        api.wait_for(*id, Some("running"), Duration::from_secs(30)).await;
+        deliveries(&api, *id, Duration::from_secs(15), settled).await;
+    }
+
+    // The last status: Gitea fails twice (503); GitHub takes it but answers only after
+    // Sparky stopped waiting.
+    let timeout = sparky_core::outbox::send::TIMEOUT;
+    hosts.script("gitea", vec![Answer::status(503), Answer::status(503)]);
+    hosts.script("github", vec![Answer::status(201).held(timeout + Duration::from_secs(5))]);
+    let before = |host: &str| hosts.requests(host).len();
+    let (gitea_before, github_before) = (before("gitea"), before("github"));
+    let mut of = std::collections::HashMap::new();
+    for id in &ids {
+        let reply = api.post(&format!("/api/v1/builds/{id}/cancel")).await;
+        assert_eq!(reply.status, 202, "{}", reply.json);
+        let build = api.wait_for(*id, None, Duration::from_secs(15)).await;
+        of.insert(build["project"].as_str().unwrap_or_default().to_string(), *id);
+    }
+    for id in &ids {
+        deliveries(&api, *id, timeout + Duration::from_secs(20), final_sent).await;
+    }
+    assert_eq!(hosts.violations(), Vec::<String>::new());
+    let posted = hosts.posted();
+    let canceled = |host: &str| -> Vec<&Posted> {
+        posted
+            .iter()
+            .filter(|p| p.host == host && p.sha == sha && p.description.ends_with("canceled"))
+            .collect()
+    };
+
+    // Gitea: tried again after 1 s, then 2 s; the status arrives once.
+    assert_eq!(hosts.requests("gitea")[gitea_before..], [503, 503, 201]);
+    let times = &hosts.request_times("gitea")[gitea_before..];
+    let (first, second) = (times[1] - times[0], times[2] - times[1]);
+    assert!(first >= Duration::from_millis(900), "the first backoff is 1 s, not {first:?}");
+    assert!(second >= Duration::from_millis(1900), "then 2 s, not {second:?}");
+    let sent = last_delivery(&api, of["on-gitea"]).await;
+    assert_eq!((sent["says"].as_str(), sent["attempts"].as_u64()), (Some("error"), Some(3)), "{sent}");
+    assert_eq!(canceled("gitea").len(), 1, "{:#?}", canceled("gitea"));
+
+    // GitHub: the host had it, Sparky could not know and sent it again once the timeout
+    // passed; the same status twice, so the host's latest is still the build's.
+    assert_eq!(hosts.requests("github")[github_before..], [201, 201]);
+    let times = &hosts.request_times("github")[github_before..];
+    assert!(times[1] - times[0] >= timeout, "sent again only after the timeout: {:?}", times[1] - times[0]);
+    let sent = last_delivery(&api, of["on-github"]).await;
+    assert_eq!((sent["says"].as_str(), sent["attempts"].as_u64()), (Some("error"), Some(2)), "{sent}");
+    let twice = canceled("github");
+    assert_eq!(twice.len(), 2, "{twice:#?}");
+    assert_eq!(twice[0], twice[1], "the same status both times");
+    assert_eq!(twice[1].state, "error");
+
+    // GitLab, which answered at once, got it once.
+    assert_eq!(canceled("gitlab").iter().map(|p| p.state.as_str()).collect::<Vec<_>>(), ["canceled"]);
 }

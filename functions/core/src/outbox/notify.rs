@@ -47,9 +47,10 @@ pub struct SlackPost {
     pub outcome: String,
 }
 
-/// How a build ended, in `on:` words; `fixed` needs the project's previous ending.
-fn outcome(build: &Build, previous: Option<BuildStatus>) -> Option<(On, &'static str)> {
-    match build.status {
+/// How a build ended, in `on:` words; `fixed` needs the previous ending of the same
+/// branch or pull request ([`crate::store::Store::previous_ending`]). `None`: canceled.
+fn outcome(status: BuildStatus, previous: Option<BuildStatus>) -> Option<(On, &'static str)> {
+    match status {
         BuildStatus::Succeeded if previous.is_some_and(failed) => Some((On::Fixed, "fixed")),
         BuildStatus::Succeeded => Some((On::Success, "success")),
         status if failed(status) => Some((On::Failure, "failure")),
@@ -59,6 +60,13 @@ fn outcome(build: &Build, previous: Option<BuildStatus>) -> Option<(On, &'static
 
 fn failed(status: BuildStatus) -> bool {
     matches!(status, BuildStatus::Failed | BuildStatus::TimedOut | BuildStatus::Lost)
+}
+
+/// Whether a target with `on` hears of a build that ended so (`None`: canceled): a fix
+/// is a success too, and `always` hears of everything, cancels included.
+fn wanted(on: &[On], ended: Option<On>) -> bool {
+    on.contains(&On::Always)
+        || ended.is_some_and(|ended| on.contains(&ended) || (ended == On::Fixed && on.contains(&On::Success)))
 }
 
 /// The notifications a terminal `event` of `build` makes, with their targets
@@ -72,17 +80,13 @@ pub async fn derive(
     if !event.to.is_terminal() || config.notify.is_empty() {
         return Vec::new();
     }
-    let previous = ctx.store.previous_ending(&build.project, build.id).await.ok().flatten();
-    let ended = outcome(build, previous);
+    let previous = ctx.store.previous_ending(build).await.ok().flatten();
+    let ended = outcome(build.status, previous);
     let words = ended.map_or("canceled", |(_, w)| w);
     let url = ctx.config.public_url.as_deref().map(|base| format!("{base}{}", build_url(build.id)));
     let mut made = Vec::new();
     for (i, notify) in config.notify.iter().enumerate() {
-        let wanted = notify.on.contains(&On::Always)
-            || ended.is_some_and(|(on, _)| {
-                notify.on.contains(&on) || (on == On::Fixed && notify.on.contains(&On::Success))
-            });
-        if !wanted {
+        if !wanted(&notify.on, ended.map(|(on, _)| on)) {
             continue;
         }
         let payload = match &notify.channel {
@@ -154,4 +158,34 @@ pub fn signature(key: &str, body: &[u8]) -> String {
     mac.update(body);
     let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256={hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_target_hears_the_endings_its_on_names() {
+        use BuildStatus::*;
+        let ended = |status, previous| outcome(status, previous).map(|(on, _)| on);
+        assert_eq!(ended(Succeeded, None), Some(On::Success), "the first build");
+        assert_eq!(ended(Succeeded, Some(Succeeded)), Some(On::Success));
+        for before in [Failed, TimedOut, Lost] {
+            assert_eq!(ended(Succeeded, Some(before)), Some(On::Fixed), "after {before}");
+        }
+        for status in [Failed, TimedOut, Lost] {
+            assert_eq!(ended(status, Some(Failed)), Some(On::Failure), "{status}");
+        }
+        assert_eq!(ended(Canceled, Some(Failed)), None);
+
+        let (success, fixed, failure, canceled) =
+            (Some(On::Success), Some(On::Fixed), Some(On::Failure), None);
+        let hears = |on: &[On]| [success, fixed, failure, canceled].map(|e| wanted(on, e));
+        // success, fixed, failure, canceled
+        assert_eq!(hears(&[On::Success]), [true, true, false, false], "a fix is a success");
+        assert_eq!(hears(&[On::Failure, On::Fixed]), [false, true, true, false], "the default");
+        assert_eq!(hears(&[On::Fixed]), [false, true, false, false]);
+        assert_eq!(hears(&[On::Always]), [true, true, true, true], "cancels included");
+        assert_eq!(hears(&[]), [false, false, false, false]);
+    }
 }

@@ -22,8 +22,9 @@ use crate::{
     time::now_ms,
 };
 
-/// One request's time limit.
-const TIMEOUT: Duration = Duration::from_secs(15);
+/// One request's time limit; a request that takes longer is tried again (the host may
+/// have taken it: a status posted twice is harmless, hosts keep the last per context).
+pub const TIMEOUT: Duration = Duration::from_secs(15);
 /// The first wait before trying again; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);

@@ -12,7 +12,8 @@
 //! ```
 //!
 //! Outcomes: `failure` (failed, timed out, lost), `fixed` (the first success after a
-//! failure), `success`, `always` (every end, cancels included).
+//! failure of the same branch, or of the same pull request), `success` (fixes
+//! included), `always` (every end, cancels included).
 
 use serde::Deserialize;
 

@@ -21,6 +21,18 @@ pub(super) const COLUMNS: &str = "id, project, status, trigger_kind, params, des
 pub(super) const LIVE_COUNTS: &str = "SELECT status, project, count(*) FROM builds \
      WHERE status IN ('queued', 'dispatched', 'running') GROUP BY status, project";
 
+/// How the last build of project `?1` before build `?3` on branch `?2` (`NULL`: none
+/// known) outside pull requests ended, canceled builds aside; served by the partial
+/// index `builds_ended_by_branch` (migration 13), whose terms it repeats exactly.
+pub(super) const PREVIOUS_ON_BRANCH: &str = "SELECT status FROM builds \
+     WHERE project = ?1 AND scm_branch IS ?2 AND id < ?3 AND pull_number IS NULL \
+     AND status IN ('succeeded', 'failed', 'timed_out', 'lost') ORDER BY id DESC LIMIT 1";
+
+/// The same for pull request `?2`'s builds; a request has few (index `builds_by_pull`).
+pub(super) const PREVIOUS_IN_PULL: &str = "SELECT status FROM builds \
+     WHERE project = ?1 AND pull_number = ?2 AND id < ?3 \
+     AND status IN ('succeeded', 'failed', 'timed_out', 'lost') ORDER BY id DESC LIMIT 1";
+
 /// The newest build of each project that has builds, as the CTE `newest`: one index
 /// search per project, the projects read from the counts kept per project (migration
 /// 10), where `GROUP BY project` would read every row of the index.
@@ -372,22 +384,25 @@ impl Store {
         .await
     }
 
-    /// How the build of `project` before `before` that last ended other than canceled
-    /// ended, if one did.
-    pub async fn previous_ending(
-        &self,
-        project: &str,
-        before: i64,
-    ) -> Result<Option<BuildStatus>, StoreError> {
-        let project = project.to_string();
+    /// How the build before `build` on the same line of work last ended, canceled
+    /// builds aside: the same pull request's builds for a request's build, else the
+    /// builds of the same branch outside pull requests. A pull request's failure is not
+    /// its target branch's, so the branch's next success is no fix.
+    pub async fn previous_ending(&self, build: &Build) -> Result<Option<BuildStatus>, StoreError> {
+        let (project, id) = (build.project.clone(), build.id);
+        let pull = build.pull_request.as_ref().map(|p| p.number as i64);
+        let branch = build.scm.branch.clone();
         self.call(move |conn| {
-            let status: Option<String> = conn
-                .prepare_cached(
-                    "SELECT status FROM builds WHERE project = ?1 AND id < ?2 \
-                     AND status IN ('succeeded', 'failed', 'timed_out', 'lost') ORDER BY id DESC LIMIT 1",
-                )?
-                .query_row(params![project, before], |r| r.get(0))
-                .optional()?;
+            let status: Option<String> = match pull {
+                Some(number) => conn
+                    .prepare_cached(PREVIOUS_IN_PULL)?
+                    .query_row(params![project, number, id], |r| r.get(0))
+                    .optional()?,
+                None => conn
+                    .prepare_cached(PREVIOUS_ON_BRANCH)?
+                    .query_row(params![project, branch, id], |r| r.get(0))
+                    .optional()?,
+            };
             status
                 .map(|s| s.parse().map_err(|e: crate::model::UnknownName| StoreError::Corrupt(e.to_string())))
                 .transpose()

@@ -5,7 +5,8 @@
 
 use super::{
     builds::{
-        COLUMNS, LAST_BUILDS_FROM, LAST_BY_TRIGGER_FROM, OLDEST, PROJECT_COUNT, QUEUED_IDS, QUEUED_PROJECTS,
+        COLUMNS, LAST_BUILDS_FROM, LAST_BY_TRIGGER_FROM, OLDEST, PREVIOUS_IN_PULL, PREVIOUS_ON_BRANCH,
+        PROJECT_COUNT, QUEUED_IDS, QUEUED_PROJECTS,
     },
     lapses::{ANY_EXPIRED, EXPIRED},
     transitions::{ACTIVE_PER_PROJECT, CLAIM_CANDIDATES},
@@ -88,6 +89,8 @@ async fn hot_queries_use_indexes_at_ten_thousand_builds() {
                 "{LAST_BY_TRIGGER_FROM} SELECT {COLUMNS} FROM builds WHERE id IN newest ORDER BY id DESC"
             ),
         ),
+        ("notify: previous on the branch", PREVIOUS_ON_BRANCH.into()),
+        ("notify: previous in the request", PREVIOUS_IN_PULL.into()),
         ("prune: count", PROJECT_COUNT.into()),
         ("prune: oldest", OLDEST.into()),
         (
@@ -157,4 +160,22 @@ async fn index_shaped_queries_answer_as_the_plain_ones() {
     store.delete_builds(prune).await.expect("delete");
     let kept = store.builds_to_prune("big", 0).await.expect("all").len() as i64;
     assert_eq!(kept, big - 3 - 5 - 5, "everything but the 3 deleted, 5 queued and 5 running");
+}
+
+#[tokio::test]
+async fn a_branchs_previous_ending_is_one_search_of_its_index() {
+    let (_dir, store) = filled().await;
+    let plan = store
+        .call(|conn| {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {PREVIOUS_ON_BRANCH}"))?;
+            Ok(stmt
+                .query_map(rusqlite::params!["big", "main", 10_000], |r| r.get::<_, String>(3))?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+        .expect("plan");
+    assert!(
+        plan.iter().any(|step| step.contains("builds_ended_by_branch (project=? AND scm_branch=? AND id<?)")),
+        "{plan:?}"
+    );
 }

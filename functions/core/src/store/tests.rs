@@ -437,3 +437,68 @@ async fn concurrent_writes_share_transactions_and_a_failing_one_is_undone_alone(
     assert_eq!(heads, 0, "the failed writes left nothing");
     assert_eq!(store.live_builds().await.expect("live").len(), 56);
 }
+
+/// Queues `new` and runs it to `status` (a queued build canceled for `Canceled`).
+async fn ended(store: &Store, new: NewBuild, status: BuildStatus) -> Build {
+    let project = new.project.clone();
+    let id = store.queue_build(new, 1).await.expect("queue").build.id;
+    if status == BuildStatus::Canceled {
+        store.request_cancel(id, 2).await.expect("cancel");
+    } else {
+        assert_eq!(claim(store, limits(1, &[(&project, 1)]), 2, 1000).await, vec![id]);
+        store.start(id, "r".into(), "hash".into(), 3, 1000).await.expect("start");
+        store.finish(id, "r".into(), ending(status, 0, 0, 4)).await.expect("finish");
+    }
+    store.build(id).await.expect("read").expect("exists")
+}
+
+#[tokio::test]
+async fn the_previous_ending_is_the_same_branchs_or_the_same_pull_requests() {
+    use crate::model::{PullRequest, ScmRef};
+    use BuildStatus::*;
+    let (_dir, store) = store().await;
+    let on = |project: &str, branch: Option<&str>| NewBuild {
+        scm: ScmRef { branch: branch.map(str::to_string), ..ScmRef::default() },
+        ..new(project)
+    };
+    let pull = |number: u64| NewBuild {
+        pull_request: Some(PullRequest {
+            number,
+            source_branch: "feature".into(),
+            target_branch: "main".into(),
+            head_ref: format!("refs/pull/{number}/head"),
+            fork: false,
+            url: None,
+        }),
+        ..on("app", Some("feature"))
+    };
+    let previous = |build: Build| {
+        let store = store.clone();
+        async move { store.previous_ending(&build).await.expect("previous") }
+    };
+
+    let main = ended(&store, on("app", Some("main")), Succeeded).await;
+    assert_eq!(previous(main).await, None, "the first build has none");
+    ended(&store, on("app", Some("main")), Failed).await;
+    ended(&store, on("app", Some("main")), Canceled).await;
+    ended(&store, on("other", Some("main")), Succeeded).await;
+    let red = ended(&store, pull(7), Failed).await;
+    assert_eq!(previous(red).await, None, "the request's first build");
+    ended(&store, on("app", Some("feature")), Succeeded).await;
+    let main = ended(&store, on("app", Some("main")), Succeeded).await;
+    assert_eq!(
+        previous(main).await,
+        Some(Failed),
+        "main's last ending, not a cancel, another project's, a request's or another branch's"
+    );
+    let green = ended(&store, pull(7), Succeeded).await;
+    assert_eq!(previous(green).await, Some(Failed), "the request's own failure");
+    let main = ended(&store, on("app", Some("main")), Succeeded).await;
+    assert_eq!(previous(main).await, Some(Succeeded));
+    assert_eq!(previous(ended(&store, pull(8), Succeeded).await).await, None, "#8 is not #7");
+
+    // Builds without a branch (a project without a repository) are one line.
+    ended(&store, on("app", None), TimedOut).await;
+    let manual = ended(&store, on("app", None), Succeeded).await;
+    assert_eq!(previous(manual).await, Some(TimedOut));
+}

@@ -173,6 +173,24 @@ mod tests {
         .into_bytes()
     }
 
+    /// GitLab's Merge Request Hook, from project `source` into project 1.
+    fn gitlab_mr(action: &str, oldrev: Option<&str>, source: i64) -> Vec<u8> {
+        let mut attributes = serde_json::json!({
+            "iid": 3, "action": action, "source_branch": "feature", "target_branch": "main",
+            "source_project_id": source, "target_project_id": 1, "url": "https://gitlab.com/acme/app/-/merge_requests/3",
+            "last_commit": { "id": SHA },
+            "target": { "git_http_url": "https://gitlab.com/acme/app.git" },
+        });
+        if let Some(rev) = oldrev {
+            attributes["oldrev"] = rev.into();
+        }
+        serde_json::json!({ "object_kind": "merge_request", "object_attributes": attributes,
+            "user": { "username": "grace", "name": "Grace H." },
+            "project": { "git_http_url": "https://gitlab.com/acme/app.git" } })
+        .to_string()
+        .into_bytes()
+    }
+
     #[test]
     fn reads_github_and_gitea_pull_requests() {
         let event = parse(Host::GitHub, &github("synchronize", "acme/app")).expect("github");
@@ -198,31 +216,35 @@ mod tests {
     }
 
     #[test]
-    fn reads_gitlab_merge_requests_and_ignores_edits() {
-        let mr = |action: &str, oldrev: Option<&str>, source: i64| {
-            let mut attributes = serde_json::json!({
-                "iid": 3, "action": action, "source_branch": "feature", "target_branch": "main",
-                "source_project_id": source, "target_project_id": 1, "url": "https://gitlab.com/acme/app/-/merge_requests/3",
-                "last_commit": { "id": SHA },
-                "target": { "git_http_url": "https://gitlab.com/acme/app.git" },
-            });
-            if let Some(rev) = oldrev {
-                attributes["oldrev"] = rev.into();
+    fn opened_and_reopened_requests_build_and_closed_ones_do_not() {
+        for host in [Host::GitHub, Host::Gitea] {
+            for action in ["opened", "reopened"] {
+                let event = parse(host, &github(action, "acme/app")).expect("parsed");
+                assert_eq!((event.action.as_str(), event.builds), (action, Ok(())), "{host:?}");
+                assert_eq!((event.sha.as_str(), event.pull.number), (SHA, 7), "{host:?} {action}");
             }
-            serde_json::json!({ "object_kind": "merge_request", "object_attributes": attributes,
-                "user": { "username": "grace", "name": "Grace H." },
-                "project": { "git_http_url": "https://gitlab.com/acme/app.git" } })
-            .to_string()
-            .into_bytes()
-        };
-        let event = parse(Host::GitLab, &mr("update", Some(&"3".repeat(40)), 1)).expect("update");
+            let closed = parse(host, &github("closed", "acme/app")).expect("closed");
+            assert!(closed.builds.unwrap_err().contains("\"closed\" builds nothing"), "{host:?}");
+        }
+        for action in ["open", "reopen"] {
+            let event = parse(Host::GitLab, &gitlab_mr(action, None, 1)).expect("parsed");
+            assert_eq!((event.action.as_str(), event.builds), (action, Ok(())), "no oldrev needed");
+            assert_eq!((event.sha.as_str(), event.pull.number, event.pull.fork), (SHA, 3, false));
+        }
+        let closed = parse(Host::GitLab, &gitlab_mr("close", None, 1)).expect("closed");
+        assert!(closed.builds.unwrap_err().contains("\"close\" builds nothing"));
+    }
+
+    #[test]
+    fn reads_gitlab_merge_requests_and_ignores_edits() {
+        let event = parse(Host::GitLab, &gitlab_mr("update", Some(&"3".repeat(40)), 1)).expect("update");
         assert_eq!((event.builds.clone(), event.pull.fork), (Ok(()), false));
         assert_eq!(event.pull.head_ref, "refs/merge-requests/3/head");
         assert_eq!((event.by.as_deref(), event.title), (Some("grace"), None));
-        let edit = parse(Host::GitLab, &mr("update", None, 1)).expect("edit");
+        let edit = parse(Host::GitLab, &gitlab_mr("update", None, 1)).expect("edit");
         assert!(edit.builds.unwrap_err().contains("without new commits"));
-        assert!(parse(Host::GitLab, &mr("open", None, 2)).expect("fork").pull.fork);
-        assert!(parse(Host::GitLab, &mr("merge", None, 1)).expect("merged").builds.is_err());
+        assert!(parse(Host::GitLab, &gitlab_mr("open", None, 2)).expect("fork").pull.fork);
+        assert!(parse(Host::GitLab, &gitlab_mr("merge", None, 1)).expect("merged").builds.is_err());
         assert!(parse(Host::GitLab, b"{}").unwrap_err().contains("object_attributes"));
     }
 }
