@@ -413,3 +413,31 @@ async fn who_may_rebuild_with_params() {
     assert_eq!(rebuilt.params.get("N").map(String::as_str), Some("3"));
     assert_eq!(rebuilt.triggered_by.as_deref(), Some("a person in the UI"));
 }
+
+#[tokio::test]
+async fn a_forks_pull_request_job_may_not_trigger_builds() {
+    use sparky_core::model::{NewBuild, PullRequest};
+    let h = harness(|c| c.api_token = Some(Secret::new("admin"))).await;
+    h.project("app", "script: echo\n");
+    h.project("deploy", "script: echo\n");
+    let pull = PullRequest {
+        number: 7,
+        source_branch: "feature".into(),
+        target_branch: "main".into(),
+        head_ref: "refs/pull/7/head".into(),
+        fork: true,
+        url: None,
+    };
+    let new = NewBuild { project: "app".into(), pull_request: Some(pull), ..NewBuild::default() };
+    let id = h.ctx.queue_build(new).await.expect("queue").build.id;
+    let limits = sparky_core::store::Limits { global: 1, concurrency: [("app".to_string(), 1)].into() };
+    h.ctx.claim_builds(limits).await.expect("claim");
+    let started = h.ctx.start_build(id, &h.ctx.config.instance).await.expect("start").expect("running");
+    let job = format!("Bearer {}", started.token.expose());
+    let (status, _, json) =
+        h.post("/api/v1/projects/deploy/builds", &[JSON, ("authorization", job.as_str())], "{}").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{json}");
+    assert!(json["error"].as_str().is_some_and(|e| e.contains("fork")), "{json}");
+    let live = h.ctx.store.live_builds().await.expect("live");
+    assert!(live.iter().all(|b| b.project != "deploy"), "nothing queued: {live:?}");
+}

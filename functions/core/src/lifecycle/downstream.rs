@@ -2,7 +2,9 @@
 //! trigger `downstream` and `SPARKY_PARENT_BUILD` set. A chain of downstream builds
 //! never runs the same project twice — `a -> b -> a` stops before the second `a` — so
 //! a cycle in the projects' configs can't loop. Each downstream build is queued once
-//! per parent build (an idempotency key), even if asked again.
+//! per parent build (an idempotency key), even if asked again. A build of a pull
+//! request from a fork queues none: a stranger's request may not start the builds
+//! that hold the project's secrets.
 
 use crate::{
     Ctx,
@@ -22,6 +24,14 @@ impl Ctx {
             },
             _ => return Vec::new(),
         };
+        if build.pull_request.as_ref().is_some_and(|pull| pull.fork) {
+            return downstream
+                .iter()
+                .map(|name| {
+                    format!("downstream {name} skipped: a pull request from a fork starts no other builds")
+                })
+                .collect();
+        }
         let mut chain = build.chain.clone();
         chain.push(build.project.clone());
         let mut notes = Vec::new();

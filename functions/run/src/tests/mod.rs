@@ -290,3 +290,40 @@ async fn a_job_gets_an_allowlisted_environment_and_its_secrets_masked_in_the_log
 }
 
 mod remote;
+
+/// A stranger's pull request may not start the builds that hold a project's secrets:
+/// a fork's successful build queues no downstream project; the project's own does.
+#[tokio::test]
+async fn a_forks_pull_request_queues_no_downstream_build() {
+    use sparky_core::model::PullRequest;
+    let h = harness().await;
+    h.project("app", "script: echo built\ndownstream: [deploy]\n");
+    h.project("deploy", "script: echo deployed\n");
+    for fork in [true, false] {
+        let pull = PullRequest {
+            number: 7,
+            source_branch: "feature".into(),
+            target_branch: "main".into(),
+            head_ref: "refs/pull/7/head".into(),
+            fork,
+            url: None,
+        };
+        let new = NewBuild { project: "app".into(), pull_request: Some(pull), ..NewBuild::default() };
+        let id = h.ctx.queue_build(new).await.expect("queue").build.id;
+        h.ctx
+            .claim_builds(Limits { global: 1, concurrency: [("app".into(), 1)].into() })
+            .await
+            .expect("claim");
+        let status = crate::execute(&h.ctx, &h.state(), id, true).await.expect("execute");
+        assert_eq!(status, Some(BuildStatus::Succeeded));
+        let live = h.ctx.store.live_builds().await.expect("live");
+        let deploys = live.iter().filter(|b| b.project == "deploy").count();
+        let log = h.log("app", id).await;
+        if fork {
+            assert_eq!(deploys, 0, "{log}");
+            assert!(log.contains("downstream deploy skipped: a pull request from a fork"), "{log}");
+        } else {
+            assert_eq!(deploys, 1, "the project's own request queues it: {log}");
+        }
+    }
+}
