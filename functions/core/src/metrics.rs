@@ -28,6 +28,8 @@
 //!
 //! Label values are bounded: projects and delivery targets come from configuration,
 //! routes are the router's patterns (`/builds/{id}`), never the requested path.
+//! Labels known up front ([`RUNNER_WRITES`]) start at 0, so that a query or an alert
+//! finds the series before the first increment, and `increase()` counts that one.
 
 use std::time::{Duration, Instant};
 
@@ -117,6 +119,9 @@ fn latency_buckets() -> Histogram {
     Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
 }
 
+/// The writes of a runner that retry on a busy database ([`Metrics::busy_retry`]).
+pub const RUNNER_WRITES: [&str; 3] = ["start", "finish", "hand back"];
+
 /// One process's metrics; [`crate::Ctx`] holds them.
 pub struct Metrics {
     registry: Registry,
@@ -193,6 +198,9 @@ impl Metrics {
             "A runner's writes tried again because the database was busy",
             metrics.busy_retries.clone(),
         );
+        for write in RUNNER_WRITES {
+            metrics.busy_retries.get_or_create(&WriteLabels { write }).inc_by(0);
+        }
         Metrics { registry, ..metrics }
     }
 

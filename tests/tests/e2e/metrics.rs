@@ -1,8 +1,9 @@
 //! `/metrics` as people use it: a real Prometheus server scrapes `sparky up` and the
 //! four functions as separate processes every second, and PromQL over its HTTP API
 //! finds the builds each process counted, how long they took, the live builds every
-//! process reports alike, and the requests by route; and `/healthz` as a probe sees
-//! it when the database can't be read.
+//! process reports alike, the requests by route, the notifications sent and the
+//! busy-database retries; and `/healthz` as a probe sees it when the database can't be
+//! read.
 
 use std::time::Duration;
 
@@ -15,10 +16,22 @@ use sparky_tests::{
 
 use super::multiprocess::{Cluster, FUNCTIONS};
 
-fn projects(root: &std::path::Path) {
+/// The projects; a failure of `bad` is notified to the webhook at `hook`.
+fn projects(root: &std::path::Path, hook: &str) {
     write_project(root, "ok", "script: echo fine\n");
-    write_project(root, "bad", "script: exit 3\n");
+    write_project(root, "bad", &format!("script: exit 3\nnotify:\n  - webhook: '{hook}'\n"));
     write_project(root, "slow", "script: sleep 60\n");
+}
+
+/// A webhook receiver that answers 200 to anything; its URL.
+async fn webhook_receiver() -> (String, tokio::task::JoinHandle<()>) {
+    let app = axum::Router::new().route("/hook", axum::routing::post(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, server)
 }
 
 /// `host:port` of a URL `http://host:port`.
@@ -46,8 +59,9 @@ async fn run_all(api: &Api, ui: &Api, builds: &[&str]) {
 async fn prometheus_scrapes_every_process_and_finds_the_builds() {
     let up_root = tempfile::tempdir().expect("temp dir");
     let cluster_root = tempfile::tempdir().expect("temp dir");
-    projects(up_root.path());
-    projects(cluster_root.path());
+    let (hook, receiver) = webhook_receiver().await;
+    projects(up_root.path(), &hook);
+    projects(cluster_root.path(), &hook);
     let up = Sparky::up(up_root.path(), &[]);
     let cluster = Cluster::start(cluster_root.path(), &[]);
     let mut functions = Vec::new();
@@ -116,6 +130,26 @@ async fn prometheus_scrapes_every_process_and_finds_the_builds() {
     prometheus
         .until_value(r#"count(sparky_http_request_duration_seconds_count{route="/metrics"} > 0)"#, 5.0)
         .await;
+
+    // Deliveries by kind, host and outcome, counted where they are sent: by `sparky up`,
+    // and in the cluster by dispatch, which drains the outbox. Each failure of `bad`
+    // was notified once.
+    let sent = r#"kind="webhook",host="127.0.0.1",outcome="sent""#;
+    prometheus.until_value(&format!("sum(sparky_deliveries_total{{job=\"up\",{sent}}})"), 1.0).await;
+    prometheus
+        .until_value(&format!("sum(sparky_deliveries_total{{function=\"dispatch\",{sent}}})"), 1.0)
+        .await;
+    let elsewhere =
+        prometheus.query(r#"sparky_deliveries_total{job="functions",function!="dispatch"}"#).await;
+    assert!(elsewhere.is_empty(), "only dispatch delivers: {elsewhere:?}");
+    receiver.abort();
+    // A runner's writes retried on a busy database, by write: at 0 from the start in
+    // every process, none here.
+    for write in ["start", "finish", "hand back"] {
+        let series = format!(r#"sparky_store_busy_retries_total{{write="{write}"}}"#);
+        prometheus.until_value(&format!("count({series})"), 5.0).await;
+        assert_eq!(one(&prometheus.query(&format!("sum({series})")).await), 0.0, "{write}");
+    }
 
     // /healthz: down while the database can't be read (a folder in its place), up again
     // once it is back.

@@ -64,6 +64,13 @@ pub(super) const QUEUED_PROJECTS: &str = "SELECT DISTINCT project FROM builds WH
 pub(super) const QUEUED_IDS: &str =
     "SELECT id FROM builds WHERE status = 'queued' AND project = ?1 ORDER BY id";
 
+/// Deleting a pruned build: its row (never a live one's), then its events and its
+/// deliveries.
+pub(super) const DELETE_BUILD: &str =
+    "DELETE FROM builds WHERE id = ?1 AND status NOT IN ('queued', 'dispatched', 'running')";
+pub(super) const DELETE_EVENTS: &str = "DELETE FROM events WHERE build_id = ?1";
+pub(super) const DELETE_DELIVERIES: &str = "DELETE FROM deliveries WHERE build_id = ?1";
+
 /// The result of queueing: the build, and whether this call created it (`false` when
 /// an idempotency key matched an earlier build, which is returned instead).
 #[derive(Debug)]
@@ -414,11 +421,9 @@ impl Store {
     /// their events and deliveries.
     pub async fn delete_builds(&self, ids: Vec<i64>) -> Result<(), StoreError> {
         self.write(move |tx| {
-            let mut build = tx.prepare_cached(
-                "DELETE FROM builds WHERE id = ?1 AND status NOT IN ('queued', 'dispatched', 'running')",
-            )?;
-            let mut events = tx.prepare_cached("DELETE FROM events WHERE build_id = ?1")?;
-            let mut deliveries = tx.prepare_cached("DELETE FROM deliveries WHERE build_id = ?1")?;
+            let mut build = tx.prepare_cached(DELETE_BUILD)?;
+            let mut events = tx.prepare_cached(DELETE_EVENTS)?;
+            let mut deliveries = tx.prepare_cached(DELETE_DELIVERIES)?;
             for id in ids {
                 if build.execute([id])? == 1 {
                     events.execute([id])?;

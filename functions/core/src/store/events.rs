@@ -8,7 +8,28 @@ use rusqlite::{Row, params};
 use super::{Store, StoreError};
 use crate::model::{BuildStatus, ChangeFacts, Event, Reason};
 
-const COLUMNS: &str = "id, build_id, project, from_status, to_status, reason, attempt, at";
+/// Every column of `events`, then `$rest`: constants, so that the plan test
+/// (`plans.rs`) explains the very queries that run.
+macro_rules! select_events {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, build_id, project, from_status, to_status, reason, attempt, at FROM events ",
+            $rest
+        )
+    };
+}
+
+/// Events after a reader's cursor (`GET /api/v1/events`).
+pub(super) const EVENTS_AFTER: &str = select_events!("WHERE id > ?1 ORDER BY id LIMIT ?2");
+/// One build's events (its attempts, its report).
+pub(super) const BUILD_EVENTS: &str = select_events!("WHERE build_id = ?1 ORDER BY id");
+/// Terminal events whose follow-ups may not be done yet, read by every sweep pass.
+pub(super) const PENDING_EVENTS: &str = select_events!("WHERE pending = 1 AND at < ?1 ORDER BY id LIMIT ?2");
+/// Marks an event's follow-ups done.
+pub(super) const FOLLOWED: &str = "UPDATE events SET pending = 0 WHERE id = ?1 AND pending = 1";
+/// A build's facts for metrics, read at every start and end (see [`facts`]).
+pub(super) const FACTS: &str = "SELECT trigger_kind, (SELECT max(at) FROM events WHERE build_id = ?1 \
+     AND to_status = 'queued' AND from_status IS NOT 'dispatched'), started_at FROM builds WHERE id = ?1";
 
 /// A status change about to be recorded.
 pub(super) struct Change<'a> {
@@ -62,12 +83,8 @@ pub(super) fn record(tx: &rusqlite::Connection, change: Change<'_>) -> Result<Ev
 /// it ran: a build that went back before it ran has waited since it was queued) and
 /// when its latest attempt started: its row by id, and its own few events by index.
 fn facts(tx: &rusqlite::Connection, build_id: i64) -> Result<ChangeFacts, StoreError> {
-    let (trigger, queued_at, started_at): (String, Option<i64>, Option<i64>) = tx
-        .prepare_cached(
-            "SELECT trigger_kind, (SELECT max(at) FROM events WHERE build_id = ?1 AND to_status = 'queued' \
-             AND from_status IS NOT 'dispatched'), started_at FROM builds WHERE id = ?1",
-        )?
-        .query_row([build_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let (trigger, queued_at, started_at): (String, Option<i64>, Option<i64>) =
+        tx.prepare_cached(FACTS)?.query_row([build_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     let trigger =
         trigger.parse().map_err(|e: crate::model::UnknownName| StoreError::Corrupt(e.to_string()))?;
     Ok(ChangeFacts { trigger, queued_at: queued_at.unwrap_or_default(), started_at })
@@ -100,9 +117,8 @@ impl Store {
     /// Events with ids above `after`, oldest first, at most `limit`.
     pub async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
         self.call(move |conn| {
-            let sql = format!("SELECT {COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2");
             let events = conn
-                .prepare_cached(&sql)?
+                .prepare_cached(EVENTS_AFTER)?
                 .query_map(params![after, limit], event_from_row)?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(events)
@@ -113,9 +129,8 @@ impl Store {
     /// One build's events, oldest first.
     pub async fn build_events(&self, build_id: i64) -> Result<Vec<Event>, StoreError> {
         self.call(move |conn| {
-            let sql = format!("SELECT {COLUMNS} FROM events WHERE build_id = ?1 ORDER BY id");
             let events = conn
-                .prepare_cached(&sql)?
+                .prepare_cached(BUILD_EVENTS)?
                 .query_map([build_id], event_from_row)?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(events)
@@ -127,10 +142,8 @@ impl Store {
     /// done, oldest first, at most `limit`.
     pub(crate) async fn pending_events(&self, before: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
         self.call(move |conn| {
-            let sql =
-                format!("SELECT {COLUMNS} FROM events WHERE pending = 1 AND at < ?1 ORDER BY id LIMIT ?2");
             let events = conn
-                .prepare_cached(&sql)?
+                .prepare_cached(PENDING_EVENTS)?
                 .query_map(params![before, limit], event_from_row)?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(events)
@@ -144,8 +157,7 @@ impl Store {
             return Ok(());
         }
         self.write_relaxed(move |tx| {
-            let mut stmt =
-                tx.prepare_cached("UPDATE events SET pending = 0 WHERE id = ?1 AND pending = 1")?;
+            let mut stmt = tx.prepare_cached(FOLLOWED)?;
             for id in ids {
                 stmt.execute([id])?;
             }

@@ -2,8 +2,13 @@
 //! filtered by status, branch, trigger and text, newest first, a page at a time.
 //!
 //! Every page is a keyset range (`id < before`) read from an index that matches the
-//! filter (see `sql/0011_history.sql`), so its cost is the page, not the history; text
-//! search goes through the trigram index `builds_text`, newest match first.
+//! filter — all builds, or one project's, by status, branch or trigger (see
+//! `sql/0011_history.sql`, `sql/0014_history_by_project_branch.sql`) — so its cost is
+//! the page, not the history. Two filters besides the project read the range of one
+//! and check the other row by row. Text search goes through the trigram index
+//! `builds_text`, newest match first, and checks the other filters on each match: it
+//! costs the matches it passes over, which for a rare project and a common word can
+//! be many (`plans.rs` checks these plans).
 
 use rusqlite::{ToSql, params_from_iter};
 
@@ -68,6 +73,37 @@ fn phrase(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
 }
 
+/// The query of [`Store::history`] and its values: `limit` + 1 builds (the one more
+/// tells whether there is a next page) that `filter` selects, older than `before`.
+pub(super) fn history_query(
+    filter: &HistoryFilter,
+    limit: u32,
+    before: Option<i64>,
+) -> (String, Vec<Box<dyn ToSql>>) {
+    let (mut conditions, mut values) = filter.conditions();
+    // With text, the bound goes to the text index, which then starts there.
+    conditions.push(if filter.text.is_some() { "t.rowid < ?" } else { "b.id < ?" });
+    values.push(Box::new(before.unwrap_or(i64::MAX)));
+    let columns = COLUMNS.split(", ").map(|c| format!("b.{}", c.trim())).collect::<Vec<_>>().join(", ");
+    let sql = match &filter.text {
+        // The text index leads: it yields its matches newest first.
+        Some(text) => {
+            values.insert(0, Box::new(phrase(text)));
+            format!(
+                "SELECT {columns} FROM builds_text t JOIN builds b ON b.id = t.rowid \
+                 WHERE builds_text MATCH ? AND {} ORDER BY t.rowid DESC LIMIT ?",
+                conditions.join(" AND ")
+            )
+        }
+        None => format!(
+            "SELECT {columns} FROM builds b WHERE {} ORDER BY b.id DESC LIMIT ?",
+            conditions.join(" AND ")
+        ),
+    };
+    values.push(Box::new(i64::from(limit) + 1));
+    (sql, values)
+}
+
 impl Store {
     /// The builds `filter` selects, newest first, `limit` at a time, older than
     /// `before` if given.
@@ -79,28 +115,7 @@ impl Store {
         before: Option<i64>,
     ) -> Result<BuildPage, StoreError> {
         self.call(move |conn| {
-            let (mut conditions, mut values) = filter.conditions();
-            // With text, the bound goes to the text index, which then starts there.
-            conditions.push(if filter.text.is_some() { "t.rowid < ?" } else { "b.id < ?" });
-            values.push(Box::new(before.unwrap_or(i64::MAX)));
-            let columns =
-                COLUMNS.split(", ").map(|c| format!("b.{}", c.trim())).collect::<Vec<_>>().join(", ");
-            let sql = match &filter.text {
-                // The text index leads: it yields its matches newest first.
-                Some(text) => {
-                    values.insert(0, Box::new(phrase(text)));
-                    format!(
-                        "SELECT {columns} FROM builds_text t JOIN builds b ON b.id = t.rowid \
-                         WHERE builds_text MATCH ? AND {} ORDER BY t.rowid DESC LIMIT ?",
-                        conditions.join(" AND ")
-                    )
-                }
-                None => format!(
-                    "SELECT {columns} FROM builds b WHERE {} ORDER BY b.id DESC LIMIT ?",
-                    conditions.join(" AND ")
-                ),
-            };
-            values.push(Box::new(i64::from(limit) + 1));
+            let (sql, values) = history_query(&filter, limit, before);
             let builds = conn
                 .prepare_cached(&sql)?
                 .query_map(params_from_iter(values.iter().map(|v| v.as_ref())), build_from_row)?

@@ -71,6 +71,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0011_history.sql"),
     include_str!("sql/0012_live_by_project.sql"),
     include_str!("sql/0013_ended_by_branch.sql"),
+    include_str!("sql/0014_history_by_project_branch.sql"),
 ];
 
 /// How long a statement waits for another process's lock before giving up with `Busy`.

@@ -5,16 +5,20 @@
 
 use super::{
     builds::{
-        COLUMNS, LAST_BUILDS_FROM, LAST_BY_TRIGGER_FROM, OLDEST, PREVIOUS_IN_PULL, PREVIOUS_ON_BRANCH,
-        PROJECT_COUNT, QUEUED_IDS, QUEUED_PROJECTS,
+        COLUMNS, DELETE_BUILD, DELETE_DELIVERIES, DELETE_EVENTS, LAST_BUILDS_FROM, LAST_BY_TRIGGER_FROM,
+        OLDEST, PREVIOUS_IN_PULL, PREVIOUS_ON_BRANCH, PROJECT_COUNT, QUEUED_IDS, QUEUED_PROJECTS,
     },
+    events::{BUILD_EVENTS, EVENTS_AFTER, FACTS, FOLLOWED, PENDING_EVENTS},
+    history::history_query,
     lapses::{ANY_EXPIRED, EXPIRED},
     transitions::{ACTIVE_PER_PROJECT, CLAIM_CANDIDATES},
     *,
 };
+use crate::model::{BuildStatus, TriggerKind};
 
-/// Partial indexes over live builds only: scanning one costs the queue, not history.
-const LIVE_INDEXES: [&str; 3] = ["builds_queued", "builds_active", "builds_live"];
+/// Partial indexes over live rows only (builds not finished, events whose follow-ups
+/// are not done): scanning one costs the queue, not history.
+const LIVE_INDEXES: [&str; 4] = ["builds_queued", "builds_active", "builds_live", "events_pending"];
 
 /// 10,000 builds over 10 projects (half of them in `big`), all kinds of trigger; the
 /// newest few of `big` queued or running.
@@ -51,9 +55,8 @@ async fn filled() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-/// The plan's lines that read history: a scan of `builds` (or another table) that is
-/// not a scan of a live partial index.
-fn history_scans(conn: &rusqlite::Connection, sql: &str) -> Vec<String> {
+/// The lines of `sql`'s `EXPLAIN QUERY PLAN`.
+fn plan(conn: &rusqlite::Connection, sql: &str) -> Vec<String> {
     let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect("explain");
     // Parameters left unbound are NULL: the plan is the same.
     let mut rows = stmt.raw_query();
@@ -62,6 +65,12 @@ fn history_scans(conn: &rusqlite::Connection, sql: &str) -> Vec<String> {
         details.push(row.get(3).expect("plan detail"));
     }
     details
+}
+
+/// The plan's lines that read history: a scan of `builds` (or another table) that is
+/// not a scan of a live partial index.
+fn history_scans(conn: &rusqlite::Connection, sql: &str) -> Vec<String> {
+    plan(conn, sql)
         .into_iter()
         .filter(|line| {
             let scans_table = ["SCAN builds", "SCAN b ", "SCAN events", "SCAN deliveries"]
@@ -103,6 +112,14 @@ async fn hot_queries_use_indexes_at_ten_thousand_builds() {
                 "SELECT {COLUMNS} FROM builds WHERE status IN ('queued', 'dispatched', 'running') ORDER BY id ASC"
             ),
         ),
+        ("events after a cursor", EVENTS_AFTER.into()),
+        ("a build's events", BUILD_EVENTS.into()),
+        ("follow-up: pending events", PENDING_EVENTS.into()),
+        ("follow-up: followed", FOLLOWED.into()),
+        ("start and end: facts", FACTS.into()),
+        ("prune: delete a build", DELETE_BUILD.into()),
+        ("prune: delete its events", DELETE_EVENTS.into()),
+        ("prune: delete its deliveries", DELETE_DELIVERIES.into()),
     ];
     let scans = store
         .call(move |conn| {
@@ -116,6 +133,63 @@ async fn hot_queries_use_indexes_at_ten_thousand_builds() {
         .await
         .expect("plans");
     assert!(scans.is_empty(), "queries that read history:\n{}", scans.join("\n"));
+}
+
+/// A history page (all projects' or one's, filtered by status, branch or trigger) is a
+/// range of one index holding exactly what the filter selects, in id order: it reads
+/// the page and no more, nor sorts. Two filters other than the project (status and
+/// branch, say) read the range of one and check the other on each row: that costs the
+/// builds of that range it skips, not the page. A text search reads the trigram
+/// index's matches newest first, without sorting, and checks the other filters on
+/// each: it costs the matches it skips (older ones, other projects'), not history.
+#[tokio::test]
+async fn history_pages_are_ranges_of_an_index_matching_the_filter() {
+    let (_dir, store) = filled().await;
+    let project = || Some("big".to_string());
+    let (status, trigger) = (Some(BuildStatus::Failed), Some(TriggerKind::Cron));
+    let branch = || Some("main".to_string());
+    let text = || Some("flux".to_string());
+    let cases = [
+        (HistoryFilter::default(), "SEARCH b USING INTEGER PRIMARY KEY (rowid<?)"),
+        (HistoryFilter { status, ..Default::default() }, "(status=? AND id<?)"),
+        (HistoryFilter { branch: branch(), ..Default::default() }, "(scm_branch=? AND id<?)"),
+        (HistoryFilter { trigger, ..Default::default() }, "(trigger_kind=? AND id<?)"),
+        (HistoryFilter { project: project(), ..Default::default() }, "(project=? AND id<?)"),
+        (
+            HistoryFilter { project: project(), status, ..Default::default() },
+            "(project=? AND status=? AND id<?)",
+        ),
+        (
+            HistoryFilter { project: project(), branch: branch(), ..Default::default() },
+            "(project=? AND scm_branch=? AND id<?)",
+        ),
+        (
+            HistoryFilter { project: project(), trigger, ..Default::default() },
+            "(project=? AND trigger_kind=? AND id<?)",
+        ),
+        // The trigram index, with the MATCH and the `rowid <` bound.
+        (HistoryFilter { text: text(), ..Default::default() }, "SCAN t VIRTUAL TABLE INDEX"),
+        (
+            HistoryFilter { project: project(), text: text(), ..Default::default() },
+            "SCAN t VIRTUAL TABLE INDEX",
+        ),
+    ];
+    let wrong = store
+        .call(move |conn| {
+            let mut wrong = Vec::new();
+            for (filter, range) in cases {
+                let lines = plan(conn, &history_query(&filter, 50, Some(5_000)).0);
+                let sorts = lines.iter().any(|l| l.contains("TEMP B-TREE"));
+                let leads = lines.first().is_some_and(|l| l.contains(range));
+                if sorts || !leads || !history_scans(conn, &history_query(&filter, 50, None).0).is_empty() {
+                    wrong.push(format!("{filter:?}, wanted {range}:\n  {}", lines.join("\n  ")));
+                }
+            }
+            Ok(wrong)
+        })
+        .await
+        .expect("plans");
+    assert!(wrong.is_empty(), "history pages that read more than a range:\n{}", wrong.join("\n"));
 }
 
 #[tokio::test]
