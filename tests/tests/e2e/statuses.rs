@@ -92,13 +92,20 @@ fn envs() -> Vec<(&'static str, &'static str)> {
     vec![("SPARKY_WEBHOOK_SECRET", HOOK_SECRET), ("SPARKY_PUBLIC_URL", PUBLIC)]
 }
 
-#[tokio::test]
-async fn every_build_of_a_pushed_commit_posts_its_statuses_on_github_gitlab_and_gitea() {
+/// A state folder whose projects build a fresh repository and post to the three hosts,
+/// each with its valid token.
+async fn site() -> (tempfile::TempDir, Repo, GitHosts) {
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = Repo::init(&dir.path().join("app"));
     let hosts = GitHosts::start(0, &TOKENS.map(|(host, _, token)| (host, token))).await;
     let secrets: Vec<(&str, &str)> = TOKENS.iter().map(|(_, name, value)| (*name, *value)).collect();
     root(dir.path(), &repo, &hosts.url, &secrets);
+    (dir, repo, hosts)
+}
+
+#[tokio::test]
+async fn every_build_of_a_pushed_commit_posts_its_statuses_on_github_gitlab_and_gitea() {
+    let (dir, repo, hosts) = site().await;
     let sparky = Sparky::up(dir.path(), &envs());
     let api = Api::new(&sparky.url);
     let sha = repo.commit("README", "second\n");
@@ -241,11 +248,7 @@ async fn a_refused_token_is_shown_and_not_retried_and_a_rate_limit_is_waited_out
 
 #[tokio::test]
 async fn two_dispatch_processes_post_each_status_once() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let repo = Repo::init(&dir.path().join("app"));
-    let hosts = GitHosts::start(0, &TOKENS.map(|(host, _, token)| (host, token))).await;
-    let secrets: Vec<(&str, &str)> = TOKENS.iter().map(|(_, name, value)| (*name, *value)).collect();
-    root(dir.path(), &repo, &hosts.url, &secrets);
+    let (dir, repo, hosts) = site().await;
     let ports = [free_port(), free_port(), free_port(), free_port()];
     let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
     let mut shared = envs();
@@ -292,11 +295,7 @@ async fn two_dispatch_processes_post_each_status_once() {
 
 #[tokio::test]
 async fn failed_canceled_and_lost_builds_post_the_state_each_host_documents() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let repo = Repo::init(&dir.path().join("app"));
-    let hosts = GitHosts::start(0, &TOKENS.map(|(host, _, token)| (host, token))).await;
-    let secrets: Vec<(&str, &str)> = TOKENS.iter().map(|(_, name, value)| (*name, *value)).collect();
-    root(dir.path(), &repo, &hosts.url, &secrets);
+    let (dir, repo, hosts) = site().await;
     // A short lease: a build whose process was killed is found lost soon after. Three
     // builds hang at once, whatever the machine's CPUs.
     let mut envs = envs();
@@ -366,11 +365,7 @@ async fn failed_canceled_and_lost_builds_post_the_state_each_host_documents() {
 
 #[tokio::test]
 async fn a_status_that_fails_on_the_way_or_times_out_is_sent_again_after_a_backoff() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let repo = Repo::init(&dir.path().join("app"));
-    let hosts = GitHosts::start(0, &TOKENS.map(|(host, _, token)| (host, token))).await;
-    let secrets: Vec<(&str, &str)> = TOKENS.iter().map(|(_, name, value)| (*name, *value)).collect();
-    root(dir.path(), &repo, &hosts.url, &secrets);
+    let (dir, repo, hosts) = site().await;
     let mut envs = envs();
     envs.push(("SPARKY_MAX_RUNNING", "3"));
     let sparky = Sparky::up(dir.path(), &envs);
