@@ -232,11 +232,17 @@ fn manual_runs_allowed(project: &Project) -> Result<&ProjectConfig, ApiError> {
     Ok(config)
 }
 
-/// The answer to a build API call: a refused form that a browser posted goes back to
-/// `back` with `?refused=<why>`; every other refusal is the JSON error.
+/// The answer to a build API call: a form a browser posted without a valid session
+/// (it ended, or the cookie was never one) goes to the login page, which brings the
+/// person back to `back`; another refused form goes back to `back` with
+/// `?refused=<why>`; every other refusal is the JSON error.
 fn answer(result: Result<Response, ApiError>, headers: &HeaderMap, back: &str) -> Response {
     match result {
         Ok(response) => response,
+        Err(ApiError::Unauthorized(_)) if from_browser_form(headers) => {
+            let query = serde_urlencoded::to_string([("next", back)]).unwrap_or_default();
+            Redirect::to(&format!("/login?{query}")).into_response()
+        }
         Err(error) if from_browser_form(headers) => {
             let why: String = error.to_string().chars().take(400).collect();
             let query = serde_urlencoded::to_string([("refused", why)]).unwrap_or_default();

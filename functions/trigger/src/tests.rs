@@ -311,6 +311,20 @@ async fn a_logged_in_persons_form_needs_the_sessions_form_token() {
     // No session, no token: a guarded API refuses.
     let (status, _, _) = h.post("/api/v1/projects/app/builds", &[form], "_csrf=form-token").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A browser's form whose session ended, or whose cookie was never one: the login
+    // page, which brings the person back to the form's page.
+    let html = ("accept", "text/html,application/xhtml+xml");
+    for cookie in ["sparky_session=forged", "sparky_session=cookie-value"] {
+        if cookie.ends_with("cookie-value") {
+            h.ctx.store.end_session(&sparky_core::secrets::token_hash("cookie-value")).await.expect("end it");
+        }
+        let (status, headers, _) = h
+            .post("/api/v1/projects/app/builds", &[("cookie", cookie), form, html], "_csrf=form-token")
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{cookie}");
+        assert_eq!(headers[header::LOCATION], "/login?next=%2Fprojects%2Fapp", "{cookie}");
+    }
+    assert_eq!(h.ctx.store.live_builds().await.expect("live").len(), 0, "nothing queued");
 }
 
 #[tokio::test]

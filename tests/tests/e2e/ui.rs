@@ -238,6 +238,19 @@ async fn people_log_in_run_a_build_log_out_and_another_site_can_do_none_of_it() 
     let build = api.wait_for(id, None, WAIT).await;
     assert_eq!(build["status"], "succeeded", "{build}");
 
+    // A session cookie that is no session (forged, or ended on the server): the form
+    // the page showed leads to the login page, and logging in brings the person back.
+    browser.goto(&format!("{}/projects/app", sparky.url)).await.expect("project page");
+    let cookie = json!({"name": "sparky_session", "value": "f".repeat(64), "url": sparky.url});
+    browser.cdp("Network.setCookie", cookie).await.expect("forge the cookie");
+    browser.find("#run").await.expect("Run").click().await.expect("run");
+    wait_for_url(&browser, |u| u.contains("/login?next=%2Fprojects%2Fapp")).await;
+    browser.find("#login-token").await.expect("token field").type_text("browser-t0ken").await.expect("type");
+    browser.find("#login").await.expect("button").click().await.expect("submit");
+    wait_for_url(&browser, |u| u.ends_with("/projects/app")).await;
+    let history = api.get("/api/v1/projects/app/builds").await.json;
+    assert_eq!(history["builds"].as_array().map(Vec::len), Some(1), "the forged form ran nothing");
+
     // Another site's page posts a form to Sparky as it loads: the browser adds the
     // session cookie where it may, and Sparky refuses anyway.
     // Each wait is for the form's target, not any Sparky URL: the page before it is
