@@ -439,10 +439,16 @@ pub fn hmac_hex(secret: &str, body: &[u8]) -> String {
 
 /// A GitHub push event carrying `body`, signed with `secret`.
 pub fn github_push_request(api: &Api, secret: &str, body: String) -> reqwest::RequestBuilder {
+    github_request(api, secret, "push", body)
+}
+
+/// A GitHub webhook delivery of `event` (`push`, `pull_request`...) carrying `body`,
+/// signed with `secret`.
+pub fn github_request(api: &Api, secret: &str, event: &str, body: String) -> reqwest::RequestBuilder {
     api.http
         .post(api.url("/hooks/github"))
         .header("content-type", "application/json")
-        .header("X-GitHub-Event", "push")
+        .header("X-GitHub-Event", event)
         .header("X-Hub-Signature-256", format!("sha256={}", hmac_hex(secret, body.as_bytes())))
         .body(body)
 }

@@ -21,7 +21,8 @@
 //! - [`hub`]: in-process notifications (log grew, status changed, cancel asked).
 //! - [`api`]: JSON shapes of the HTTP API and the error type of the HTTP edge.
 //! - [`retention`]: `keep_builds`, pruning old builds with their reports.
-//! - `testing` (feature `testing`): a state on a temp root for in-process tests.
+//! - `testing` (feature `testing`, and core's own tests): a state on a temp root and
+//!   builds in a given state for in-process tests.
 //! - [`serve`]: serving a router on a listener, health and metrics routes, telemetry.
 //! - [`tls`]: the HTTP clients Sparky makes, HTTPS included.
 //! - [`lambda`]: serving a router through the AWS Lambda Runtime API instead.
@@ -47,7 +48,7 @@ pub mod runner;
 pub mod secrets;
 pub mod serve;
 pub mod store;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;
 pub mod tls;

@@ -173,6 +173,14 @@ pub struct Build {
     pub commit_message: Option<String>,
 }
 
+impl Build {
+    /// Whether it builds a pull request from a fork: a stranger's code, which gets only
+    /// the secrets marked `forks: true` and may start no other build.
+    pub fn from_fork(&self) -> bool {
+        self.pull_request.as_ref().is_some_and(|pull| pull.fork)
+    }
+}
+
 /// A pull request (a merge request on GitLab) a build is for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullRequest {

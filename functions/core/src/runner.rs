@@ -52,9 +52,8 @@ impl Ctx {
                 config: Err(ProjectError { file, line: None, problem }),
             })
         });
-        let from_fork = build.pull_request.as_ref().is_some_and(|p| p.fork);
         let secrets = match project.as_ref().map(|p| &p.config) {
-            Some(Ok(config)) => self.granted_secrets(config, from_fork).await,
+            Some(Ok(config)) => self.granted_secrets(config, build.from_fork()).await,
             _ => Ok(BTreeMap::new()),
         };
         Assignment { build, token, project, secrets }

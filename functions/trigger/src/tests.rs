@@ -4,7 +4,13 @@ use axum::body::Body;
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use sparky_core::{Config, Ctx, model::BuildStatus, reports::Key, secrets::Secret, testing::TempCtx};
+use sparky_core::{
+    Config, Ctx,
+    model::BuildStatus,
+    reports::Key,
+    secrets::Secret,
+    testing::{self, TempCtx},
+};
 use tower::ServiceExt;
 
 struct Harness {
@@ -402,9 +408,8 @@ async fn who_may_rebuild_with_params() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "a wrong token");
 
     // A running build's job token may trigger, not rebuild.
-    let limits = sparky_core::store::Limits { global: 1, concurrency: [("app".to_string(), 1)].into() };
-    h.ctx.claim_builds(limits).await.expect("claim");
-    let started = h.ctx.start_build(1, &h.ctx.config.instance).await.expect("start").expect("running");
+    testing::claim(&h.ctx, "app").await;
+    let started = testing::start(&h.ctx, 1, &h.ctx.config.instance).await;
     let job = format!("Bearer {}", started.token.expose());
     let (status, _, json) =
         h.post("/api/v1/builds/1/rebuild", &[JSON, ("authorization", job.as_str())], body).await;
@@ -430,23 +435,17 @@ async fn who_may_rebuild_with_params() {
 
 #[tokio::test]
 async fn a_forks_pull_request_job_may_not_trigger_builds() {
-    use sparky_core::model::{NewBuild, PullRequest};
+    use sparky_core::model::NewBuild;
     let h = harness(|c| c.api_token = Some(Secret::new("admin"))).await;
     h.project("app", "script: echo\n");
     h.project("deploy", "script: echo\n");
-    let pull = PullRequest {
-        number: 7,
-        source_branch: "feature".into(),
-        target_branch: "main".into(),
-        head_ref: "refs/pull/7/head".into(),
-        fork: true,
-        url: None,
-    };
-    let new = NewBuild { project: "app".into(), pull_request: Some(pull), ..NewBuild::default() };
-    let id = h.ctx.queue_build(new).await.expect("queue").build.id;
-    let limits = sparky_core::store::Limits { global: 1, concurrency: [("app".to_string(), 1)].into() };
-    h.ctx.claim_builds(limits).await.expect("claim");
-    let started = h.ctx.start_build(id, &h.ctx.config.instance).await.expect("start").expect("running");
+    let pull = Some(testing::pull_request(7, true));
+    let id = testing::dispatched(
+        &h.ctx,
+        NewBuild { project: "app".into(), pull_request: pull, ..NewBuild::default() },
+    )
+    .await;
+    let started = testing::start(&h.ctx, id, &h.ctx.config.instance).await;
     let job = format!("Bearer {}", started.token.expose());
     let (status, _, json) =
         h.post("/api/v1/projects/deploy/builds", &[JSON, ("authorization", job.as_str())], "{}").await;

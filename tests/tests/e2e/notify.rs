@@ -12,7 +12,9 @@ use std::{
 
 use axum::{Router, body::Bytes, extract::State, http::HeaderMap, routing::post};
 use serde_json::{Value, json};
-use sparky_tests::{Api, Sparky, git::Repo, github_push_request, hmac_hex, smtp::SmtpServer, write_project};
+use sparky_tests::{
+    Api, Sparky, git::Repo, github_push_request, github_request, hmac_hex, smtp::SmtpServer, write_project,
+};
 
 const KEY: &str = "notify-signing-key";
 
@@ -228,14 +230,7 @@ async fn pull(api: &Api, url: &str, action: &str, sha: &str) -> i64 {
         "repository": { "full_name": "acme/app", "clone_url": url },
     })
     .to_string();
-    let request = api
-        .http
-        .post(api.url("/hooks/github"))
-        .header("content-type", "application/json")
-        .header("X-GitHub-Event", "pull_request")
-        .header("X-GitHub-Delivery", sha)
-        .header("X-Hub-Signature-256", format!("sha256={}", hmac_hex(HOOK_SECRET, body.as_bytes())))
-        .body(body);
+    let request = github_request(api, HOOK_SECRET, "pull_request", body).header("X-GitHub-Delivery", sha);
     let reply = api.send(request).await;
     assert_eq!(reply.status, 202, "{}", reply.json);
     reply.json["queued"][0]["build_id"].as_i64().expect("a build")

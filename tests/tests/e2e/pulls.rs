@@ -153,11 +153,15 @@ fn skipped(reply: &Reply, project: &str) -> String {
 }
 
 async fn built(s: &Setup, reply: &Reply) -> (Value, String) {
-    let api = Api::new(&s.sparky.url);
     let got = queued(reply);
     assert_eq!(got.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(), ["app"], "{}", reply.json);
-    let build = api.wait_for(got[0].1, None, Duration::from_secs(30)).await;
-    let log = api.log(got[0].1).await;
+    succeeded(&Api::new(&s.sparky.url), got[0].1).await
+}
+
+/// Build `id` once it ended, succeeded, and its log.
+async fn succeeded(api: &Api, id: i64) -> (Value, String) {
+    let build = api.wait_for(id, None, Duration::from_secs(30)).await;
+    let log = api.log(id).await;
     assert_eq!(build["status"], "succeeded", "{build}\n{log}");
     (build, log)
 }
@@ -265,9 +269,7 @@ async fn a_rebuild_of_a_forks_pull_request_is_still_the_forks_request() {
     let rebuilt = api.post(&format!("/api/v1/builds/{}/rebuild", first["id"])).await;
     assert_eq!(rebuilt.status, 201, "{}", rebuilt.json);
     let id = rebuilt.json["id"].as_i64().expect("build id");
-    let build = api.wait_for(id, None, Duration::from_secs(30)).await;
-    let log = api.log(id).await;
-    assert_eq!(build["status"], "succeeded", "{build}\n{log}");
+    let (build, log) = succeeded(&api, id).await;
     assert_eq!(build["trigger"], "rebuild");
     assert!(log.contains("own=none public=***"), "a rebuild gets no secret withheld from forks: {log}");
     assert!(!log.contains(OWN), "{log}");
@@ -297,12 +299,8 @@ async fn a_rebuild_of_a_forks_pull_request_is_still_the_forks_request() {
     assert_eq!(posted.status(), 303);
     let location = posted.headers()["location"].to_str().expect("location");
     let again: i64 = location.trim_start_matches("/builds/").parse().expect("a build's page");
-    let build = api.wait_for(again, None, Duration::from_secs(30)).await;
-    let log = api.log(again).await;
-    assert_eq!(
-        (build["status"].as_str(), build["pull_request"]["fork"].as_bool()),
-        (Some("succeeded"), Some(true))
-    );
+    let (build, log) = succeeded(&api, again).await;
+    assert_eq!(build["pull_request"]["fork"].as_bool(), Some(true), "{build}");
     assert!(log.contains("pr=8 ") && log.contains("own=none public=***"), "{log}");
 }
 

@@ -6,7 +6,11 @@
 use std::{path::Path, time::Duration};
 
 use serde_json::json;
-use sparky_tests::{Api, Sparky, webdriver::Driver, write_project};
+use sparky_tests::{
+    Api, Sparky,
+    webdriver::{Browser, Driver},
+    write_project,
+};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -301,7 +305,7 @@ fn batched_project(root: &Path, name: &str) {
 }
 
 /// The page's vertical scroll: how far down it is, and how far down it can go.
-async fn scroll(browser: &sparky_tests::webdriver::Browser) -> (i64, i64) {
+async fn scroll(browser: &Browser) -> (i64, i64) {
     let at = browser
         .execute("return [Math.round(window.scrollY), document.documentElement.scrollHeight - window.innerHeight];")
         .await
@@ -310,7 +314,7 @@ async fn scroll(browser: &sparky_tests::webdriver::Browser) -> (i64, i64) {
 }
 
 /// Waits (a little) for a page just loaded to be scrolled to its end; returns where it is.
-async fn at_the_end(browser: &sparky_tests::webdriver::Browser) -> (i64, i64) {
+async fn at_the_end(browser: &Browser) -> (i64, i64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     loop {
         let (at, bottom) = scroll(browser).await;
@@ -321,73 +325,92 @@ async fn at_the_end(browser: &sparky_tests::webdriver::Browser) -> (i64, i64) {
     }
 }
 
+/// A build of `app` (written under the state folder by `project`) running in
+/// `sparky up`, its page open in Chromium with JavaScript on or off.
+struct OpenBuild {
+    id: i64,
+    api: Api,
+    browser: Browser,
+    _driver: Driver,
+    _sparky: Sparky,
+    /// The state folder; last, so it goes after the processes.
+    dir: tempfile::TempDir,
+}
+
+impl OpenBuild {
+    async fn start(project: impl FnOnce(&Path), javascript: bool) -> OpenBuild {
+        let dir = tempfile::tempdir().expect("temp dir");
+        project(dir.path());
+        let sparky = Sparky::up(dir.path(), &[]);
+        let api = Api::new(&sparky.url);
+        let id = api.trigger("app", json!({})).await;
+        api.wait_for(id, Some("running"), WAIT).await;
+        let driver = Driver::start().await.expect("chromedriver");
+        let browser = driver.browser(javascript).await.expect("browser");
+        browser.goto(&format!("{}/builds/{id}", sparky.url)).await.expect("build page");
+        OpenBuild { id, api, browser, _driver: driver, _sparky: sparky, dir }
+    }
+
+    /// Opens gate `n` of the project's script.
+    fn open_gate(&self, n: u32) {
+        std::fs::write(self.dir.path().join(format!("gate{n}")), "").expect("gate");
+    }
+}
+
 #[tokio::test]
 async fn the_live_log_keeps_a_reader_who_scrolled_up_in_place_and_follows_one_at_the_bottom() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    batched_project(dir.path(), "app");
-    let sparky = Sparky::up(dir.path(), &[]);
-    let api = Api::new(&sparky.url);
-    let id = api.trigger("app", json!({})).await;
-    let driver = Driver::start().await.expect("chromedriver");
-    let browser = driver.browser(true).await.expect("browser");
-    browser.goto(&format!("{}/builds/{id}", sparky.url)).await.expect("build page");
+    let b = OpenBuild::start(|root| batched_project(root, "app"), true).await;
+    let browser = &b.browser;
     browser.wait_for_text("#log", WAIT, |t| t.contains("line 200")).await.expect("the first lines");
 
     // Scrolled up to read: lines arrive below, the reader stays where they were.
     browser.execute("window.scrollTo(0, 400);").await.expect("scroll up");
-    std::fs::write(dir.path().join("gate1"), "").expect("gate 1");
+    b.open_gate(1);
     browser.wait_for_text("#log", WAIT, |t| t.contains("batch 1 done")).await.expect("batch 1");
-    let (at, bottom) = scroll(&browser).await;
+    let (at, bottom) = scroll(browser).await;
     assert_eq!(at, 400, "the reader was moved (the page can go down to {bottom})");
     assert!(bottom > 1000, "the page is long enough to tell: {bottom}");
 
     // At the bottom: the page follows the new lines.
     browser.execute("window.scrollTo(0, document.documentElement.scrollHeight);").await.expect("to the end");
-    let (at, before) = scroll(&browser).await;
+    let (at, before) = scroll(browser).await;
     assert_eq!(at, before, "at the bottom");
-    std::fs::write(dir.path().join("gate2"), "").expect("gate 2");
+    b.open_gate(2);
     browser.wait_for_text("#log", WAIT, |t| t.contains("batch 2 done")).await.expect("batch 2");
-    let (at, bottom) = scroll(&browser).await;
+    let (at, bottom) = scroll(browser).await;
     assert!(bottom > before, "the log grew: {before} -> {bottom}");
     assert_eq!(at, bottom, "the reader at the bottom stays at the bottom");
-    assert_eq!(api.build(id).await["status"], "running", "all of it live");
-    std::fs::write(dir.path().join("gate3"), "").expect("gate 3");
-    browser.close().await;
+    assert_eq!(b.api.build(b.id).await["status"], "running", "all of it live");
+    b.open_gate(3);
+    b.browser.close().await;
 }
 
 #[tokio::test]
 async fn without_javascript_a_running_builds_page_refreshes_to_the_end_of_its_log() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    batched_project(dir.path(), "app");
-    let sparky = Sparky::up(dir.path(), &[]);
-    let api = Api::new(&sparky.url);
-    let id = api.trigger("app", json!({})).await;
-    api.wait_for(id, Some("running"), WAIT).await;
-    let driver = Driver::start().await.expect("chromedriver");
-    let browser = driver.browser(false).await.expect("browser without JavaScript");
-    browser.goto(&format!("{}/builds/{id}", sparky.url)).await.expect("build page");
+    let b = OpenBuild::start(|root| batched_project(root, "app"), false).await;
+    let browser = &b.browser;
     browser.wait_for_text("#log", WAIT, |t| t.contains("line 200")).await.expect("the first lines");
-    let (at, bottom) = scroll(&browser).await;
+    let (at, bottom) = scroll(browser).await;
     if !browser.current_url().await.expect("url").contains('#') {
         assert_eq!(at, 0, "opened without a fragment, the page starts at its top ({bottom} to go)");
     }
 
     // The first refresh brings the reader to the log's end.
-    wait_for_url(&browser, |u| u.ends_with("#end-of-log")).await;
-    let (at, bottom) = at_the_end(&browser).await;
+    wait_for_url(browser, |u| u.ends_with("#end-of-log")).await;
+    let (at, bottom) = at_the_end(browser).await;
     assert!(bottom > 1000 && at == bottom, "at {at} of {bottom}");
     // New lines come with a later refresh, and the reader is at the end again: refreshes
     // keep coming (a browser sent to the URL it shows, plus a fragment, would only scroll).
     for n in 1..=2 {
-        std::fs::write(dir.path().join(format!("gate{n}")), "").expect("gate");
+        b.open_gate(n);
         let done = format!("batch {n} done");
         browser.wait_for_text("#log", WAIT, |t| t.contains(&done)).await.expect("refreshed with new lines");
-        let (at, bottom) = at_the_end(&browser).await;
+        let (at, bottom) = at_the_end(browser).await;
         assert_eq!(at, bottom, "after batch {n}: at the end");
     }
-    assert_eq!(api.build(id).await["status"], "running");
-    std::fs::write(dir.path().join("gate3"), "").expect("gate 3");
-    browser.close().await;
+    assert_eq!(b.api.build(b.id).await["status"], "running");
+    b.open_gate(3);
+    b.browser.close().await;
 }
 
 /// Seconds in a label time.js writes ("850ms", "4s", "2m 5s", "1h 3m", with " ago" or
@@ -409,15 +432,8 @@ fn seconds(label: &str) -> f64 {
 
 #[tokio::test]
 async fn ago_labels_keep_moving_and_a_running_builds_duration_counts_up() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    gated_project(dir.path(), "app", "");
-    let sparky = Sparky::up(dir.path(), &[]);
-    let api = Api::new(&sparky.url);
-    let id = api.trigger("app", json!({})).await;
-    api.wait_for(id, Some("running"), WAIT).await;
-    let driver = Driver::start().await.expect("chromedriver");
-    let browser = driver.browser(true).await.expect("browser");
-    browser.goto(&format!("{}/builds/{id}", sparky.url)).await.expect("build page");
+    let b = OpenBuild::start(|root| gated_project(root, "app", ""), true).await;
+    let browser = &b.browser;
     let read = || async {
         let labels = browser
             .execute(
@@ -447,8 +463,8 @@ async fn ago_labels_keep_moving_and_a_running_builds_duration_counts_up() {
         let moved = seconds(after) - seconds(before);
         assert!((1.0..=4.0).contains(&moved), "{before:?} became {after:?}");
     }
-    assert_eq!(api.build(id).await["status"], "running");
-    std::fs::write(dir.path().join("gate1"), "").expect("gate 1");
-    std::fs::write(dir.path().join("gate2"), "").expect("gate 2");
-    browser.close().await;
+    assert_eq!(b.api.build(b.id).await["status"], "running");
+    b.open_gate(1);
+    b.open_gate(2);
+    b.browser.close().await;
 }

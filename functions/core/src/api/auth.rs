@@ -91,11 +91,9 @@ impl Caller {
     pub fn may_trigger(&self, ctx: &Ctx) -> Result<(), ApiError> {
         match self {
             // A stranger's code may not start the builds that hold a project's secrets.
-            Caller::Job(build) if build.pull_request.as_ref().is_some_and(|pull| pull.fork) => {
-                Err(ApiError::Forbidden(
-                    "a job of a pull request from a fork may read builds, not trigger them".into(),
-                ))
-            }
+            Caller::Job(build) if build.from_fork() => Err(ApiError::Forbidden(
+                "a job of a pull request from a fork may read builds, not trigger them".into(),
+            )),
             Caller::Admin | Caller::Person(_) | Caller::Job(_) => Ok(()),
             Caller::Anyone if Self::open(ctx) => Ok(()),
             Caller::Anyone => Err(ApiError::bad_token()),

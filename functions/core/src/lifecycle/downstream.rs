@@ -24,7 +24,7 @@ impl Ctx {
             },
             _ => return Vec::new(),
         };
-        if build.pull_request.as_ref().is_some_and(|pull| pull.fork) {
+        if build.from_fork() {
             return downstream
                 .iter()
                 .map(|name| {

@@ -113,42 +113,32 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
     })
 }
 
+/// The events `sql` (one of the `select_events!` queries) selects with `params`.
+fn select(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Event>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let events = stmt.query_map(params, event_from_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(events)
+}
+
 impl Store {
     /// Events with ids above `after`, oldest first, at most `limit`.
     pub async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
-        self.call(move |conn| {
-            let events = conn
-                .prepare_cached(EVENTS_AFTER)?
-                .query_map(params![after, limit], event_from_row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(events)
-        })
-        .await
+        self.call(move |conn| select(conn, EVENTS_AFTER, params![after, limit])).await
     }
 
     /// One build's events, oldest first.
     pub async fn build_events(&self, build_id: i64) -> Result<Vec<Event>, StoreError> {
-        self.call(move |conn| {
-            let events = conn
-                .prepare_cached(BUILD_EVENTS)?
-                .query_map([build_id], event_from_row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(events)
-        })
-        .await
+        self.call(move |conn| select(conn, BUILD_EVENTS, [build_id])).await
     }
 
     /// Terminal events recorded before `before` whose follow-ups are not known to be
     /// done, oldest first, at most `limit`.
     pub(crate) async fn pending_events(&self, before: i64, limit: u32) -> Result<Vec<Event>, StoreError> {
-        self.call(move |conn| {
-            let events = conn
-                .prepare_cached(PENDING_EVENTS)?
-                .query_map(params![before, limit], event_from_row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(events)
-        })
-        .await
+        self.call(move |conn| select(conn, PENDING_EVENTS, params![before, limit])).await
     }
 
     /// Records that what must follow these events is done.
@@ -167,7 +157,7 @@ impl Store {
     }
 }
 
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 impl Store {
     /// Tests: moves every event `ms` into the past, as if recorded that long ago.
     pub async fn age_events(&self, ms: i64) -> Result<(), StoreError> {

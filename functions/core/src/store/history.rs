@@ -73,6 +73,12 @@ fn phrase(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
 }
 
+/// Every column of `builds`, as `b.id, b.project, ...` (the text search joins another
+/// table): spelled once, not at each page.
+static QUALIFIED_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    COLUMNS.split(", ").map(|c| format!("b.{}", c.trim())).collect::<Vec<_>>().join(", ")
+});
+
 /// The query of [`Store::history`] and its values: `limit` + 1 builds (the one more
 /// tells whether there is a next page) that `filter` selects, older than `before`.
 pub(super) fn history_query(
@@ -84,7 +90,7 @@ pub(super) fn history_query(
     // With text, the bound goes to the text index, which then starts there.
     conditions.push(if filter.text.is_some() { "t.rowid < ?" } else { "b.id < ?" });
     values.push(Box::new(before.unwrap_or(i64::MAX)));
-    let columns = COLUMNS.split(", ").map(|c| format!("b.{}", c.trim())).collect::<Vec<_>>().join(", ");
+    let columns = &*QUALIFIED_COLUMNS;
     let sql = match &filter.text {
         // The text index leads: it yields its matches newest first.
         Some(text) => {

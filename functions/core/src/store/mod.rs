@@ -359,7 +359,7 @@ mod plans;
 #[cfg(test)]
 mod tests;
 
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 impl Store {
     /// Tests: another connection takes the write lock and holds it for `hold` (as a
     /// writer in another process would), on a thread of its own. Returns once it holds

@@ -454,7 +454,7 @@ async fn ended(store: &Store, new: NewBuild, status: BuildStatus) -> Build {
 
 #[tokio::test]
 async fn the_previous_ending_is_the_same_branchs_or_the_same_pull_requests() {
-    use crate::model::{PullRequest, ScmRef};
+    use crate::model::ScmRef;
     use BuildStatus::*;
     let (_dir, store) = store().await;
     let on = |project: &str, branch: Option<&str>| NewBuild {
@@ -462,14 +462,7 @@ async fn the_previous_ending_is_the_same_branchs_or_the_same_pull_requests() {
         ..new(project)
     };
     let pull = |number: u64| NewBuild {
-        pull_request: Some(PullRequest {
-            number,
-            source_branch: "feature".into(),
-            target_branch: "main".into(),
-            head_ref: format!("refs/pull/{number}/head"),
-            fork: false,
-            url: None,
-        }),
+        pull_request: Some(crate::testing::pull_request(number, false)),
         ..on("app", Some("feature"))
     };
     let previous = |build: Build| {

@@ -122,9 +122,8 @@ async fn private_reads_need_a_session_or_a_token() {
     }
     // A running build's job token reads too (its job may look at builds), and stops
     // reading when its build ends.
-    let limits = sparky_core::store::Limits { global: 1, concurrency: [("app".to_string(), 1)].into() };
-    h.ctx.claim_builds(limits).await.expect("claim");
-    let started = h.ctx.start_build(id, "test").await.expect("start").expect("running");
+    sparky_core::testing::claim(&h.ctx, "app").await;
+    let started = sparky_core::testing::start(&h.ctx, id, "test").await;
     let job = format!("Bearer {}", started.token.expose());
     for route in routes.iter().filter(|r| !r.ends_with("/events")) {
         let answer = h.get_with(route, &[("authorization", &job)]).await;

@@ -15,7 +15,7 @@ use sparky_core::{
     Config, Ctx,
     model::{BuildStatus, NewBuild, Params},
     reports::log::LogWriter,
-    store::{Ending, Limits},
+    store::Ending,
     testing::TempCtx,
     time::now_ms,
 };
@@ -105,10 +105,8 @@ impl Harness {
 
     /// Moves queued build `id` to `running`, as dispatch and run would.
     pub async fn start(&self, project: &str, id: i64) {
-        let limits = Limits { global: 100, concurrency: [(project.to_string(), 100)].into() };
-        self.ctx.claim_builds(limits).await.expect("claim");
-        let started = self.ctx.start_build(id, "test").await.expect("start");
-        assert!(started.is_some(), "build {id} started");
+        sparky_core::testing::claim(&self.ctx, project).await;
+        sparky_core::testing::start(&self.ctx, id, "test").await;
     }
 
     /// Ends running build `id` with `status`, recording `log_size` bytes of log.

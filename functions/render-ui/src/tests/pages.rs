@@ -348,8 +348,7 @@ async fn the_build_page_lists_attempts_and_why_each_ended() {
     let h = harness(|c| c.lease = std::time::Duration::from_millis(1)).await;
     h.project("app", "script: echo\n");
     let id = h.queue("app", &[], None).await;
-    let limits = sparky_core::store::Limits { global: 10, concurrency: [("app".to_string(), 1)].into() };
-    h.ctx.claim_builds(limits).await.expect("claim");
+    sparky_core::testing::claim(&h.ctx, "app").await;
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     // Its lease ran out before any runner took it: back in the queue.
     let swept = h.ctx.sweep_leases(Default::default()).await.expect("sweep");

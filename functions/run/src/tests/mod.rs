@@ -6,8 +6,8 @@ use sparky_core::{
     Ctx,
     model::{BuildStatus, NewBuild, Params},
     reports::{Key, folder::collect, get_bytes, log::StoredLog},
-    store::{CancelOutcome, Limits},
-    testing::{TempCtx, age_events},
+    store::CancelOutcome,
+    testing::{self, TempCtx, age_events},
 };
 
 /// Whether `pid` is a live process (a zombie waiting for its reaper is dead). Gives a
@@ -49,11 +49,8 @@ impl Harness {
     /// Queues and dispatches one build, ready for `execute`.
     async fn dispatched(&self, project: &str, params: &[(&str, &str)]) -> i64 {
         let params: Params = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let new = NewBuild { project: project.into(), params, ..NewBuild::default() };
-        let id = self.ctx.queue_build(new).await.expect("queue").build.id;
-        let limits = Limits { global: 10, concurrency: [(project.to_string(), 10)].into() };
-        self.ctx.claim_builds(limits).await.expect("claim");
-        id
+        testing::dispatched(&self.ctx, NewBuild { project: project.into(), params, ..NewBuild::default() })
+            .await
     }
 
     async fn log(&self, project: &str, id: i64) -> String {
@@ -295,25 +292,16 @@ mod remote;
 /// a fork's successful build queues no downstream project; the project's own does.
 #[tokio::test]
 async fn a_forks_pull_request_queues_no_downstream_build() {
-    use sparky_core::model::PullRequest;
     let h = harness().await;
     h.project("app", "script: echo built\ndownstream: [deploy]\n");
     h.project("deploy", "script: echo deployed\n");
     for fork in [true, false] {
-        let pull = PullRequest {
-            number: 7,
-            source_branch: "feature".into(),
-            target_branch: "main".into(),
-            head_ref: "refs/pull/7/head".into(),
-            fork,
-            url: None,
-        };
-        let new = NewBuild { project: "app".into(), pull_request: Some(pull), ..NewBuild::default() };
-        let id = h.ctx.queue_build(new).await.expect("queue").build.id;
-        h.ctx
-            .claim_builds(Limits { global: 1, concurrency: [("app".into(), 1)].into() })
-            .await
-            .expect("claim");
+        let pull = Some(testing::pull_request(7, fork));
+        let id = testing::dispatched(
+            &h.ctx,
+            NewBuild { project: "app".into(), pull_request: pull, ..NewBuild::default() },
+        )
+        .await;
         let status = crate::execute(&h.ctx, &h.state(), id, true).await.expect("execute");
         assert_eq!(status, Some(BuildStatus::Succeeded));
         let live = h.ctx.store.live_builds().await.expect("live");

@@ -9,7 +9,6 @@ use sparky_core::{
     model::{BuildStatus, NewBuild},
     reports::{Key, folder::collect, log::StoredLog},
     secrets::Secret,
-    store::Limits,
     testing::TempCtx,
 };
 use tokio_util::sync::CancellationToken;
@@ -51,16 +50,8 @@ impl Split {
     }
 
     async fn dispatched(&self, project: &str) -> i64 {
-        let ctx = &self.state.ctx;
-        let id = ctx
-            .queue_build(NewBuild { project: project.into(), ..NewBuild::default() })
-            .await
-            .expect("queue")
-            .build
-            .id;
-        let limits = Limits { global: 10, concurrency: [(project.to_string(), 10)].into() };
-        ctx.claim_builds(limits).await.expect("claim");
-        id
+        let new = NewBuild { project: project.into(), ..NewBuild::default() };
+        sparky_core::testing::dispatched(&self.state.ctx, new).await
     }
 }
 
