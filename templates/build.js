@@ -1,7 +1,8 @@
 // The build page's log. For a running build it follows the log and status live
 // through the server-sent events of /builds/{id}/events, numbering new lines as the
 // server numbered the first ones, and keeps the reader where they are unless they were
-// at the bottom (then it stays at the bottom); when the build ends it reloads. On every
+// at the bottom (then it stays at the bottom); when the build ends it reloads (unless
+// the reader is already leaving for another page). On every
 // build page it offers a search within the log. (Loaded from a file: pages carry no
 // inline script.)
 (function () {
@@ -49,9 +50,14 @@
       status.textContent = build.status;
       status.className = "badge status-" + build.status;
     });
+    // A reader who has just followed a link is on their way: the reload would cancel it.
+    var leaving = false;
+    window.addEventListener("beforeunload", function () {
+      leaving = true;
+    });
     source.addEventListener("end", function () {
       source.close();
-      window.location.reload();
+      if (!leaving) window.location.reload();
     });
   }
 

@@ -127,6 +127,24 @@ impl Browser {
         self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url }))).await.map(drop)
     }
 
+    /// Goes to `url` and waits until the browser shows it. A page that reloads itself (a
+    /// live build page does as its build ends) can cancel a navigation begun just before;
+    /// then this goes again.
+    pub async fn open(&self, url: &str) -> anyhow::Result<()> {
+        let wanted = url.split('#').next().unwrap_or(url);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            self.goto(url).await?;
+            let shown = self.current_url().await?;
+            if shown.split('#').next() == Some(wanted) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("went to {url}, the browser shows {shown}");
+            }
+        }
+    }
+
     pub async fn current_url(&self) -> anyhow::Result<String> {
         Ok(self.call(reqwest::Method::GET, "/url", None).await?.as_str().unwrap_or_default().to_string())
     }

@@ -270,7 +270,7 @@ async fn every_page_reads_well_light_and_dark_on_a_desktop_and_a_phone() {
     assert!(api.log(rebuilt).await.contains("building main for prod"));
     // Started from that build, the form shows its prod, not the project's default.
     let chosen = "return document.getElementById('var-target').value;";
-    browser.goto(&format!("{}/projects/app", sparky.url)).await.expect("project");
+    browser.open(&format!("{}/projects/app", sparky.url)).await.expect("project");
     assert_eq!(browser.execute(chosen).await.expect("value"), json!("staging"), "the default");
     browser.goto(&format!("{}/builds/{rebuilt}", sparky.url)).await.expect("rebuilt");
     browser.find("#rebuild-with-changes").await.expect("link").click().await.expect("follow");

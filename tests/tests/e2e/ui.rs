@@ -202,6 +202,11 @@ async fn attack_page(action: String) -> (String, tokio::task::JoinHandle<()>) {
             async move { axum::response::Html(page) }
         }),
     );
+    another_site(app).await
+}
+
+/// Serves `app` as a site of its own: its URL, and the task to abort when done.
+async fn another_site(app: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}/", listener.local_addr().expect("address"));
     let task = tokio::spawn(async move {
@@ -244,7 +249,8 @@ async fn people_log_in_run_a_build_log_out_and_another_site_can_do_none_of_it() 
 
     // A session cookie that is no session (forged, or ended on the server): the form
     // the page showed leads to the login page, and logging in brings the person back.
-    browser.goto(&format!("{}/projects/app", sparky.url)).await.expect("project page");
+    // (The build's page reloads as its build ends; open waits that out.)
+    browser.open(&format!("{}/projects/app", sparky.url)).await.expect("project page");
     let cookie = json!({"name": "sparky_session", "value": "f".repeat(64), "url": sparky.url});
     browser.cdp("Network.setCookie", cookie).await.expect("forge the cookie");
     browser.find("#run").await.expect("Run").click().await.expect("run");
@@ -466,5 +472,41 @@ async fn ago_labels_keep_moving_and_a_running_builds_duration_counts_up() {
     assert_eq!(b.api.build(b.id).await["status"], "running");
     b.open_gate(1);
     b.open_gate(2);
+    b.browser.close().await;
+}
+
+#[tokio::test]
+async fn a_reader_who_leaves_a_live_build_page_as_its_build_ends_gets_where_they_were_going() {
+    let b = OpenBuild::start(|root| batched_project(root, "app"), true).await;
+    b.browser.wait_for_text("#log", WAIT, |t| t.contains("line 200")).await.expect("the first lines");
+
+    // A page elsewhere that answers only once the build has ended, so the build's end
+    // reaches the page the reader is leaving while their navigation is under way.
+    let (ended, mut answer) = tokio::sync::watch::channel(false);
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || async move {
+            let _ = answer.wait_for(|ended| *ended).await;
+            axum::response::Html("<!doctype html><title>elsewhere</title><p id=elsewhere>elsewhere")
+        }),
+    );
+    let (elsewhere, server) = another_site(app).await;
+    let (api, id, root) = (b.api.clone(), b.id, b.dir.path().to_path_buf());
+    let ender = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for n in 1..=3 {
+            std::fs::write(root.join(format!("gate{n}")), "").expect("gate");
+        }
+        api.wait_for(id, Some("succeeded"), WAIT).await;
+        // The page's event stream brings the end a moment later.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = ended.send(true);
+    });
+
+    b.browser.execute(&format!("window.location.href = {elsewhere:?};")).await.expect("follow a link");
+    wait_for_url(&b.browser, |u| u == elsewhere).await;
+    b.browser.wait_for_text("#elsewhere", WAIT, |t| t == "elsewhere").await.expect("the page elsewhere");
+    ender.await.expect("the build ended");
+    server.abort();
     b.browser.close().await;
 }
