@@ -1,10 +1,9 @@
 // The build page's log. For a running build it follows the log and status live
 // through the server-sent events of /builds/{id}/events, numbering new lines as the
 // server numbered the first ones, and keeps the reader where they are unless they were
-// at the bottom (then it stays at the bottom); when the build ends it reloads (unless
-// the reader is already leaving for another page). On every
-// build page it offers a search within the log. (Loaded from a file: pages carry no
-// inline script.)
+// at the bottom (then it stays at the bottom); when the build ends it reloads, unless
+// the reader is already leaving for another page. On every build page it offers a
+// search within the log. (Loaded from a file: pages carry no inline script.)
 (function () {
   var log = document.getElementById("log");
   if (!log) return;

@@ -453,6 +453,55 @@ pub fn github_request(api: &Api, secret: &str, event: &str, body: String) -> req
         .body(body)
 }
 
+/// A GitHub push of `sha` to `main` of `acme/app` (cloned from `clone_url`), signed with
+/// `secret`, as delivery `delivery`: the builds it queued.
+pub async fn github_push_to_main(
+    api: &Api,
+    secret: &str,
+    clone_url: &str,
+    sha: &str,
+    delivery: &str,
+) -> Vec<i64> {
+    let body = serde_json::json!({
+        "ref": "refs/heads/main", "before": "0".repeat(40), "after": sha, "deleted": false,
+        "repository": { "full_name": "acme/app", "clone_url": clone_url },
+        "head_commit": { "id": sha },
+    })
+    .to_string();
+    let request = github_push_request(api, secret, body).header("X-GitHub-Delivery", delivery);
+    let reply = api.send(request).await;
+    assert_eq!(reply.status, 202, "{}", reply.json);
+    reply.json["queued"].as_array().into_iter().flatten().filter_map(|q| q["build_id"].as_i64()).collect()
+}
+
+/// GitHub's (and Gitea's) `pull_request` payload: request `number` of `acme/app`
+/// (cloned from `clone_url`) from branch `feature` of `head_repo` into `main`, its head
+/// at `sha`.
+pub fn github_pull_payload(clone_url: &str, action: &str, number: u64, sha: &str, head_repo: &str) -> Value {
+    serde_json::json!({
+        "action": action,
+        "number": number,
+        "pull_request": {
+            "number": number,
+            "html_url": format!("https://git.example.test/acme/app/pull/{number}"),
+            "head": { "ref": "feature", "sha": sha, "repo": { "full_name": head_repo, "clone_url": format!("https://git.example.test/{head_repo}.git") } },
+            "base": { "ref": "main", "sha": "0".repeat(40), "repo": { "full_name": "acme/app", "clone_url": clone_url } },
+        },
+        "repository": { "full_name": "acme/app", "clone_url": clone_url },
+    })
+}
+
+/// Serves `app` on a port of its own, as another site or service a test needs: its URL
+/// (`http://127.0.0.1:PORT`), and the task to abort when done.
+pub async fn serve_site(app: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, task)
+}
+
 /// What a Knative PingSource sends in binary mode, for the minute `time` (RFC 3339).
 pub fn ping_request(api: &Api, path: &str, time: &str, id: &str) -> reqwest::RequestBuilder {
     api.http

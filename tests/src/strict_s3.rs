@@ -42,11 +42,8 @@ impl StrictS3 {
             refused: refused.clone(),
         };
         let app = Router::new().fallback(forward).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        // It serves as long as the test runs.
+        let (endpoint, _serving) = crate::serve_site(app).await;
         StrictS3 { endpoint, refused }
     }
 }

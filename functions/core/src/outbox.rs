@@ -14,10 +14,10 @@
 //!   build's latest state, once;
 //! - failures on the way (5xx, timeouts, refused connections) are retried with backoff
 //!   for up to [`MAX_ATTEMPTS`] tries (a host that took a request and answered too
-//!   late gets the same delivery again: sending is at least once); a host's rate limit (429, or 403 with
-//!   `Retry-After` or an exhausted `X-RateLimit-Remaining`) holds every delivery to
-//!   that host until the time it gives; any other 4xx is final, and its reason shows
-//!   on the build's page.
+//!   late gets the same delivery again: sending is at least once); a host's rate limit
+//!   (429, or 403 with `Retry-After` or an exhausted `X-RateLimit-Remaining`) holds
+//!   every delivery to that host until the time it gives; any other 4xx is final, and
+//!   its reason shows on the build's page.
 //!
 //! [`run_loop`] runs in dispatch (and `sparky up`): it wakes on this process's status
 //! changes and every [`POLL`] otherwise, so the changes other processes make are read

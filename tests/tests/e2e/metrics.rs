@@ -11,7 +11,7 @@ use serde_json::json;
 use sparky_tests::{
     Api, Sparky,
     prometheus::{Job, Prometheus, Sample},
-    write_project,
+    serve_site, write_project,
 };
 
 use super::multiprocess::{Cluster, FUNCTIONS};
@@ -26,12 +26,8 @@ fn projects(root: &std::path::Path, hook: &str) {
 /// A webhook receiver that answers 200 to anything; its URL.
 async fn webhook_receiver() -> (String, tokio::task::JoinHandle<()>) {
     let app = axum::Router::new().route("/hook", axum::routing::post(|| async { "ok" }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, server)
+    let (url, server) = serve_site(app).await;
+    (format!("{url}/hook"), server)
 }
 
 /// `host:port` of a URL `http://host:port`.

@@ -13,7 +13,8 @@ use std::{
 use axum::{Router, body::Bytes, extract::State, http::HeaderMap, routing::post};
 use serde_json::{Value, json};
 use sparky_tests::{
-    Api, Sparky, git::Repo, github_push_request, github_request, hmac_hex, smtp::SmtpServer, write_project,
+    Api, Sparky, git::Repo, github_pull_payload, github_push_to_main, github_request, hmac_hex, serve_site,
+    smtp::SmtpServer, write_project,
 };
 
 const KEY: &str = "notify-signing-key";
@@ -35,11 +36,7 @@ async fn receive(
 async fn receiver() -> (String, Received, tokio::task::JoinHandle<()>) {
     let got = Received::default();
     let app = Router::new().route("/{*path}", post(receive)).with_state(got.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (url, server) = serve_site(app).await;
     (url, got, server)
 }
 
@@ -207,29 +204,13 @@ const HOOK_SECRET: &str = "notify-hook-secret";
 
 /// Pushes `sha` to `main` of the repository at `url`, as GitHub says it; the build queued.
 async fn push(api: &Api, url: &str, sha: &str) -> i64 {
-    let body = json!({
-        "ref": "refs/heads/main", "before": "0".repeat(40), "after": sha, "deleted": false,
-        "repository": { "full_name": "acme/app", "clone_url": url }, "head_commit": { "id": sha },
-    });
-    let request = github_push_request(api, HOOK_SECRET, body.to_string()).header("X-GitHub-Delivery", sha);
-    let reply = api.send(request).await;
-    assert_eq!(reply.status, 202, "{}", reply.json);
-    reply.json["queued"][0]["build_id"].as_i64().expect("a build")
+    github_push_to_main(api, HOOK_SECRET, url, sha, sha).await[0]
 }
 
 /// Opens (or adds `sha` to) pull request #4 of `url` from branch `feature`, as GitHub
 /// says it; the build queued.
 async fn pull(api: &Api, url: &str, action: &str, sha: &str) -> i64 {
-    let body = json!({
-        "action": action, "number": 4,
-        "pull_request": {
-            "number": 4,
-            "head": { "ref": "feature", "sha": sha, "repo": { "full_name": "acme/app" } },
-            "base": { "ref": "main", "sha": "0".repeat(40), "repo": { "full_name": "acme/app", "clone_url": url } },
-        },
-        "repository": { "full_name": "acme/app", "clone_url": url },
-    })
-    .to_string();
+    let body = github_pull_payload(url, action, 4, sha, "acme/app").to_string();
     let request = github_request(api, HOOK_SECRET, "pull_request", body).header("X-GitHub-Delivery", sha);
     let reply = api.send(request).await;
     assert_eq!(reply.status, 202, "{}", reply.json);

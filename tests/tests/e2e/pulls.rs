@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sparky_tests::{Api, Reply, Sparky, git::Repo, hmac_hex, unescape_html, write_project};
+use sparky_tests::{
+    Api, Reply, Sparky, git::Repo, github_pull_payload, hmac_hex, unescape_html, write_project,
+};
 
 const SECRET: &str = "pull-hook-secret";
 const OWN: &str = "own-secret-value-never-for-forks";
@@ -86,19 +88,9 @@ impl Setup {
     }
 }
 
-/// GitHub's (and Gitea's) pull_request payload.
+/// GitHub's (and Gitea's) pull_request payload for the setup's repository.
 fn hub_payload(s: &Setup, action: &str, number: u64, sha: &str, head_repo: &str) -> Value {
-    json!({
-        "action": action,
-        "number": number,
-        "pull_request": {
-            "number": number,
-            "html_url": format!("https://git.example.test/acme/app/pull/{number}"),
-            "head": { "ref": "feature", "sha": sha, "repo": { "full_name": head_repo, "clone_url": format!("https://git.example.test/{head_repo}.git") } },
-            "base": { "ref": "main", "sha": "0".repeat(40), "repo": { "full_name": "acme/app", "clone_url": s.url() } },
-        },
-        "repository": { "full_name": "acme/app", "clone_url": s.url() },
-    })
+    github_pull_payload(&s.url(), action, number, sha, head_repo)
 }
 
 /// The same, for a request into `branch`.

@@ -4,12 +4,12 @@
 
 use std::{path::Path, time::Duration};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sparky_tests::{
     Api, Sparky, free_port,
     git::Repo,
     githost::{Answer, GitHosts, Posted},
-    github_push_request, write_project,
+    github_push_to_main, write_project,
 };
 
 const HOOK_SECRET: &str = "status-hook-secret";
@@ -45,16 +45,7 @@ fn root(dir: &Path, repo: &Repo, api_base: &str, tokens: &[(&str, &str)]) {
 
 /// Pushes `sha` to main as GitHub says it; returns the builds queued.
 async fn push(api: &Api, repo: &Repo, sha: &str, delivery: &str) -> Vec<i64> {
-    let body = json!({
-        "ref": "refs/heads/main", "before": "0".repeat(40), "after": sha, "deleted": false,
-        "repository": { "full_name": "acme/app", "clone_url": repo.path.display().to_string() },
-        "head_commit": { "id": sha },
-    })
-    .to_string();
-    let request = github_push_request(api, HOOK_SECRET, body).header("X-GitHub-Delivery", delivery);
-    let reply = api.send(request).await;
-    assert_eq!(reply.status, 202, "{}", reply.json);
-    reply.json["queued"].as_array().into_iter().flatten().filter_map(|q| q["build_id"].as_i64()).collect()
+    github_push_to_main(api, HOOK_SECRET, &repo.path.display().to_string(), sha, delivery).await
 }
 
 /// Waits until `done` holds for the build's deliveries (from the API), or panics.

@@ -3,11 +3,14 @@
 //! with JavaScript off (a running build's page refreshing to the end of its log); "ago"
 //! labels and a running build's duration that keep moving.
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use serde_json::json;
 use sparky_tests::{
-    Api, Sparky,
+    Api, Sparky, serve_site,
     webdriver::{Browser, Driver},
     write_project,
 };
@@ -205,14 +208,11 @@ async fn attack_page(action: String) -> (String, tokio::task::JoinHandle<()>) {
     another_site(app).await
 }
 
-/// Serves `app` as a site of its own: its URL, and the task to abort when done.
+/// Serves `app` as another site: its URL (`http://127.0.0.1:PORT/`, as a browser shows
+/// it), and the task to abort when done.
 async fn another_site(app: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/", listener.local_addr().expect("address"));
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, task)
+    let (url, task) = serve_site(app).await;
+    (format!("{url}/"), task)
 }
 
 #[tokio::test]
@@ -357,9 +357,14 @@ impl OpenBuild {
         OpenBuild { id, api, browser, _driver: driver, _sparky: sparky, dir }
     }
 
+    /// Gate `n` of the project's script: the file whose appearance lets it go on.
+    fn gate(&self, n: u32) -> PathBuf {
+        self.dir.path().join(format!("gate{n}"))
+    }
+
     /// Opens gate `n` of the project's script.
     fn open_gate(&self, n: u32) {
-        std::fs::write(self.dir.path().join(format!("gate{n}")), "").expect("gate");
+        std::fs::write(self.gate(n), "").expect("gate");
     }
 }
 
@@ -491,11 +496,11 @@ async fn a_reader_who_leaves_a_live_build_page_as_its_build_ends_gets_where_they
         }),
     );
     let (elsewhere, server) = another_site(app).await;
-    let (api, id, root) = (b.api.clone(), b.id, b.dir.path().to_path_buf());
+    let (api, id, gates) = (b.api.clone(), b.id, [1, 2, 3].map(|n| b.gate(n)));
     let ender = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        for n in 1..=3 {
-            std::fs::write(root.join(format!("gate{n}")), "").expect("gate");
+        for gate in gates {
+            std::fs::write(gate, "").expect("gate");
         }
         api.wait_for(id, Some("succeeded"), WAIT).await;
         // The page's event stream brings the end a moment later.
